@@ -1,1 +1,23 @@
+//! `lorakit`: LoRA fine-tuning for Llama-family models with candle, the companion crate of
+//! the book *LoRA Fine-Tuning by Doing*.
+//!
+//! candle is re-exported so that book listings can `use lorakit::candle::...` without
+//! naming candle's own crates.
 pub use candle_core as candle;
+pub use candle_nn;
+
+pub mod chat;
+pub mod fetch;
+pub mod generate;
+pub mod hub;
+pub mod io;
+pub mod load;
+pub mod lora;
+pub mod model;
+pub mod ops;
+pub mod score;
+pub mod tokenizer;
+pub mod train;
+
+pub use lora::{LoraAdapter, LoraConfig};
+pub use model::{Checkpoint, Llama, LlamaConfig};

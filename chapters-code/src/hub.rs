@@ -1,0 +1,100 @@
+//! Models from the Hugging Face Hub (e.g. `meta-llama/Llama-3.2-1B-Instruct`), through
+//! hf-hub and its standard cache (`$HF_HUB_CACHE`, else `$HF_HOME/hub`, else
+//! `~/.cache/huggingface/hub`), so a model downloaded once — by us or by Python — loads
+//! offline afterwards.
+
+use anyhow::{Context, Result, bail};
+use hf_hub::{HFClientSync, HFError, split_id};
+use std::path::PathBuf;
+
+/// Files a Llama checkpoint needs besides its weights.
+const SIDE_FILES: [&str; 3] = ["config.json", "tokenizer.json", "tokenizer_config.json"];
+
+/// `owner/name`, optionally `owner/name@revision`.
+pub fn looks_like_repo_id(spec: &str) -> bool {
+    let id = spec.split('@').next().unwrap_or(spec);
+    let mut parts = id.split('/');
+    matches!((parts.next(), parts.next(), parts.next()), (Some(o), Some(n), None) if !o.is_empty() && !n.is_empty())
+        && !spec.starts_with('.')
+        && !spec.ends_with(".gguf")
+}
+
+/// The local snapshot directory of a Hub model, downloading what is missing.
+///
+/// Looks in the cache first without touching the network; downloads only on a miss (with
+/// `HF_TOKEN` for gated models such as Llama 3.2). `HF_HUB_OFFLINE=1` forbids the download.
+pub fn snapshot_dir(spec: &str) -> Result<PathBuf> {
+    let (id, revision) = match spec.split_once('@') {
+        Some((id, rev)) => (id, Some(rev.to_string())),
+        None => (spec, None),
+    };
+    let (owner, name) = split_id(id);
+    let client = HFClientSync::new().map_err(|e| anyhow::anyhow!("hf-hub client: {e}"))?;
+    let repo = client.model(owner, name);
+    let offline = std::env::var("HF_HUB_OFFLINE").is_ok_and(|v| v == "1" || v == "true");
+    let fetch = |file: &str, required: bool| -> Result<Option<PathBuf>> {
+        let cached = repo
+            .download_file()
+            .filename(file)
+            .maybe_revision(revision.clone())
+            .local_files_only(true)
+            .send();
+        match cached {
+            Ok(p) => return Ok(Some(p)),
+            Err(HFError::LocalEntryNotFound { .. }) if !offline => {}
+            Err(HFError::LocalEntryNotFound { .. }) => {
+                if required {
+                    bail!("{file} of {id} is not in the Hugging Face cache and HF_HUB_OFFLINE is set")
+                }
+                return Ok(None);
+            }
+            Err(e) => return Err(anyhow::anyhow!("{id}/{file}: {e}")),
+        }
+        eprintln!("downloading {id}/{file} ...");
+        match repo.download_file().filename(file).maybe_revision(revision.clone()).send() {
+            Ok(p) => Ok(Some(p)),
+            Err(e) if !required && matches!(e, HFError::EntryNotFound { .. }) => Ok(None),
+            Err(e) => Err(explain(id, file, e)),
+        }
+    };
+    let config = fetch("config.json", true)?.expect("required");
+    for f in &SIDE_FILES[1..] {
+        fetch(f, false)?;
+    }
+    // Sharded checkpoints list their files in an index; small ones are a single file.
+    if let Some(index) = fetch("model.safetensors.index.json", false)? {
+        let text = std::fs::read_to_string(&index)?;
+        let v: serde_json::Value = serde_json::from_str(&text)
+            .with_context(|| format!("{}: invalid JSON", index.display()))?;
+        let mut shards: Vec<String> = v["weight_map"]
+            .as_object()
+            .with_context(|| format!("{}: no weight_map", index.display()))?
+            .values()
+            .filter_map(|s| s.as_str().map(String::from))
+            .collect();
+        shards.sort();
+        shards.dedup();
+        for shard in shards {
+            fetch(&shard, true)?;
+        }
+    } else {
+        fetch("model.safetensors", true)?;
+    }
+    Ok(config.parent().context("config.json has no parent directory")?.to_path_buf())
+}
+
+fn explain(id: &str, file: &str, e: HFError) -> anyhow::Error {
+    let text = e.to_string();
+    let gated = text.contains("401") || text.contains("403") || text.to_lowercase().contains("gated");
+    if gated && std::env::var("HF_TOKEN").is_err() {
+        anyhow::anyhow!(
+            "{id} is gated: accept its licence on the Hub, then set HF_TOKEN to a read token \
+             (downloading {file} failed: {text})"
+        )
+    } else {
+        anyhow::anyhow!(
+            "cannot download {id}/{file}: {text}\n(no network? A model already in the Hugging \
+             Face cache loads offline; or pass a local directory or .gguf file)"
+        )
+    }
+}

@@ -1,0 +1,110 @@
+//! One entry point from a model name to everything needed to use it: weights, tokenizer,
+//! chat template and stop tokens. The same code path serves the embedded default
+//! (`smollm2-135m`), a local `.gguf`, a local HF directory and a Hub repo id.
+
+use crate::chat::{ChatTemplate, Message, end_of_turn_ids, end_of_turn_ids_gguf};
+use crate::model::{Checkpoint, Llama};
+use crate::{fetch, hub, tokenizer};
+use anyhow::{Context, Result, bail};
+use candle_core::{DType, Device};
+use std::path::{Path, PathBuf};
+use tokenizers::Tokenizer;
+
+/// A model ready for training or generation.
+pub struct LoadedModel {
+    pub model: Llama,
+    pub tokenizer: Tokenizer,
+    pub template: Option<ChatTemplate>,
+    /// EOS and end-of-turn ids: generation stops on any of them.
+    pub stop_ids: Vec<u32>,
+    /// The file or directory the weights came from.
+    pub path: PathBuf,
+}
+
+/// Resolve a model name to a local path: `smollm2-135m` (fetched on first use), an existing
+/// path, or a Hugging Face repo id (cache first, then download).
+pub fn resolve(spec: &str) -> Result<PathBuf> {
+    if spec == fetch::DEFAULT_MODEL {
+        return fetch::default_model_path(true);
+    }
+    let p = Path::new(spec);
+    if p.exists() {
+        return Ok(p.to_path_buf());
+    }
+    if hub::looks_like_repo_id(spec) {
+        return hub::snapshot_dir(spec);
+    }
+    bail!(
+        "model {spec:?} not found: give {}, a .gguf file, a Hugging Face model directory or a \
+         repo id such as meta-llama/Llama-3.2-1B-Instruct",
+        fetch::DEFAULT_MODEL
+    )
+}
+
+/// Load a model by name (see [`resolve`]) in `dtype` on the CPU.
+pub fn load(spec: &str, dtype: DType) -> Result<LoadedModel> {
+    let path = resolve(spec)?;
+    load_path(&path, dtype)
+}
+
+pub fn load_path(path: &Path, dtype: DType) -> Result<LoadedModel> {
+    let dev = Device::Cpu;
+    let ckpt = Checkpoint::load(path, dtype, &dev)?;
+    let (tokenizer, template, stop_ids) = if path.is_dir() {
+        hf_tokenizer(path, ckpt.config.eos_token_ids.first().copied())?
+    } else {
+        let content = tokenizer::read_gguf(path)?;
+        let tok = tokenizer::tokenizer_from_gguf(&content)
+            .with_context(|| format!("{}: building the tokenizer", path.display()))?;
+        let template = ChatTemplate::from_gguf(&content).ok();
+        let stops = end_of_turn_ids_gguf(&content, &tok)?;
+        (tok, template, stops)
+    };
+    let model = Llama::new(ckpt)?;
+    Ok(LoadedModel { model, tokenizer, template, stop_ids, path: path.to_path_buf() })
+}
+
+fn hf_tokenizer(dir: &Path, eos: Option<u32>) -> Result<(Tokenizer, Option<ChatTemplate>, Vec<u32>)> {
+    let tok = tokenizer::tokenizer_from_file(&dir.join("tokenizer.json"))?;
+    let cfg_path = dir.join("tokenizer_config.json");
+    let template = if cfg_path.exists() {
+        let text = std::fs::read_to_string(&cfg_path)?;
+        let v: serde_json::Value = serde_json::from_str(&text)
+            .with_context(|| format!("{}: invalid JSON", cfg_path.display()))?;
+        // bos/eos are strings or {"content": ...} objects.
+        let token = |k: &str| -> String {
+            match &v[k] {
+                serde_json::Value::String(s) => s.clone(),
+                obj => obj["content"].as_str().unwrap_or_default().to_string(),
+            }
+        };
+        match v["chat_template"].as_str() {
+            Some(src) => Some(ChatTemplate::new(src, token("bos_token"), token("eos_token"))?),
+            None => None,
+        }
+    } else {
+        None
+    };
+    let stops = end_of_turn_ids(&tok, eos);
+    Ok((tok, template, stops))
+}
+
+impl LoadedModel {
+    /// Token ids of a text, without adding special tokens (templates carry their own).
+    pub fn encode(&self, text: &str) -> Result<Vec<u32>> {
+        Ok(self.tokenizer.encode(text, false).map_err(|e| anyhow::anyhow!("tokenizer: {e}"))?.get_ids().to_vec())
+    }
+
+    pub fn decode(&self, ids: &[u32]) -> Result<String> {
+        self.tokenizer.decode(ids, true).map_err(|e| anyhow::anyhow!("tokenizer: {e}"))
+    }
+
+    /// A chat rendered with the model's own template, ready for the assistant's answer.
+    pub fn chat_prompt(&self, messages: &[Message]) -> Result<String> {
+        let t = self
+            .template
+            .as_ref()
+            .with_context(|| format!("{} has no chat template", self.path.display()))?;
+        t.render(messages, true)
+    }
+}

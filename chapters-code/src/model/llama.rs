@@ -1,0 +1,427 @@
+//! A Llama decoder you can read top to bottom, with a LoRA path on every projection.
+//!
+//! Shapes: `b` batch, `t` new tokens, `T` tokens in the cache after this step, `h` hidden
+//! size, `nh`/`nkv` query/key-value heads, `d` head dim.
+
+use super::config::LlamaConfig;
+use super::rope::Rope;
+use super::weights::Checkpoint;
+use crate::lora::{LoraAdapter, TARGET_MODULES};
+use crate::ops;
+use anyhow::{Context, Result, bail};
+use candle_core::{D, DType, Device, Tensor};
+use rand::Rng;
+use rand_chacha::ChaCha8Rng;
+
+/// The LoRA branch of one projection: `scale · B(A(dropout(x)))`.
+#[derive(Clone)]
+pub struct LoraBranch {
+    pub a: Tensor, // (r, in)
+    pub b: Tensor, // (out, r)
+    pub scale: f64,
+    pub dropout: f64,
+}
+
+/// A frozen projection `W x` (W is (out, in)) with an optional LoRA branch.
+#[derive(Clone)]
+pub struct Linear {
+    pub weight: Tensor,
+    pub lora: Option<LoraBranch>,
+}
+
+impl Linear {
+    fn new(weight: Tensor) -> Self {
+        Self { weight, lora: None }
+    }
+
+    /// `W x + scale · B A x`: the whole idea of LoRA in one line.
+    pub fn forward(&self, x: &Tensor, rng: &mut Option<&mut ChaCha8Rng>) -> Result<Tensor> {
+        let base = ops::frozen_linear(x, &self.weight)?;
+        let Some(l) = &self.lora else { return Ok(base) };
+        let x = match rng {
+            Some(rng) if l.dropout > 0.0 => {
+                let keep: Vec<f32> =
+                    (0..x.elem_count()).map(|_| f32::from(rng.random::<f64>() >= l.dropout)).collect();
+                let keep = Tensor::from_vec(keep, x.shape(), x.device())?;
+                ops::dropout_with_mask(x, &keep, l.dropout)?
+            }
+            _ => x.clone(),
+        };
+        let down = x.broadcast_matmul(&l.a.t()?)?; // (.., r)
+        let up = down.broadcast_matmul(&l.b.t()?)?; // (.., out)
+        Ok((base + (up * l.scale)?)?)
+    }
+
+    /// Fold the branch into the weight: `W' = W + scale · B A` (exact same function, no
+    /// extra latency at inference).
+    pub fn merge(&mut self) -> Result<()> {
+        if let Some(l) = self.lora.take() {
+            let delta = (l.b.matmul(&l.a)? * l.scale)?.to_dtype(self.weight.dtype())?;
+            self.weight = (&self.weight + delta)?;
+        }
+        Ok(())
+    }
+}
+
+/// Per-layer key/value cache for generation.
+#[derive(Default, Clone)]
+pub struct KvCache {
+    layers: Vec<Option<(Tensor, Tensor)>>,
+}
+
+impl KvCache {
+    pub fn new(n_layers: usize) -> Self {
+        Self { layers: vec![None; n_layers] }
+    }
+    /// Number of cached positions.
+    pub fn len(&self) -> usize {
+        self.layers
+            .first()
+            .and_then(|l| l.as_ref())
+            .map(|(k, _)| k.dim(2).unwrap_or(0))
+            .unwrap_or(0)
+    }
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+struct Attention {
+    q_proj: Linear,
+    k_proj: Linear,
+    v_proj: Linear,
+    o_proj: Linear,
+    n_head: usize,
+    n_kv_head: usize,
+    head_dim: usize,
+}
+
+impl Attention {
+    fn forward(
+        &self,
+        x: &Tensor,
+        cos: &Tensor,
+        sin: &Tensor,
+        cache: Option<&mut Option<(Tensor, Tensor)>>,
+        rng: &mut Option<&mut ChaCha8Rng>,
+    ) -> Result<Tensor> {
+        let (b, t, _) = x.dims3()?;
+        let (nh, nkv, d) = (self.n_head, self.n_kv_head, self.head_dim);
+        let heads = |y: Tensor, n: usize| -> Result<Tensor> {
+            // (b, t, n·d) → (b, n, t, d)
+            Ok(y.reshape((b, t, n, d))?.transpose(1, 2)?.contiguous()?)
+        };
+        let q = heads(self.q_proj.forward(x, rng)?, nh)?;
+        let k = heads(self.k_proj.forward(x, rng)?, nkv)?;
+        let v = heads(self.v_proj.forward(x, rng)?, nkv)?;
+        let q = ops::rope(&q, cos, sin)?;
+        let k = ops::rope(&k, cos, sin)?;
+
+        let (k, v) = match cache {
+            Some(slot) => {
+                let kv = match slot.take() {
+                    Some((pk, pv)) => (Tensor::cat(&[&pk, &k], 2)?, Tensor::cat(&[&pv, &v], 2)?),
+                    None => (k, v),
+                };
+                *slot = Some(kv.clone());
+                kv
+            }
+            None => (k, v),
+        };
+        let total = k.dim(2)?;
+        // Grouped-query attention: each K/V head serves nh/nkv query heads.
+        let rep = nh / nkv;
+        let expand = |y: Tensor| -> Result<Tensor> {
+            if rep == 1 {
+                return Ok(y);
+            }
+            Ok(y.unsqueeze(2)?.broadcast_as((b, nkv, rep, total, d))?.reshape((b, nh, total, d))?)
+        };
+        let (k, v) = (expand(k)?, expand(v)?);
+
+        let scores = (q.matmul(&k.t()?)? / (d as f64).sqrt())?; // (b, nh, t, T)
+        let scores = if t > 1 {
+            // Causal mask by sequence index: query i sees keys up to (T - t) + i.
+            let past = total - t;
+            let mask: Vec<f32> = (0..t)
+                .flat_map(|i| (0..total).map(move |j| if j > past + i { f32::NEG_INFINITY } else { 0.0 }))
+                .collect();
+            let mask = Tensor::from_vec(mask, (t, total), x.device())?.to_dtype(scores.dtype())?;
+            scores.broadcast_add(&mask)?
+        } else {
+            scores
+        };
+        let probs = ops::softmax_last_dim(&scores)?;
+        let out = probs.matmul(&v.contiguous()?)?; // (b, nh, t, d)
+        let out = out.transpose(1, 2)?.reshape((b, t, nh * d))?;
+        self.o_proj.forward(&out, rng)
+    }
+}
+
+struct Mlp {
+    gate_proj: Linear,
+    up_proj: Linear,
+    down_proj: Linear,
+}
+
+impl Mlp {
+    fn forward(&self, x: &Tensor, rng: &mut Option<&mut ChaCha8Rng>) -> Result<Tensor> {
+        let gate = self.gate_proj.forward(x, rng)?.silu()?;
+        let up = self.up_proj.forward(x, rng)?;
+        self.down_proj.forward(&(gate * up)?, rng)
+    }
+}
+
+struct Block {
+    input_layernorm: Tensor,
+    self_attn: Attention,
+    post_attention_layernorm: Tensor,
+    mlp: Mlp,
+}
+
+/// A Llama-family causal language model.
+pub struct Llama {
+    pub config: LlamaConfig,
+    embed_tokens: Tensor,
+    blocks: Vec<Block>,
+    norm: Tensor,
+    lm_head: Option<Tensor>,
+    rope: Rope,
+    dtype: DType,
+    device: Device,
+}
+
+impl Llama {
+    /// Build the model from a checkpoint (any format; see [`Checkpoint`]).
+    pub fn new(ckpt: Checkpoint) -> Result<Self> {
+        let Checkpoint { config, mut tensors, .. } = ckpt;
+        let mut take = |name: String| -> Result<Tensor> {
+            tensors.remove(&name).with_context(|| format!("tensor {name} is missing"))
+        };
+        let embed_tokens = take("model.embed_tokens.weight".into())?;
+        let (dtype, device) = (embed_tokens.dtype(), embed_tokens.device().clone());
+        let mut blocks = Vec::with_capacity(config.num_hidden_layers);
+        for l in 0..config.num_hidden_layers {
+            let p = format!("model.layers.{l}");
+            let mut lin = |m: &str| -> Result<Linear> { Ok(Linear::new(take(format!("{p}.{m}.weight"))?)) };
+            let self_attn = Attention {
+                q_proj: lin("self_attn.q_proj")?,
+                k_proj: lin("self_attn.k_proj")?,
+                v_proj: lin("self_attn.v_proj")?,
+                o_proj: lin("self_attn.o_proj")?,
+                n_head: config.num_attention_heads,
+                n_kv_head: config.num_key_value_heads,
+                head_dim: config.head_dim,
+            };
+            let mlp = Mlp {
+                gate_proj: lin("mlp.gate_proj")?,
+                up_proj: lin("mlp.up_proj")?,
+                down_proj: lin("mlp.down_proj")?,
+            };
+            blocks.push(Block {
+                input_layernorm: take(format!("{p}.input_layernorm.weight"))?,
+                self_attn,
+                post_attention_layernorm: take(format!("{p}.post_attention_layernorm.weight"))?,
+                mlp,
+            });
+        }
+        let norm = take("model.norm.weight".into())?;
+        let lm_head =
+            if config.tie_word_embeddings { None } else { Some(take("lm_head.weight".into())?) };
+        let rope = Rope::new(&config);
+        Ok(Self { config, embed_tokens, blocks, norm, lm_head, rope, dtype, device })
+    }
+
+    pub fn dtype(&self) -> DType {
+        self.dtype
+    }
+    pub fn device(&self) -> &Device {
+        &self.device
+    }
+    pub fn rope(&self) -> &Rope {
+        &self.rope
+    }
+
+    fn linear_mut(&mut self, layer: usize, module: &str) -> Result<&mut Linear> {
+        let block = self.blocks.get_mut(layer).with_context(|| format!("no layer {layer}"))?;
+        Ok(match module {
+            "q_proj" => &mut block.self_attn.q_proj,
+            "k_proj" => &mut block.self_attn.k_proj,
+            "v_proj" => &mut block.self_attn.v_proj,
+            "o_proj" => &mut block.self_attn.o_proj,
+            "gate_proj" => &mut block.mlp.gate_proj,
+            "up_proj" => &mut block.mlp.up_proj,
+            "down_proj" => &mut block.mlp.down_proj,
+            other => bail!("unknown target module {other:?}"),
+        })
+    }
+
+    /// Route every targeted projection through the adapter's A and B (shared tensors: an
+    /// optimizer step on the adapter is seen by the model at once).
+    pub fn apply_adapter(&mut self, adapter: &LoraAdapter) -> Result<()> {
+        self.remove_adapter();
+        let (scale, dropout, dtype) = (adapter.config.scaling(), adapter.config.dropout, self.dtype);
+        for ((layer, module), pair) in adapter.layers() {
+            let lin = self.linear_mut(layer, &module)?;
+            lin.lora = Some(LoraBranch {
+                a: pair.a.as_tensor().to_dtype(dtype)?,
+                b: pair.b.as_tensor().to_dtype(dtype)?,
+                scale,
+                dropout,
+            });
+        }
+        Ok(())
+    }
+
+    /// Drop every LoRA branch (back to the base model).
+    pub fn remove_adapter(&mut self) {
+        for block in &mut self.blocks {
+            for lin in block.linears_mut() {
+                lin.lora = None;
+            }
+        }
+    }
+
+    /// Merge the applied adapter into the base weights (`W + scale·BA`).
+    pub fn merge_adapter(&mut self) -> Result<()> {
+        for block in &mut self.blocks {
+            for lin in block.linears_mut() {
+                lin.merge()?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Subtract an adapter's update from the weights: undoes [`Llama::merge_adapter`] up to
+    /// rounding.
+    pub fn unmerge_adapter(&mut self, adapter: &LoraAdapter) -> Result<()> {
+        let scale = adapter.config.scaling();
+        for ((layer, module), pair) in adapter.layers() {
+            let lin = self.linear_mut(layer, &module)?;
+            let delta = (pair.b.as_tensor().matmul(pair.a.as_tensor())? * scale)?;
+            lin.weight = (&lin.weight - delta.to_dtype(lin.weight.dtype())?)?;
+        }
+        Ok(())
+    }
+
+    /// The base weights by HF name (after any merge), e.g. for exporting a merged model.
+    pub fn named_weights(&self) -> Vec<(String, Tensor)> {
+        let mut out = vec![("model.embed_tokens.weight".to_string(), self.embed_tokens.clone())];
+        for (l, block) in self.blocks.iter().enumerate() {
+            let p = format!("model.layers.{l}");
+            out.push((format!("{p}.input_layernorm.weight"), block.input_layernorm.clone()));
+            out.push((format!("{p}.post_attention_layernorm.weight"), block.post_attention_layernorm.clone()));
+            for (i, (module, lin)) in TARGET_MODULES.iter().zip(block.linears()).enumerate() {
+                let group = if i < 4 { "self_attn" } else { "mlp" };
+                out.push((format!("{p}.{group}.{module}.weight"), lin.weight.clone()));
+            }
+        }
+        out.push(("model.norm.weight".into(), self.norm.clone()));
+        if let Some(head) = &self.lm_head {
+            out.push(("lm_head.weight".into(), head.clone()));
+        }
+        out
+    }
+
+    /// Final hidden states (after the last norm), (b, t, h).
+    pub fn hidden_states(
+        &self,
+        ids: &Tensor,
+        positions: &[usize],
+        mut cache: Option<&mut KvCache>,
+        mut rng: Option<&mut ChaCha8Rng>,
+    ) -> Result<Tensor> {
+        let (b, t) = ids.dims2()?;
+        if positions.len() != t {
+            bail!("{} positions for {t} tokens", positions.len())
+        }
+        if let Some(max) = ids.flatten_all()?.max(0)?.to_scalar::<u32>().ok() {
+            if max as usize >= self.config.vocab_size {
+                bail!("token id {max} is outside the vocabulary of {}", self.config.vocab_size)
+            }
+        }
+        let (cos, sin) = self.rope.cos_sin(positions, self.dtype, &self.device)?;
+        let mut x = self.embed_tokens.index_select(&ids.flatten_all()?, 0)?.reshape((b, t, ()))?;
+        let eps = self.config.rms_norm_eps;
+        for (l, block) in self.blocks.iter().enumerate() {
+            let slot = cache.as_deref_mut().map(|c| {
+                if c.layers.len() < self.blocks.len() {
+                    c.layers.resize(self.blocks.len(), None);
+                }
+                &mut c.layers[l]
+            });
+            let residual = x.clone();
+            let h = ops::rms_norm(&x, &block.input_layernorm, eps)?;
+            let h = block.self_attn.forward(&h, &cos, &sin, slot, &mut rng)?;
+            x = (h + residual)?;
+            let residual = x.clone();
+            let h = ops::rms_norm(&x, &block.post_attention_layernorm, eps)?;
+            let h = block.mlp.forward(&h, &mut rng)?;
+            x = (h + residual)?;
+        }
+        Ok(ops::rms_norm(&x, &self.norm, eps)?)
+    }
+
+    /// Project hidden states to vocabulary logits (the tied embedding when there is no
+    /// separate `lm_head`).
+    pub fn logits(&self, hidden: &Tensor) -> Result<Tensor> {
+        let head = self.lm_head.as_ref().unwrap_or(&self.embed_tokens);
+        Ok(ops::frozen_linear(hidden, head)?)
+    }
+
+    /// Logits for every position, (b, t, vocab), positions `0..t`.
+    pub fn forward(&self, ids: &Tensor) -> Result<Tensor> {
+        let t = ids.dim(1)?;
+        let positions: Vec<usize> = (0..t).collect();
+        self.logits(&self.hidden_states(ids, &positions, None, None)?)
+    }
+
+    /// Logits for every position with explicit position ids.
+    pub fn forward_at(&self, ids: &Tensor, positions: &[usize]) -> Result<Tensor> {
+        self.logits(&self.hidden_states(ids, positions, None, None)?)
+    }
+
+    /// Logits of the last position only, (b, vocab), using and extending `cache`.
+    pub fn forward_step(&self, ids: &Tensor, cache: &mut KvCache) -> Result<Tensor> {
+        let t = ids.dim(1)?;
+        let start = cache.len();
+        let positions: Vec<usize> = (start..start + t).collect();
+        let h = self.hidden_states(ids, &positions, Some(cache), None)?;
+        let last = h.narrow(1, t - 1, 1)?.squeeze(1)?;
+        self.logits(&last)
+    }
+
+    /// The ids tensor for token ids.
+    pub fn ids_tensor(&self, rows: &[Vec<u32>]) -> Result<Tensor> {
+        let t = rows.first().map(|r| r.len()).unwrap_or(0);
+        if rows.iter().any(|r| r.len() != t) {
+            bail!("all rows of a batch must have the same length")
+        }
+        let flat: Vec<u32> = rows.iter().flatten().copied().collect();
+        Ok(Tensor::from_vec(flat, (rows.len(), t), &self.device)?)
+    }
+}
+
+impl Block {
+    fn linears(&self) -> [&Linear; 7] {
+        let (a, m) = (&self.self_attn, &self.mlp);
+        [&a.q_proj, &a.k_proj, &a.v_proj, &a.o_proj, &m.gate_proj, &m.up_proj, &m.down_proj]
+    }
+    fn linears_mut(&mut self) -> [&mut Linear; 7] {
+        let (a, m) = (&mut self.self_attn, &mut self.mlp);
+        [
+            &mut a.q_proj,
+            &mut a.k_proj,
+            &mut a.v_proj,
+            &mut a.o_proj,
+            &mut m.gate_proj,
+            &mut m.up_proj,
+            &mut m.down_proj,
+        ]
+    }
+}
+
+/// Index of the maximum of each row of a (n, vocab) tensor.
+pub fn argmax_rows(logits: &Tensor) -> Result<Vec<u32>> {
+    Ok(logits.argmax(D::Minus1)?.to_vec1::<u32>()?)
+}

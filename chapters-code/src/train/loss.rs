@@ -1,0 +1,49 @@
+//! The causal language-modelling loss with label masking.
+
+use crate::model::Llama;
+use crate::ops;
+use anyhow::{Result, bail};
+use candle_core::{D, Tensor};
+use rand_chacha::ChaCha8Rng;
+
+/// Label value that is not scored (PyTorch's `ignore_index`), used for prompt tokens and
+/// padding.
+pub const IGNORE: i64 = -100;
+
+/// Mean cross-entropy of next-token prediction over a batch: the logits at position t are
+/// scored against `labels[t + 1]`, averaged over every non-ignored label of the batch.
+///
+/// Only the positions that are scored go through the `lm_head` (with prompt masking most
+/// are not, and the 49k-wide vocabulary projection is the single biggest matmul).
+/// Returns the loss and the number of scored tokens.
+pub fn causal_lm_loss(
+    model: &Llama,
+    ids: &Tensor,
+    labels: &[Vec<i64>],
+    rng: Option<&mut ChaCha8Rng>,
+) -> Result<(Tensor, usize)> {
+    let (b, t) = ids.dims2()?;
+    if labels.len() != b || labels.iter().any(|l| l.len() != t) {
+        bail!("labels must have the shape of the ids ({b} × {t})")
+    }
+    let positions: Vec<usize> = (0..t).collect();
+    let hidden = model.hidden_states(ids, &positions, None, rng)?;
+    let h = hidden.dim(D::Minus1)?;
+    let hidden = hidden.reshape((b * t, h))?;
+    let mut rows = Vec::new();
+    let mut targets = Vec::new();
+    for (r, row) in labels.iter().enumerate() {
+        for p in 0..t.saturating_sub(1) {
+            if row[p + 1] != IGNORE {
+                rows.push((r * t + p) as u32);
+                targets.push(row[p + 1]);
+            }
+        }
+    }
+    if rows.is_empty() {
+        bail!("the batch has no label to score (every label is {IGNORE})")
+    }
+    let idx = Tensor::new(rows.as_slice(), hidden.device())?;
+    let logits = model.logits(&hidden.index_select(&idx, 0)?)?;
+    Ok(ops::cross_entropy(&logits, &targets)?)
+}

@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# The project's test command (README, and CI through .ci/run).
+# Builds into a cache outside the clone so repeated runs and fresh clones stay fast.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/env.sh
+
+echo "== lorakit tests (cargo test, target dir $CARGO_TARGET_DIR)"
+cargo test --workspace --no-fail-fast "$@" 2>&1
