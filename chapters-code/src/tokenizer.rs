@@ -49,18 +49,27 @@ pub fn tokenizer_from_gguf(content: &Content) -> Result<Tokenizer> {
     let merges = gguf_strings(content, "tokenizer.ggml.merges")?;
     // The pre-tokenizer is not stored, only named: llama.cpp knows each name by its regex.
     let pre = match content.metadata.get("tokenizer.ggml.pre") {
-        Some(v) => v.to_string().context("GGUF key tokenizer.ggml.pre is not a string")?.as_str(),
+        Some(v) => v
+            .to_string()
+            .context("GGUF key tokenizer.ggml.pre is not a string")?
+            .as_str(),
         None => "default",
     };
 
-    let vocab: Vocab = tokens.iter().enumerate().map(|(id, t)| (t.to_string(), id as u32)).collect();
+    let vocab: Vocab = tokens
+        .iter()
+        .enumerate()
+        .map(|(id, t)| (t.to_string(), id as u32))
+        .collect();
     let merges: Merges = merges
         .iter()
         .enumerate()
         .map(|(i, m)| {
             m.split_once(' ')
                 .map(|(a, b)| (a.to_string(), b.to_string()))
-                .ok_or_else(|| anyhow!("GGUF key tokenizer.ggml.merges[{i}] = {m:?} is not \"a b\""))
+                .ok_or_else(|| {
+                    anyhow!("GGUF key tokenizer.ggml.merges[{i}] = {m:?} is not \"a b\"")
+                })
         })
         .collect::<Result<_>>()?;
 
@@ -71,8 +80,11 @@ pub fn tokenizer_from_gguf(content: &Content) -> Result<Tokenizer> {
         "default" | "gpt2" => (ByteLevel::new(false, true, true).into(), false),
         // SmolLM2: every digit is its own word, then GPT-2 splitting.
         "smollm" => (
-            Sequence::new(vec![Digits::new(true).into(), ByteLevel::new(false, true, true).into()])
-                .into(),
+            Sequence::new(vec![
+                Digits::new(true).into(),
+                ByteLevel::new(false, true, true).into(),
+            ])
+            .into(),
             false,
         ),
         // Llama 3: its own regex, and whole words found in the vocabulary skip the merges.
@@ -83,7 +95,14 @@ pub fn tokenizer_from_gguf(content: &Content) -> Result<Tokenizer> {
                 false,
             )
             .map_err(|e| anyhow!("Llama 3 pre-tokenizer regex: {e}"))?;
-            (Sequence::new(vec![split.into(), ByteLevel::new(false, true, false).into()]).into(), true)
+            (
+                Sequence::new(vec![
+                    split.into(),
+                    ByteLevel::new(false, true, false).into(),
+                ])
+                .into(),
+                true,
+            )
         }
         other => bail!(
             "unsupported pre-tokenizer {other:?} in GGUF key tokenizer.ggml.pre of model {} \
@@ -96,39 +115,59 @@ pub fn tokenizer_from_gguf(content: &Content) -> Result<Tokenizer> {
         .vocab_and_merges(vocab, merges)
         .ignore_merges(ignore_merges)
         .build()
-        .map_err(|e| anyhow!("cannot build the BPE model from tokenizer.ggml.tokens/merges: {e}"))?;
+        .map_err(|e| {
+            anyhow!("cannot build the BPE model from tokenizer.ggml.tokens/merges: {e}")
+        })?;
     let mut tokenizer = Tokenizer::new(bpe);
     tokenizer.with_pre_tokenizer(Some(pre_tokenizer));
     tokenizer.with_decoder(Some(ByteLevelDecoder::default()));
 
     // Control tokens written in the text must become their single id, never be split.
     let types = match content.metadata.get("tokenizer.ggml.token_type") {
-        Some(v) => v.to_vec().context("GGUF key tokenizer.ggml.token_type is not an array")?.clone(),
+        Some(v) => v
+            .to_vec()
+            .context("GGUF key tokenizer.ggml.token_type is not an array")?
+            .clone(),
         None => Vec::new(),
     };
     let mut specials = Vec::new();
     for (id, ty) in types.iter().enumerate() {
-        let ty = ty.to_i32().with_context(|| format!("GGUF key tokenizer.ggml.token_type[{id}]"))?;
+        let ty = ty
+            .to_i32()
+            .with_context(|| format!("GGUF key tokenizer.ggml.token_type[{id}]"))?;
         if ty == TOKEN_TYPE_CONTROL {
             let token = tokens.get(id).with_context(|| {
-                format!("GGUF key tokenizer.ggml.token_type has an entry {id} beyond the vocabulary")
+                format!(
+                    "GGUF key tokenizer.ggml.token_type has an entry {id} beyond the vocabulary"
+                )
             })?;
             specials.push(AddedToken::from(token.to_string(), true));
         }
     }
-    tokenizer.add_special_tokens(specials.clone());
+    tokenizer
+        .add_special_tokens(specials)
+        .map_err(|e| anyhow!("cannot add the control tokens of tokenizer.ggml.token_type: {e}"))?;
 
     // `encode(text, true)` adds BOS only where the model asks for it (Llama 3 does).
     let byte_level = PostProcessorWrapper::from(ByteLevel::new(false, true, true));
     let add_bos = match content.metadata.get("tokenizer.ggml.add_bos_token") {
-        Some(v) => v.to_bool().context("GGUF key tokenizer.ggml.add_bos_token is not a bool")?,
+        Some(v) => v
+            .to_bool()
+            .context("GGUF key tokenizer.ggml.add_bos_token is not a bool")?,
         None => false,
     };
-    let post: PostProcessorWrapper = match (add_bos, gguf_u32(content, "tokenizer.ggml.bos_token_id")?) {
+    let post: PostProcessorWrapper = match (
+        add_bos,
+        gguf_u32(content, "tokenizer.ggml.bos_token_id")?,
+    ) {
         (true, Some(bos_id)) => {
             let bos = tokens
                 .get(bos_id as usize)
-                .with_context(|| format!("GGUF key tokenizer.ggml.bos_token_id = {bos_id} is out of the vocabulary"))?
+                .with_context(|| {
+                    format!(
+                        "GGUF key tokenizer.ggml.bos_token_id = {bos_id} is out of the vocabulary"
+                    )
+                })?
                 .to_string();
             let template = TemplateProcessing::builder()
                 .try_single(format!("{bos}:0 $A:0"))
@@ -156,13 +195,21 @@ pub fn tokenizer_from_file(path: &Path) -> Result<Tokenizer> {
 
 /// A string-valued GGUF key, which must be present.
 pub(crate) fn gguf_str<'a>(content: &'a Content, key: &str) -> Result<&'a str> {
-    let value = content.metadata.get(key).with_context(|| format!("GGUF key {key} is missing"))?;
-    Ok(value.to_string().with_context(|| format!("GGUF key {key} is not a string"))?.as_str())
+    let value = content
+        .metadata
+        .get(key)
+        .with_context(|| format!("GGUF key {key} is missing"))?;
+    Ok(value
+        .to_string()
+        .with_context(|| format!("GGUF key {key} is not a string"))?
+        .as_str())
 }
 
 /// An optional integer-valued GGUF key (token ids are u32, but some writers use other widths).
 pub(crate) fn gguf_u32(content: &Content, key: &str) -> Result<Option<u32>> {
-    let Some(value) = content.metadata.get(key) else { return Ok(None) };
+    let Some(value) = content.metadata.get(key) else {
+        return Ok(None);
+    };
     let id = match value {
         Value::U8(v) => *v as u64,
         Value::U16(v) => *v as u64,
@@ -174,13 +221,20 @@ pub(crate) fn gguf_u32(content: &Content, key: &str) -> Result<Option<u32>> {
         Value::I64(v) if *v >= 0 => *v as u64,
         other => bail!("GGUF key {key} is not a token id: {other:?}"),
     };
-    u32::try_from(id).map(Some).with_context(|| format!("GGUF key {key} = {id} is too large"))
+    u32::try_from(id)
+        .map(Some)
+        .with_context(|| format!("GGUF key {key} = {id} is too large"))
 }
 
 /// A string-array GGUF key, which must be present.
 fn gguf_strings<'a>(content: &'a Content, key: &str) -> Result<Vec<&'a str>> {
-    let value = content.metadata.get(key).with_context(|| format!("GGUF key {key} is missing"))?;
-    let items = value.to_vec().with_context(|| format!("GGUF key {key} is not an array"))?;
+    let value = content
+        .metadata
+        .get(key)
+        .with_context(|| format!("GGUF key {key} is missing"))?;
+    let items = value
+        .to_vec()
+        .with_context(|| format!("GGUF key {key} is not an array"))?;
     items
         .iter()
         .enumerate()
@@ -194,7 +248,11 @@ fn gguf_strings<'a>(content: &'a Content, key: &str) -> Result<Vec<&'a str>> {
 
 /// The model's name for error messages (the GGUF reader does not keep the file name).
 fn model_name(content: &Content) -> String {
-    match content.metadata.get("general.name").and_then(|v| v.to_string().ok()) {
+    match content
+        .metadata
+        .get("general.name")
+        .and_then(|v| v.to_string().ok())
+    {
         Some(name) => format!("{name:?}"),
         None => "(no general.name)".to_string(),
     }
@@ -208,7 +266,10 @@ mod tests {
     fn content(metadata: Vec<(&str, Value)>) -> Content {
         Content {
             magic: candle_core::quantized::gguf_file::VersionedMagic::GgufV3,
-            metadata: metadata.into_iter().map(|(k, v)| (k.to_string(), v)).collect(),
+            metadata: metadata
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), v))
+                .collect(),
             tensor_infos: HashMap::new(),
             tensor_data_offset: 0,
         }
@@ -220,9 +281,15 @@ mod tests {
 
     #[test]
     fn sentencepiece_is_refused_by_name() {
-        let c = content(vec![("tokenizer.ggml.model", Value::String("llama".into()))]);
+        let c = content(vec![(
+            "tokenizer.ggml.model",
+            Value::String("llama".into()),
+        )]);
         let err = tokenizer_from_gguf(&c).unwrap_err().to_string();
-        assert!(err.contains("unsupported tokenizer model \"llama\""), "{err}");
+        assert!(
+            err.contains("unsupported tokenizer model \"llama\""),
+            "{err}"
+        );
     }
 
     #[test]
@@ -238,9 +305,15 @@ mod tests {
         let c = content(vec![
             ("tokenizer.ggml.model", Value::String("gpt2".into())),
             ("tokenizer.ggml.pre", Value::String("llama-bpe".into())),
-            ("tokenizer.ggml.tokens", strings(&["<s>", "i", "t", "'", "s", "it", "'s"])),
+            (
+                "tokenizer.ggml.tokens",
+                strings(&["<s>", "i", "t", "'", "s", "it", "'s"]),
+            ),
             ("tokenizer.ggml.merges", strings(&["i t", "' s"])),
-            ("tokenizer.ggml.token_type", Value::Array([3, 1, 1, 1, 1, 1, 1].map(Value::I32).to_vec())),
+            (
+                "tokenizer.ggml.token_type",
+                Value::Array([3, 1, 1, 1, 1, 1, 1].map(Value::I32).to_vec()),
+            ),
             ("tokenizer.ggml.bos_token_id", Value::U32(0)),
             ("tokenizer.ggml.add_bos_token", Value::Bool(true)),
         ]);
