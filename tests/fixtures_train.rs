@@ -129,7 +129,7 @@ fn gradients_equal_finite_differences_f64() {
         let (_, i) = max_abs_diff(&ours, &tensor_f64(&reference[&name]));
         let orig = var.as_tensor().copy().unwrap();
         let base = tensor_f64(&orig);
-        let mut at = |delta: f64| {
+        let at = |delta: f64| {
             let mut p = base.clone();
             p[i] += delta;
             var.set(&Tensor::from_vec(p, orig.shape(), &dev).unwrap()).unwrap();

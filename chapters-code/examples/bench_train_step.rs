@@ -4,6 +4,7 @@ use lorakit::train::{AdamW, AdamWConfig, causal_lm_loss};
 use lorakit::{LoraAdapter, LoraConfig};
 use std::time::Instant;
 
+
 fn main() -> anyhow::Result<()> {
     let args: Vec<usize> = std::env::args().skip(1).map(|a| a.parse().unwrap()).collect();
     let (batch, seq, steps) = (*args.first().unwrap_or(&4), *args.get(1).unwrap_or(&128), *args.get(2).unwrap_or(&6));

@@ -53,7 +53,8 @@ pub fn snapshot_dir(spec: &str) -> Result<PathBuf> {
         eprintln!("downloading {id}/{file} ...");
         match repo.download_file().filename(file).maybe_revision(revision.clone()).send() {
             Ok(p) => Ok(Some(p)),
-            Err(e) if !required && matches!(e, HFError::EntryNotFound { .. }) => Ok(None),
+            // Optional files (tokenizer, shard index) may simply not exist in the repo.
+            Err(_) if !required => Ok(None),
             Err(e) => Err(explain(id, file, e)),
         }
     };

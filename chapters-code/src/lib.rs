@@ -7,6 +7,7 @@ pub use candle_core as candle;
 pub use candle_nn;
 
 pub mod chat;
+pub mod data;
 pub mod fetch;
 pub mod generate;
 pub mod hub;

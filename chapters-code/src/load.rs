@@ -13,7 +13,10 @@ use tokenizers::Tokenizer;
 /// A model ready for training or generation.
 pub struct LoadedModel {
     pub model: Llama,
-    pub tokenizer: Tokenizer,
+    /// `None` for checkpoints without a usable vocabulary (e.g. test models fed ids).
+    pub tokenizer: Option<Tokenizer>,
+    /// Why there is no tokenizer, for the error shown when text is needed.
+    tokenizer_problem: String,
     pub template: Option<ChatTemplate>,
     /// EOS and end-of-turn ids: generation stops on any of them.
     pub stop_ids: Vec<u32>,
@@ -50,18 +53,26 @@ pub fn load(spec: &str, dtype: DType) -> Result<LoadedModel> {
 pub fn load_path(path: &Path, dtype: DType) -> Result<LoadedModel> {
     let dev = Device::Cpu;
     let ckpt = Checkpoint::load(path, dtype, &dev)?;
-    let (tokenizer, template, stop_ids) = if path.is_dir() {
-        hf_tokenizer(path, ckpt.config.eos_token_ids.first().copied())?
+    let eos = ckpt.config.eos_token_ids.clone();
+    let loaded = if path.is_dir() {
+        hf_tokenizer(path, eos.first().copied())
     } else {
         let content = tokenizer::read_gguf(path)?;
-        let tok = tokenizer::tokenizer_from_gguf(&content)
-            .with_context(|| format!("{}: building the tokenizer", path.display()))?;
-        let template = ChatTemplate::from_gguf(&content).ok();
-        let stops = end_of_turn_ids_gguf(&content, &tok)?;
-        (tok, template, stops)
+        tokenizer::tokenizer_from_gguf(&content)
+            .with_context(|| format!("{}: building the tokenizer", path.display()))
+            .and_then(|tok| {
+                let template = ChatTemplate::from_gguf(&content).ok();
+                let stops = end_of_turn_ids_gguf(&content, &tok)?;
+                Ok((tok, template, stops))
+            })
+    };
+    let (tokenizer, tokenizer_problem, template, stop_ids) = match loaded {
+        Ok((tok, template, stops)) => (Some(tok), String::new(), template, stops),
+        // Ids can still be scored and generated without a vocabulary.
+        Err(e) => (None, format!("{e:#}"), None, eos),
     };
     let model = Llama::new(ckpt)?;
-    Ok(LoadedModel { model, tokenizer, template, stop_ids, path: path.to_path_buf() })
+    Ok(LoadedModel { model, tokenizer, tokenizer_problem, template, stop_ids, path: path.to_path_buf() })
 }
 
 fn hf_tokenizer(dir: &Path, eos: Option<u32>) -> Result<(Tokenizer, Option<ChatTemplate>, Vec<u32>)> {
@@ -92,11 +103,19 @@ fn hf_tokenizer(dir: &Path, eos: Option<u32>) -> Result<(Tokenizer, Option<ChatT
 impl LoadedModel {
     /// Token ids of a text, without adding special tokens (templates carry their own).
     pub fn encode(&self, text: &str) -> Result<Vec<u32>> {
-        Ok(self.tokenizer.encode(text, false).map_err(|e| anyhow::anyhow!("tokenizer: {e}"))?.get_ids().to_vec())
+        let ids = self.tokenizer()?.encode(text, false).map_err(|e| anyhow::anyhow!("tokenizer: {e}"))?;
+        Ok(ids.get_ids().to_vec())
     }
 
+    /// Text of `ids`, special tokens left out.
     pub fn decode(&self, ids: &[u32]) -> Result<String> {
-        self.tokenizer.decode(ids, true).map_err(|e| anyhow::anyhow!("tokenizer: {e}"))
+        self.tokenizer()?.decode(ids, true).map_err(|e| anyhow::anyhow!("tokenizer: {e}"))
+    }
+
+    pub fn tokenizer(&self) -> Result<&Tokenizer> {
+        self.tokenizer.as_ref().with_context(|| {
+            format!("{} has no usable tokenizer: {}", self.path.display(), self.tokenizer_problem)
+        })
     }
 
     /// A chat rendered with the model's own template, ready for the assistant's answer.
