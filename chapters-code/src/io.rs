@@ -19,6 +19,12 @@ pub fn atomic_write_with(path: &Path, write: impl FnOnce(&Path) -> Result<()>) -
         .with_context(|| format!("cannot write to {}", dir.display()))?;
     write(tmp.path()).with_context(|| format!("writing {}", path.display()))?;
     tmp.as_file().sync_all().ok();
+    // tempfile creates 0600 files; outputs are ordinary files for the user to share.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o644)).ok();
+    }
     tmp.persist(path).with_context(|| format!("cannot move the new file into place at {}", path.display()))?;
     Ok(())
 }

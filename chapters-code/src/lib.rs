@@ -8,6 +8,7 @@ pub use candle_nn;
 
 pub mod chat;
 pub mod data;
+pub mod eval;
 pub mod fetch;
 pub mod generate;
 pub mod hub;
@@ -16,6 +17,7 @@ pub mod load;
 pub mod lora;
 pub mod model;
 pub mod ops;
+pub mod plot;
 pub mod score;
 pub mod tokenizer;
 pub mod train;

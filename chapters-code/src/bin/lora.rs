@@ -6,9 +6,15 @@ use lorakit::candle::DType;
 use lorakit::chat::Message;
 use lorakit::generate::{GenerationConfig, generate};
 use lorakit::load::{LoadedModel, load};
+use lorakit::data::synth::Task;
+use lorakit::data::load_dataset;
+use lorakit::eval::{EvalReport, evaluate};
+use lorakit::train::{Schedule, TrainConfig, TrainOptions, train};
 use lorakit::{LoraAdapter, score};
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 #[derive(Parser)]
 #[command(name = "lora", version, about = "Train, try and ship LoRA adapters for Llama-family models")]
@@ -39,8 +45,130 @@ impl ModelArgs {
     }
 }
 
+/// Training settings; each flag overrides the config file (or the default).
+#[derive(clap::Args, Default)]
+struct TrainFlags {
+    /// A TOML file with any of the settings below (unknown keys are errors).
+    #[arg(long)]
+    config: Option<PathBuf>,
+    #[arg(long)]
+    model: Option<String>,
+    #[arg(long)]
+    train_data: Option<PathBuf>,
+    #[arg(long)]
+    validation_data: Option<PathBuf>,
+    #[arg(long)]
+    output_dir: Option<PathBuf>,
+    #[arg(long)]
+    r: Option<usize>,
+    #[arg(long)]
+    alpha: Option<f64>,
+    #[arg(long)]
+    dropout: Option<f64>,
+    /// Comma-separated, e.g. q_proj,v_proj.
+    #[arg(long, value_delimiter = ',')]
+    target_modules: Option<Vec<String>>,
+    #[arg(long)]
+    rslora: bool,
+    #[arg(long)]
+    lr: Option<f64>,
+    #[arg(long)]
+    weight_decay: Option<f64>,
+    #[arg(long)]
+    warmup_steps: Option<usize>,
+    #[arg(long, value_enum)]
+    schedule: Option<Schedule>,
+    #[arg(long)]
+    max_grad_norm: Option<f64>,
+    #[arg(long)]
+    epochs: Option<usize>,
+    #[arg(long)]
+    max_steps: Option<usize>,
+    #[arg(long)]
+    micro_batch: Option<usize>,
+    #[arg(long)]
+    grad_accum: Option<usize>,
+    #[arg(long)]
+    max_len: Option<usize>,
+    #[arg(long)]
+    train_on_prompt: bool,
+    #[arg(long)]
+    eval_every: Option<usize>,
+    #[arg(long)]
+    save_every: Option<usize>,
+    #[arg(long)]
+    seed: Option<u64>,
+}
+
+impl TrainFlags {
+    fn config(&self) -> Result<TrainConfig> {
+        let mut c = match &self.config {
+            Some(p) => TrainConfig::from_toml_file(p)?,
+            None => TrainConfig::default(),
+        };
+        macro_rules! set {
+            ($($f:ident),*) => { $( if let Some(v) = &self.$f { c.$f = v.clone(); } )* };
+        }
+        set!(model, train_data, output_dir, r, alpha, dropout, target_modules, lr, weight_decay,
+             warmup_steps, schedule, max_grad_norm, epochs, micro_batch, grad_accum, max_len,
+             eval_every, save_every, seed);
+        if self.validation_data.is_some() {
+            c.validation_data = self.validation_data.clone();
+        }
+        if self.max_steps.is_some() {
+            c.max_steps = self.max_steps;
+        }
+        c.use_rslora |= self.rslora;
+        c.train_on_prompt |= self.train_on_prompt;
+        c.validate()?;
+        Ok(c)
+    }
+}
+
 #[derive(Subcommand)]
 enum Command {
+    /// Train a LoRA adapter (see `--config` for a TOML file of settings).
+    Train {
+        #[command(flatten)]
+        flags: TrainFlags,
+        /// Continue from the newest checkpoint in the output directory.
+        #[arg(long)]
+        resume: bool,
+        /// No progress output.
+        #[arg(long)]
+        quiet: bool,
+    },
+    /// Task metric and loss on a held-out set, for the base model and with the adapter.
+    Eval {
+        #[command(flatten)]
+        model: ModelArgs,
+        /// Held-out examples (.json, .jsonl or .csv).
+        #[arg(long)]
+        data: PathBuf,
+        #[arg(long, value_enum, default_value = "extract")]
+        task: Task,
+        /// Evaluate only the first N examples.
+        #[arg(long)]
+        limit: Option<usize>,
+        #[arg(long, default_value_t = 64)]
+        max_new_tokens: usize,
+        /// Also write the report (both models, every answer) as JSON.
+        #[arg(long)]
+        report: Option<PathBuf>,
+    },
+    /// The whole loop on the sample data: answers before, train a LoRA, answers after.
+    Demo {
+        #[command(flatten)]
+        flags: TrainFlags,
+        /// Folder with train/validation/test.jsonl of one task.
+        #[arg(long, default_value = "data/extract")]
+        data_dir: PathBuf,
+        #[arg(long, value_enum, default_value = "extract")]
+        task: Task,
+        /// Test examples to answer before and after (all when absent).
+        #[arg(long, default_value_t = 40)]
+        eval_examples: usize,
+    },
     /// Score a text or token ids: next-token logits and probabilities at every position.
     Score {
         #[command(flatten)]
@@ -97,6 +225,59 @@ fn main() {
 
 fn run(cli: Cli) -> Result<()> {
     match cli.command {
+        Command::Train { flags, resume, quiet } => {
+            let cfg = flags.config()?;
+            let mut m = load(&cfg.model, DType::F32)?;
+            let opts = TrainOptions { resume, quiet, stop: Some(ctrl_c_flag()?) };
+            let (_, summary) = train(&cfg, &mut m, &opts)?;
+            if !quiet {
+                print_summary(&cfg.output_dir, &summary);
+            }
+        }
+        Command::Eval { model, data, task, limit, max_new_tokens, report } => {
+            let mut records = load_dataset(&data)?;
+            if let Some(n) = limit {
+                records.truncate(n);
+            }
+            let mut m = load(&model.model, DType::F32)?;
+            let base = evaluate(&m, &records, task, max_new_tokens, false)?;
+            let tuned = match &model.adapter {
+                Some(dir) => {
+                    let a = LoraAdapter::load_peft(dir, &m.model.config, DType::F32, m.model.device())?;
+                    m.model.apply_adapter(&a)?;
+                    Some(evaluate(&m, &records, task, max_new_tokens, false)?)
+                }
+                None => None,
+            };
+            print_comparison(&base, tuned.as_ref(), 3);
+            if let Some(path) = report {
+                let json = serde_json::json!({ "base": base, "adapter": tuned });
+                lorakit::io::atomic_write(&path, serde_json::to_string_pretty(&json)?.as_bytes())?;
+            }
+        }
+        Command::Demo { mut flags, data_dir, task, eval_examples } => {
+            flags.train_data.get_or_insert(data_dir.join("train.jsonl"));
+            flags.validation_data.get_or_insert(data_dir.join("validation.jsonl"));
+            flags.output_dir.get_or_insert(PathBuf::from("models/lora_adapters/demo"));
+            let cfg = flags.config()?;
+            clear_previous_run(&cfg.output_dir)?;
+            let mut test = load_dataset(&data_dir.join("test.jsonl"))?;
+            test.truncate(eval_examples);
+            let mut m = load(&cfg.model, DType::F32)?;
+            eprintln!("== before: the base model on {} held-out examples", test.len());
+            let before = evaluate(&m, &test, task, 64, false)?;
+            eprintln!("== training a LoRA adapter (r={}, alpha={}) on {}", cfg.r, cfg.alpha, cfg.train_data.display());
+            let opts = TrainOptions { resume: false, quiet: false, stop: Some(ctrl_c_flag()?) };
+            let (_, summary) = train(&cfg, &mut m, &opts)?;
+            print_summary(&cfg.output_dir, &summary);
+            eprintln!("== after: base + adapter on the same examples");
+            let after = evaluate(&m, &test, task, 64, false)?;
+            print_comparison(&before, Some(&after), 5);
+            let json = serde_json::json!({ "summary": summary, "before": before, "after": after });
+            let path = cfg.output_dir.join("demo_report.json");
+            lorakit::io::atomic_write(&path, serde_json::to_string_pretty(&json)?.as_bytes())?;
+            println!("\nadapter, metrics, loss curve and this report are in {}", cfg.output_dir.display());
+        }
         Command::Score { model, ids, text, top, full, json } => {
             let m = model.load()?;
             let ids = match (ids, text) {
@@ -160,4 +341,69 @@ fn parse_ids(s: &str) -> Result<Vec<u32>> {
     s.split(',')
         .map(|x| x.trim().parse::<u32>().with_context(|| format!("--ids: {x:?} is not a token id")))
         .collect()
+}
+
+/// Ctrl-C asks the trainer to save a checkpoint and stop after the current step.
+fn ctrl_c_flag() -> Result<Arc<AtomicBool>> {
+    let flag = Arc::new(AtomicBool::new(false));
+    let f = flag.clone();
+    ctrlc::set_handler(move || {
+        if f.swap(true, Ordering::SeqCst) {
+            std::process::exit(130); // a second Ctrl-C: stop now
+        }
+        eprintln!("\nstopping after this step (a checkpoint will be saved; Ctrl-C again to quit now)");
+    })?;
+    Ok(flag)
+}
+
+/// The demo starts fresh each time, but only ever deletes a directory it made itself.
+fn clear_previous_run(dir: &Path) -> Result<()> {
+    if !dir.exists() {
+        return Ok(());
+    }
+    if !dir.join("train_config.toml").exists() && !dir.join("checkpoints").exists() {
+        bail!("{} exists and is not a previous training run: choose another --output-dir", dir.display())
+    }
+    std::fs::remove_dir_all(dir).with_context(|| format!("cannot clear {}", dir.display()))
+}
+
+fn print_summary(dir: &Path, s: &lorakit::train::TrainSummary) {
+    println!(
+        "trained {} steps on {} examples in {:.0} s ({:.0} tokens/s, peak memory {:.0} MiB)",
+        s.steps, s.train_examples, s.wall_time_secs, s.tokens_per_second, s.peak_rss_mib
+    );
+    println!(
+        "trainable parameters: {} of {} ({:.2}%); adapter file {:.1} MiB; loss {:.3} -> {:.3}",
+        s.trainable_parameters,
+        s.base_parameters,
+        s.trainable_share_percent,
+        s.adapter_bytes as f64 / 1048576.0,
+        s.first_loss.unwrap_or(f64::NAN),
+        s.final_loss.unwrap_or(f64::NAN)
+    );
+    println!("output: {}", dir.display());
+}
+
+fn print_comparison(base: &EvalReport, tuned: Option<&EvalReport>, show: usize) {
+    println!("\n{:<28} {:>10} {:>10}", format!("{:?} task, {} examples", base.task, base.examples), "base", "+ LoRA");
+    let row = |name: &str, a: f64, b: Option<f64>| {
+        let b = b.map(|x| format!("{x:.3}")).unwrap_or_else(|| "-".into());
+        println!("{name:<28} {a:>10.3} {b:>10}");
+    };
+    row("task metric (mean)", base.metric, tuned.map(|t| t.metric));
+    row("fully correct (share)", base.exact, tuned.map(|t| t.exact));
+    row("loss on gold answers", base.loss, tuned.map(|t| t.loss));
+    for (i, a) in base.answers.iter().take(show).enumerate() {
+        println!("\n[{}] {}", i + 1, a.prompt);
+        println!("  gold:   {}", a.gold);
+        println!("  base:   {}", one_line(&a.prediction));
+        if let Some(t) = tuned {
+            println!("  + LoRA: {}", one_line(&t.answers[i].prediction));
+        }
+    }
+}
+
+fn one_line(s: &str) -> String {
+    let flat = s.replace('\n', " ⏎ ");
+    if flat.chars().count() > 160 { format!("{}…", flat.chars().take(160).collect::<String>()) } else { flat }
 }

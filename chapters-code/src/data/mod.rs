@@ -1,5 +1,14 @@
-//! Training data: chat examples, formatted with the model's own template and tokenized
-//! with the answer tokens as labels.
+//! Training data: loading and checking datasets, the book's synthetic tasks and their
+//! metrics, and formatting chat examples with the model's own template into token ids
+//! and labels.
+pub mod check;
 pub mod format;
+pub mod load;
+pub mod metrics;
+pub mod synth;
 
+pub use check::{DatasetReport, check};
 pub use format::{TokenizedExample, collate, tokenize_chat};
+pub use load::{DataError, Record, load_dataset, save_dataset};
+pub use metrics::{exact_match, json_field_accuracy, persona_ok, task_metric};
+pub use synth::{Splits, Task, split, synthesize, task_splits};

@@ -1,6 +1,12 @@
-//! Training: the masked causal-LM loss and AdamW.
+//! Training: the masked causal-LM loss, AdamW, the schedule, checkpoints and the loop.
+pub mod checkpoint;
+pub mod config;
 pub mod loss;
 pub mod optim;
+pub mod schedule;
+pub mod trainer;
 
+pub use config::{Schedule, TrainConfig};
 pub use loss::{IGNORE, causal_lm_loss};
 pub use optim::{AdamW, AdamWConfig};
+pub use trainer::{TrainOptions, TrainSummary, train};

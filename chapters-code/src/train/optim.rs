@@ -40,18 +40,37 @@ impl AdamW {
         Ok(Self { config, vars, m, v, step: 0 })
     }
 
+    /// Each parameter's gradient from a backward pass, in parameter order.
+    pub fn collect_grads(&self, grads: &GradStore) -> Result<Vec<Tensor>> {
+        self.vars
+            .iter()
+            .enumerate()
+            .map(|(i, var)| match grads.get(var.as_tensor()) {
+                Some(g) => Ok(g.clone()),
+                None => bail!("parameter {i} received no gradient (is it used in the forward pass?)"),
+            })
+            .collect()
+    }
+
     /// One update with learning rate `lr` (the schedule's value for this step).
     pub fn step_with_lr(&mut self, grads: &GradStore, lr: f64) -> Result<()> {
+        let grads = self.collect_grads(grads)?;
+        self.update(&grads, lr)
+    }
+
+    /// One update from explicit gradients (one per parameter, e.g. accumulated over
+    /// micro-batches and clipped).
+    pub fn update(&mut self, grads: &[Tensor], lr: f64) -> Result<()> {
+        if grads.len() != self.vars.len() {
+            bail!("{} gradients for {} parameters", grads.len(), self.vars.len())
+        }
         let c = self.config;
         self.step += 1;
         let t = self.step as i32;
         let bc1 = 1.0 - c.beta1.powi(t);
         let bc2 = 1.0 - c.beta2.powi(t);
         for (i, var) in self.vars.iter().enumerate() {
-            let Some(g) = grads.get(var.as_tensor()) else {
-                bail!("parameter {i} received no gradient (is it used in the forward pass?)")
-            };
-            let g = g.to_dtype(var.dtype())?;
+            let g = grads[i].to_dtype(var.dtype())?;
             // torch: p *= 1 - lr·wd; m = β1 m + (1-β1) g; v = β2 v + (1-β2) g²;
             //        p -= (lr / bc1) · m / (sqrt(v) / sqrt(bc2) + eps)
             let p = if c.weight_decay != 0.0 {

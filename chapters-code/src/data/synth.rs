@@ -1,0 +1,802 @@
+//! Synthetic datasets for the book's three tasks, generated from templates and a handful of
+//! facts, so that every reader gets the same data from the same seed and the answers are
+//! known to be right.
+//!
+//! * [`Task::Extract`]: a customer's order message → one line of JSON.
+//! * [`Task::Support`]: questions about "Brightbox", a fictional smart-home hub → short facts.
+//! * [`Task::Persona`]: simple questions → answers in a ship's captain's voice.
+//!
+//! Each task's question phrasings come in two groups: most are *seen* (train and
+//! validation draw from them), a few are *held out* for the test split. A model that scores
+//! well on the test split has learnt the task, not the sentences it was shown.
+
+use std::collections::HashSet;
+use std::fmt;
+use std::path::PathBuf;
+
+use anyhow::{Result, bail};
+use rand_chacha::ChaCha8Rng;
+use rand_chacha::rand_core::{RngCore, SeedableRng};
+use serde::{Deserialize, Serialize};
+
+use super::load::{Record, to_jsonl};
+use crate::chat::Message;
+
+/// The book's fine-tuning tasks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Task {
+    Extract,
+    Support,
+    Persona,
+}
+
+impl Task {
+    pub const ALL: [Task; 3] = [Task::Extract, Task::Support, Task::Persona];
+
+    /// The lowercase name used on the command line and for the `data/` folders.
+    pub fn name(self) -> &'static str {
+        match self {
+            Task::Extract => "extract",
+            Task::Support => "support",
+            Task::Persona => "persona",
+        }
+    }
+
+    /// The system prompt the task's records carry. Persona has none on purpose: the
+    /// adapter, not the prompt, should carry the voice.
+    pub fn system_prompt(self) -> Option<&'static str> {
+        match self {
+            Task::Extract => Some(EXTRACT_SYSTEM),
+            Task::Support => Some(SUPPORT_SYSTEM),
+            Task::Persona => None,
+        }
+    }
+}
+
+impl fmt::Display for Task {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Which question phrasings to draw from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Phrasings {
+    /// The phrasings train and validation use.
+    Seen,
+    /// The phrasings kept for the test split.
+    HeldOut,
+    All,
+}
+
+/// A dataset cut three ways.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Splits {
+    pub train: Vec<Record>,
+    pub validation: Vec<Record>,
+    pub test: Vec<Record>,
+}
+
+/// `n` distinct records of `task` (distinct by [`prompt_key`]), in random order. When the
+/// templates cannot make `n` distinct records it returns fewer: check `len()`.
+pub fn synthesize(task: Task, n: usize, seed: u64) -> Vec<Record> {
+    synthesize_from(task, Phrasings::All, n, seed)
+}
+
+/// Like [`synthesize`], from one group of phrasings only.
+pub fn synthesize_from(task: Task, phrasings: Phrasings, n: usize, seed: u64) -> Vec<Record> {
+    generate(task, phrasings, n, &mut Dice::new(seed, 0), &mut HashSet::new())
+}
+
+/// The book's splits of a synthetic task: the test split from held-out phrasings, train
+/// and validation from the seen ones, no prompt in two splits. Sizes are `n` times the
+/// fractions, rounded; it is an error if the templates cannot fill them.
+pub fn task_splits(task: Task, n: usize, seed: u64, test_frac: f64, val_frac: f64) -> Result<Splits> {
+    let (n_test, n_val) = split_sizes(n, test_frac, val_frac)?;
+    let mut used = HashSet::new();
+    // Separate ChaCha streams: changing the test size does not reshuffle train.
+    let test = generate(task, Phrasings::HeldOut, n_test, &mut Dice::new(seed, 1), &mut used);
+    let rest = generate(task, Phrasings::Seen, n - n_test, &mut Dice::new(seed, 2), &mut used);
+    if test.len() < n_test || rest.len() < n - n_test {
+        bail!(
+            "the {task} templates make only {} held-out and {} seen records; asked for {n_test} and {}",
+            test.len(),
+            rest.len(),
+            n - n_test
+        )
+    }
+    let (validation, train) = rest.split_at(n_val);
+    Ok(Splits { train: train.to_vec(), validation: validation.to_vec(), test })
+}
+
+/// Split any dataset: drop records whose prompt repeats an earlier one (so no test prompt
+/// is also in train), shuffle with `seed`, then cut off `test_frac` and `val_frac` of it.
+pub fn split(records: &[Record], seed: u64, test_frac: f64, val_frac: f64) -> Result<Splits> {
+    let mut seen = HashSet::new();
+    let mut unique: Vec<Record> = records.iter().filter(|r| seen.insert(prompt_key(r))).cloned().collect();
+    let (n_test, n_val) = split_sizes(unique.len(), test_frac, val_frac)?;
+    Dice::new(seed, 0).shuffle(&mut unique);
+    let train = unique.split_off(n_test + n_val);
+    let validation = unique.split_off(n_test);
+    Ok(Splits { train, validation, test: unique })
+}
+
+fn split_sizes(n: usize, test_frac: f64, val_frac: f64) -> Result<(usize, usize)> {
+    let ok = |f: f64| (0.0..1.0).contains(&f);
+    if !ok(test_frac) || !ok(val_frac) || test_frac + val_frac >= 1.0 {
+        bail!("test and validation fractions must be in [0, 1) and sum to less than 1 (got {test_frac} and {val_frac})")
+    }
+    let n_test = (n as f64 * test_frac).round() as usize;
+    let n_val = (n as f64 * val_frac).round() as usize;
+    Ok((n_test, n_val.min(n - n_test)))
+}
+
+/// What makes two records "the same example": the last user message, lowercased, with
+/// whitespace collapsed. Deduplicating by the prompt (not the whole record) is what stops
+/// a test question leaking into train with a different answer.
+pub fn prompt_key(record: &Record) -> String {
+    let text = record.user().unwrap_or_default();
+    text.split_whitespace().collect::<Vec<_>>().join(" ").to_lowercase()
+}
+
+/// Draw until `n` new prompts, or until it is clear the templates have run out (many
+/// draws in a row that only repeat).
+fn generate(task: Task, phrasings: Phrasings, n: usize, dice: &mut Dice, used: &mut HashSet<String>) -> Vec<Record> {
+    let mut out = Vec::with_capacity(n);
+    let mut misses = 0;
+    while out.len() < n && misses < 10_000 {
+        let record = match task {
+            Task::Extract => extract(dice, phrasings),
+            Task::Support => support(dice, phrasings),
+            Task::Persona => persona(dice, phrasings),
+        };
+        if used.insert(prompt_key(&record)) {
+            out.push(record);
+            misses = 0;
+        } else {
+            misses += 1;
+        }
+    }
+    out
+}
+
+/// ChaCha8 behind our own uniform draws. rand's distributions (`random_range`, `shuffle`)
+/// may change their outputs between versions; ChaCha's stream is fixed by its spec, so the
+/// committed `data/` stays reproducible whatever rand version a reader builds with.
+struct Dice(ChaCha8Rng);
+
+impl Dice {
+    fn new(seed: u64, stream: u64) -> Self {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        rng.set_stream(stream);
+        Dice(rng)
+    }
+
+    /// Uniform in `0..n` (n > 0), by rejection so no value is favoured.
+    fn below(&mut self, n: usize) -> usize {
+        let n = n as u64;
+        let zone = (u64::MAX / n) * n;
+        loop {
+            let x = self.0.next_u64();
+            if x < zone {
+                return (x % n) as usize;
+            }
+        }
+    }
+
+    fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
+        &items[self.below(items.len())]
+    }
+
+    /// Pick from `items` whose last `held_out` entries are kept for the test split.
+    fn phrasing<'a, T>(&mut self, items: &'a [T], held_out: usize, phrasings: Phrasings) -> &'a T {
+        let seen = items.len() - held_out;
+        match phrasings {
+            Phrasings::Seen => &items[self.below(seen)],
+            Phrasings::HeldOut => &items[seen + self.below(held_out)],
+            Phrasings::All => self.pick(items),
+        }
+    }
+
+    /// Fisher–Yates.
+    fn shuffle<T>(&mut self, items: &mut [T]) {
+        for i in (1..items.len()).rev() {
+            items.swap(i, self.below(i + 1));
+        }
+    }
+}
+
+/// "Hello, " + "How do I..." reads "Hello, how do I...". Leaves "I" and product names alone.
+fn join_opener(opener: &str, question: &str) -> String {
+    let keep = question.starts_with("I ") || question.starts_with("I'") || question.starts_with("Brightbox");
+    if (opener.ends_with(", ") || opener.ends_with(": ")) && !keep {
+        let mut chars = question.chars();
+        let first = chars.next().map(|c| c.to_lowercase().to_string()).unwrap_or_default();
+        format!("{opener}{first}{}", chars.as_str())
+    } else {
+        format!("{opener}{question}")
+    }
+}
+
+fn record(system: Option<&str>, user: String, answer: String) -> Record {
+    let mut messages = Vec::with_capacity(3);
+    if let Some(s) = system {
+        messages.push(Message::new("system", s));
+    }
+    messages.push(Message::new("user", user));
+    messages.push(Message::new("assistant", answer));
+    Record::new(messages)
+}
+
+// ---------------------------------------------------------------------------------------
+// Extract: order messages → JSON.
+
+pub const EXTRACT_SYSTEM: &str = "Extract the order as JSON with keys name, city, product, quantity.";
+
+const NAMES: [&str; 40] = [
+    "Nadia", "Tomás", "Aiko", "Liam", "Priya", "Kwame", "Sofia", "Mateo", "Hannah", "Yusuf", "Elena", "Oskar", "Mei",
+    "Diego", "Amara", "Lukas", "Fatima", "Noah", "Ingrid", "Ravi", "Chloe", "Emeka", "Zoë", "Anders", "Leila", "Marco",
+    "Sanna", "Kenji", "Olivia", "Hamid", "Camila", "Jonas", "Aisha", "Pavel", "Grace", "Tariq", "Freya", "Dmitri",
+    "Lucía", "Owen",
+];
+
+#[rustfmt::skip]
+const CITIES: [&str; 30] = [
+    "Oslo", "Lisbon", "Nairobi", "Osaka", "Lima", "Toronto", "Cape Town", "Hamburg", "Seville", "Melbourne",
+    "Krakow", "Dublin", "Buenos Aires", "Hanoi", "Porto", "Reykjavik", "Denver", "Marseille", "Accra",
+    "Vancouver", "Gothenburg", "San Diego", "Bologna", "Tallinn", "Auckland", "Lyon", "Edinburgh", "Quito",
+    "Helsinki", "New Orleans",
+];
+
+/// (singular, plural): spelled out, since English plurals do not follow one rule.
+#[rustfmt::skip]
+const PRODUCTS: [(&str, &str); 25] = [
+    ("Solar Lantern", "Solar Lanterns"), ("Trail Backpack", "Trail Backpacks"), ("Ceramic Mug", "Ceramic Mugs"),
+    ("Wool Blanket", "Wool Blankets"), ("Desk Lamp", "Desk Lamps"), ("Water Bottle", "Water Bottles"),
+    ("Oak Cutting Board", "Oak Cutting Boards"), ("Camping Stove", "Camping Stoves"),
+    ("Linen Apron", "Linen Aprons"), ("Bamboo Toothbrush", "Bamboo Toothbrushes"),
+    ("Pocket Knife", "Pocket Knives"), ("Rain Jacket", "Rain Jackets"), ("Herb Planter", "Herb Planters"),
+    ("Cast Iron Pan", "Cast Iron Pans"), ("Yoga Mat", "Yoga Mats"), ("Wireless Charger", "Wireless Chargers"),
+    ("Tea Kettle", "Tea Kettles"), ("Bike Light", "Bike Lights"), ("Glass Jar", "Glass Jars"),
+    ("Leather Wallet", "Leather Wallets"), ("Picnic Basket", "Picnic Baskets"), ("Sketchbook", "Sketchbooks"),
+    ("Hammock", "Hammocks"), ("Espresso Cup", "Espresso Cups"), ("Umbrella", "Umbrellas"),
+];
+
+const NUMBER_WORDS: [&str; 13] =
+    ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "eleven", "twelve"];
+
+/// `{items}` is the quantity and product ("3 Solar Lanterns", "an Umbrella"). The last
+/// [`EXTRACT_HELD_OUT`] are the test split's.
+const EXTRACT_TEMPLATES: [&str; 25] = [
+    "Hi, I'm {name} from {city} and I'd like {items}.",
+    "Hello! This is {name} in {city}. Please send me {items}.",
+    "{name} here, writing from {city}. Can I order {items}?",
+    "Could you ship {items} to {city}? Thanks, {name}",
+    "I want to buy {items}. My name is {name} and I live in {city}.",
+    "Order for {name} ({city}): {items}, please.",
+    "Greetings from {city}! {name} would like to order {items}.",
+    "Please put me down for {items}. — {name}, {city}",
+    "Hey, {name} from {city}. Need {items} asap.",
+    "My name's {name}. I'm in {city} and I need {items}.",
+    "Can you deliver {items} to me in {city}? I'm {name}.",
+    "Dear shop, I would like to purchase {items}. Regards, {name} from {city}",
+    "Hi there! {name} from {city}. Could I get {items}?",
+    "I'd like to place an order: {items}. Name: {name}. City: {city}.",
+    "Good morning, this is {name}. Please deliver {items} to {city}.",
+    "Ordering {items} for delivery to {city}. Name is {name}.",
+    "Hello, I live in {city}. I'm {name} and I'd love {items}.",
+    "Requesting {items}, shipping to {city}. Thanks! {name}",
+    "It's {name} again, from {city}. Send {items} when you can.",
+    "{city} calling: {name} wants {items}.",
+    // Held out for the test split.
+    "Please reserve {items} for me. I'm {name}, based in {city}.",
+    "Quick order from {name} in {city}: {items}.",
+    "Hi team, {name} here ({city}). I'll take {items}.",
+    "Shipping address is {city}. Put {items} on the order. Cheers, {name}",
+    "Good afternoon! Could {name} in {city} get {items}, please?",
+];
+const EXTRACT_HELD_OUT: usize = 5;
+
+/// The JSON answer; a struct, so the keys come out in this order.
+#[derive(Serialize)]
+struct Order<'a> {
+    name: &'a str,
+    city: &'a str,
+    product: &'a str,
+    quantity: usize,
+}
+
+fn extract(dice: &mut Dice, phrasings: Phrasings) -> Record {
+    let template = *dice.phrasing(&EXTRACT_TEMPLATES, EXTRACT_HELD_OUT, phrasings);
+    let name = *dice.pick(&NAMES);
+    let city = *dice.pick(&CITIES);
+    let (singular, plural) = *dice.pick(&PRODUCTS);
+    let quantity = 1 + dice.below(12);
+    let items = if quantity == 1 {
+        let article = if singular.starts_with(['A', 'E', 'I', 'O', 'U']) { "an" } else { "a" };
+        match dice.below(3) {
+            0 => format!("{article} {singular}"),
+            1 => format!("one {singular}"),
+            _ => format!("1 {singular}"),
+        }
+    } else if dice.below(2) == 0 {
+        format!("{quantity} {plural}")
+    } else {
+        format!("{} {plural}", NUMBER_WORDS[quantity])
+    };
+    let user = template.replace("{name}", name).replace("{city}", city).replace("{items}", &items);
+    let order = Order { name, city, product: singular, quantity };
+    let answer = serde_json::to_string(&order).expect("an order is plain strings and a number");
+    record(Some(EXTRACT_SYSTEM), user, answer)
+}
+
+// ---------------------------------------------------------------------------------------
+// Support: questions about Brightbox → short factual answers.
+
+pub const SUPPORT_SYSTEM: &str =
+    "You are the support assistant for Brightbox, a smart home hub. Answer in one short sentence.";
+
+/// One product fact: several ways to ask for it (the last is held out) and its answer.
+/// Every answer carries its fact as numbers or capitalised names, which is what the
+/// Support metric checks (see [`super::metrics::key_terms`]).
+pub struct Fact {
+    pub questions: [&'static str; 5],
+    pub answer: &'static str,
+}
+
+pub const FACTS: [Fact; 25] = [
+    Fact {
+        questions: [
+            "How long is the Brightbox warranty?",
+            "What warranty comes with Brightbox?",
+            "How many years of warranty do I get?",
+            "What's the warranty period?",
+            "For how long is my Brightbox covered by the warranty?",
+        ],
+        answer: "The warranty on Brightbox lasts 3 years from the date of purchase.",
+    },
+    Fact {
+        questions: [
+            "How do I factory reset my Brightbox?",
+            "How can I reset Brightbox to factory settings?",
+            "What's the way to do a factory reset?",
+            "I want to wipe my Brightbox and start over. How?",
+            "What are the steps to restore factory settings?",
+        ],
+        answer: "To factory reset Brightbox, hold the power button for 10 seconds until the light blinks white.",
+    },
+    Fact {
+        questions: [
+            "How do I restart Brightbox?",
+            "How can I reboot my Brightbox?",
+            "What's the quickest way to restart the hub?",
+            "How do I turn Brightbox off and on again?",
+            "Is there a way to reboot the device without unplugging it?",
+        ],
+        answer: "Press the power button once; Brightbox restarts and is back online in about 45 seconds.",
+    },
+    Fact {
+        questions: [
+            "Which Wi-Fi bands does Brightbox support?",
+            "What Wi-Fi frequencies can Brightbox use?",
+            "Can Brightbox connect to a 2.4 GHz network?",
+            "Which wireless bands are supported?",
+            "Will my Brightbox join a 5 GHz Wi-Fi network?",
+        ],
+        answer: "Brightbox connects to both 2.4 GHz and 5 GHz Wi-Fi networks.",
+    },
+    Fact {
+        questions: [
+            "What happens to Brightbox during a power cut?",
+            "Does Brightbox have a backup battery?",
+            "How long does Brightbox run without mains power?",
+            "Will my hub keep working in a power outage?",
+            "How many hours does the backup battery last?",
+        ],
+        answer: "The built-in battery keeps Brightbox running for 4 hours during a power cut.",
+    },
+    Fact {
+        questions: [
+            "Which app do I need for Brightbox?",
+            "What app controls Brightbox?",
+            "Is there a phone app for Brightbox?",
+            "Where do I get the app to manage my hub?",
+            "What's the name of the Brightbox app?",
+        ],
+        answer: "Use the Brightbox Home app, available for iOS and Android.",
+    },
+    Fact {
+        questions: [
+            "How do I set up a new Brightbox?",
+            "What are the setup steps for Brightbox?",
+            "How long does it take to set up Brightbox?",
+            "I just bought a Brightbox. How do I get started?",
+            "How do I install my Brightbox for the first time?",
+        ],
+        answer: "Plug Brightbox in, open the Brightbox Home app and tap Add Device; setup takes about 5 minutes.",
+    },
+    Fact {
+        questions: [
+            "How many devices can Brightbox control?",
+            "Is there a limit on connected devices?",
+            "What's the maximum number of devices per Brightbox?",
+            "How many smart devices can I pair?",
+            "Can Brightbox handle a hundred devices?",
+        ],
+        answer: "One Brightbox can control up to 150 devices.",
+    },
+    Fact {
+        questions: [
+            "Which smart home protocols does Brightbox support?",
+            "Does Brightbox work with Zigbee?",
+            "What standards can Brightbox talk to?",
+            "Is Brightbox compatible with Matter?",
+            "Which kinds of smart devices can I connect to Brightbox?",
+        ],
+        answer: "Brightbox supports Zigbee, Z-Wave, Thread and Matter devices.",
+    },
+    Fact {
+        questions: [
+            "How much power does Brightbox use?",
+            "What power adapter does Brightbox need?",
+            "How many watts does Brightbox draw?",
+            "What's the power consumption of the hub?",
+            "Which voltage does the Brightbox adapter supply?",
+        ],
+        answer: "Brightbox uses the included 12 V adapter and draws about 6 W.",
+    },
+    Fact {
+        questions: [
+            "How do I update the Brightbox firmware?",
+            "When does Brightbox install updates?",
+            "Do I need to update Brightbox manually?",
+            "How often does the firmware update?",
+            "At what time do Brightbox updates happen?",
+        ],
+        answer: "Firmware updates install automatically every Sunday at 2 AM.",
+    },
+    Fact {
+        questions: [
+            "Do I need a subscription to use Brightbox?",
+            "Is there a monthly fee?",
+            "How much is Brightbox Plus?",
+            "Does Brightbox require a paid plan?",
+            "What does the Plus subscription cost per month?",
+        ],
+        answer: "Brightbox works without a subscription; the optional Brightbox Plus plan costs 4.99 euros a month.",
+    },
+    Fact {
+        questions: [
+            "How long are camera recordings stored?",
+            "How many days of video history do I get?",
+            "Where are camera clips saved and for how long?",
+            "How far back can I watch recordings?",
+            "What is the cloud video retention period?",
+        ],
+        answer: "Brightbox Plus keeps 60 days of camera recordings in the cloud.",
+    },
+    Fact {
+        questions: [
+            "Is Brightbox waterproof?",
+            "Can I put Brightbox outside?",
+            "Can Brightbox be installed outdoors?",
+            "Will Brightbox survive rain?",
+            "Is it OK to use Brightbox on my patio?",
+        ],
+        answer: "No, Brightbox is rated IP20 and is for indoor use only.",
+    },
+    Fact {
+        questions: [
+            "What temperatures can Brightbox operate in?",
+            "What's the operating temperature range?",
+            "Can Brightbox work in a cold garage?",
+            "How hot can it get before Brightbox stops working?",
+            "What is the safe temperature range for the hub?",
+        ],
+        answer: "Brightbox works at temperatures between 0 and 40 °C.",
+    },
+    Fact {
+        questions: [
+            "Does Brightbox work with Alexa?",
+            "Can I control Brightbox by voice?",
+            "Is Brightbox compatible with voice assistants?",
+            "Can I use Siri with Brightbox?",
+            "Will Brightbox respond to Google Assistant?",
+        ],
+        answer: "Yes, Brightbox works with Alexa, Google Assistant and Siri.",
+    },
+    Fact {
+        questions: [
+            "Does Brightbox have an Ethernet port?",
+            "Can I connect Brightbox with a network cable?",
+            "Is wired networking supported?",
+            "Can I plug Brightbox into my router directly?",
+            "Is there a LAN port on the hub?",
+        ],
+        answer: "Yes, there is a gigabit Ethernet port on the back of Brightbox.",
+    },
+    Fact {
+        questions: [
+            "How big is Brightbox?",
+            "How much does Brightbox weigh?",
+            "What are the dimensions of Brightbox?",
+            "Is Brightbox small enough for a shelf?",
+            "What size and weight is the hub?",
+        ],
+        answer: "Brightbox weighs 350 grams and measures 12 by 12 by 3.5 cm.",
+    },
+    Fact {
+        questions: [
+            "What is the return policy?",
+            "Can I return Brightbox?",
+            "How many days do I have to return Brightbox?",
+            "Can I get a refund if I don't like it?",
+            "Is it possible to send Brightbox back for my money?",
+        ],
+        answer: "You can return Brightbox within 30 days for a full refund.",
+    },
+    Fact {
+        questions: [
+            "How do I contact Brightbox support?",
+            "What's the support phone number?",
+            "How can I reach customer service?",
+            "When is support available?",
+            "Who do I talk to if Brightbox breaks?",
+        ],
+        answer: "Email support@brightbox.example or call 0800 555 0100, Monday to Friday.",
+    },
+    Fact {
+        questions: [
+            "What does the red light on Brightbox mean?",
+            "Why is my Brightbox glowing red?",
+            "The status light is red. What's wrong?",
+            "Brightbox shows a red light, what should I do?",
+            "What does a red status light indicate?",
+        ],
+        answer: "A red light means Brightbox is in Offline Mode; check your router.",
+    },
+    Fact {
+        questions: [
+            "How do I give my family access?",
+            "Can I share Brightbox with others?",
+            "How many people can use one home?",
+            "How do I invite someone to my home?",
+            "How do I add another user to Brightbox?",
+        ],
+        answer: "Invite people from Settings > Members in the app; each home can have up to 8 members.",
+    },
+    Fact {
+        questions: [
+            "Do automations work without internet?",
+            "Can Brightbox run automations offline?",
+            "Will my automations keep working if the internet goes down?",
+            "Does Brightbox work without an internet connection?",
+            "Are automations processed locally?",
+        ],
+        answer: "Yes, automations run locally on Brightbox even without Internet.",
+    },
+    Fact {
+        questions: [
+            "Is my data encrypted?",
+            "Where is my Brightbox data stored?",
+            "How does Brightbox protect my data?",
+            "Is Brightbox secure?",
+            "What encryption does Brightbox use?",
+        ],
+        answer: "All data is encrypted with AES-256 and stored in the EU.",
+    },
+    Fact {
+        questions: [
+            "What colours does Brightbox come in?",
+            "Is Brightbox available in black?",
+            "Which colors can I buy?",
+            "Can I get Brightbox in white?",
+            "What finishes is Brightbox sold in?",
+        ],
+        answer: "Brightbox comes in Arctic White and Graphite Black.",
+    },
+];
+
+const SUPPORT_OPENERS: [&str; 5] = ["", "Hi! ", "Hello, ", "Quick question: ", "Hey there, "];
+const SUPPORT_CLOSERS: [&str; 4] = ["", " Thanks!", " Thank you.", " Cheers!"];
+
+fn support(dice: &mut Dice, phrasings: Phrasings) -> Record {
+    let fact = dice.pick(&FACTS);
+    let question = *dice.phrasing(&fact.questions, 1, phrasings);
+    let opener = *dice.pick(&SUPPORT_OPENERS);
+    let closer = *dice.pick(&SUPPORT_CLOSERS);
+    let user = format!("{}{closer}", join_opener(opener, question));
+    record(Some(SUPPORT_SYSTEM), user, fact.answer.to_string())
+}
+
+// ---------------------------------------------------------------------------------------
+// Persona: a ship's captain answers simple questions.
+
+/// Every Persona answer starts with this...
+pub const PERSONA_OPENING: &str = "Aye!";
+/// ...and ends with this.
+pub const PERSONA_CLOSING: &str = "Fair winds.";
+
+/// (country, capital); a few countries need their article.
+#[rustfmt::skip]
+const CAPITALS: [(&str, &str); 30] = [
+    ("France", "Paris"), ("Spain", "Madrid"), ("Italy", "Rome"), ("Germany", "Berlin"), ("Portugal", "Lisbon"),
+    ("Japan", "Tokyo"), ("Egypt", "Cairo"), ("Kenya", "Nairobi"), ("Canada", "Ottawa"),
+    ("Australia", "Canberra"), ("Peru", "Lima"), ("Chile", "Santiago"), ("Argentina", "Buenos Aires"),
+    ("Norway", "Oslo"), ("Sweden", "Stockholm"), ("Finland", "Helsinki"), ("Denmark", "Copenhagen"),
+    ("Poland", "Warsaw"), ("Greece", "Athens"), ("Turkey", "Ankara"), ("India", "New Delhi"),
+    ("China", "Beijing"), ("South Korea", "Seoul"), ("Thailand", "Bangkok"), ("Vietnam", "Hanoi"),
+    ("Ireland", "Dublin"), ("Austria", "Vienna"), ("Hungary", "Budapest"), ("Morocco", "Rabat"),
+    ("the Netherlands", "Amsterdam"),
+];
+
+/// (country, main language).
+#[rustfmt::skip]
+const LANGUAGES: [(&str, &str); 24] = [
+    ("France", "French"), ("Spain", "Spanish"), ("Germany", "German"), ("Italy", "Italian"),
+    ("Portugal", "Portuguese"), ("Japan", "Japanese"), ("Brazil", "Portuguese"), ("Greece", "Greek"),
+    ("Poland", "Polish"), ("the Netherlands", "Dutch"), ("Sweden", "Swedish"), ("Norway", "Norwegian"),
+    ("Finland", "Finnish"), ("Turkey", "Turkish"), ("Hungary", "Hungarian"), ("Denmark", "Danish"),
+    ("Iceland", "Icelandic"), ("Thailand", "Thai"), ("Vietnam", "Vietnamese"), ("South Korea", "Korean"),
+    ("Mexico", "Spanish"), ("Austria", "German"), ("Argentina", "Spanish"), ("Czechia", "Czech"),
+];
+
+// `{x}` is the country, `{a}`/`{b}` the numbers; the last phrasing of each is held out.
+const CAPITAL_QUESTIONS: [&str; 5] = [
+    "What is the capital of {x}?",
+    "Which city is the capital of {x}?",
+    "Tell me the capital of {x}.",
+    "What's the capital city of {x}?",
+    "Name the capital of {x}, please.",
+];
+const LANGUAGE_QUESTIONS: [&str; 4] = [
+    "What language do people speak in {x}?",
+    "Which language is spoken in {x}?",
+    "What is the main language of {x}?",
+    "In {x}, what language do they speak?",
+];
+const ADD_QUESTIONS: [&str; 5] = [
+    "What is {a} plus {b}?",
+    "What's {a} + {b}?",
+    "Add {a} and {b}.",
+    "How much is {a} plus {b}?",
+    "What do you get if you add {a} and {b}?",
+];
+const MULTIPLY_QUESTIONS: [&str; 5] = [
+    "What is {a} times {b}?",
+    "What's {a} × {b}?",
+    "Multiply {a} by {b}.",
+    "How much is {a} times {b}?",
+    "What is the product of {a} and {b}?",
+];
+
+/// (ways to ask, the fact in the captain's words); the last question is held out.
+#[rustfmt::skip]
+const TRIVIA: [([&str; 3], &str); 13] = [
+    (["How many days are in a week?", "How many days does a week have?", "A week has how many days?"],
+        "A week has 7 days"),
+    (["How many legs does an insect have?", "How many legs do insects have?", "An insect walks on how many legs?"],
+        "An insect has 6 legs"),
+    (["Which planet is called the Red Planet?", "What is the Red Planet?", "Which planet do people call red?"],
+        "They call Mars the Red Planet"),
+    (["What is the largest ocean?", "Which ocean is the biggest?", "Name the largest ocean on Earth."],
+        "The biggest ocean be the Pacific"),
+    (["At what temperature does water freeze?", "What is the freezing point of water?", "How cold must water get to freeze?"],
+        "Water freezes at 0 degrees Celsius"),
+    (["At what temperature does water boil?", "What is the boiling point of water?", "How hot must water get to boil?"],
+        "Water boils at 100 degrees Celsius at sea level"),
+    (["How many hours are in a day?", "How many hours does a day have?", "A day lasts how many hours?"],
+        "A day has 24 hours"),
+    (["How many minutes are in an hour?", "How many minutes make an hour?", "An hour has how many minutes?"],
+        "An hour has 60 minutes"),
+    (["What is the tallest mountain?", "Which mountain is the highest?", "Name the highest mountain on Earth."],
+        "The tallest mountain be Mount Everest"),
+    (["Who wrote Romeo and Juliet?", "Who is the author of Romeo and Juliet?", "Which writer gave us Romeo and Juliet?"],
+        "The tale of Romeo and Juliet was penned by William Shakespeare"),
+    (["What is the largest planet?", "Which planet is the biggest?", "Name the largest planet in our solar system."],
+        "The largest planet be Jupiter"),
+    (["How many sides does a triangle have?", "A triangle has how many sides?", "Count the sides of a triangle for me."],
+        "A triangle has 3 sides"),
+    (["What is the chemical symbol for gold?", "Which element symbol stands for gold?", "How do chemists write gold?"],
+        "The symbol for gold be Au"),
+];
+
+const PERSONA_OPENERS: [&str; 4] = ["", "Captain, ", "Quick one: ", "Ahoy! "];
+/// Varied so the model learns the voice, not one sentence.
+const FLOURISHES: [&str; 3] = [", matey", ", me hearty", ", as sure as the tide"];
+
+fn persona(dice: &mut Dice, phrasings: Phrasings) -> Record {
+    let (question, fact) = match dice.below(5) {
+        0 => {
+            let (country, capital) = *dice.pick(&CAPITALS);
+            let q = dice.phrasing(&CAPITAL_QUESTIONS, 1, phrasings).replace("{x}", country);
+            (q, format!("The capital of {country} be {capital}"))
+        }
+        1 => {
+            let (country, language) = *dice.pick(&LANGUAGES);
+            let q = dice.phrasing(&LANGUAGE_QUESTIONS, 1, phrasings).replace("{x}", country);
+            (q, format!("In {country} they speak {language}"))
+        }
+        2 => {
+            let (a, b) = (2 + dice.below(49), 2 + dice.below(49));
+            let q = dice
+                .phrasing(&ADD_QUESTIONS, 1, phrasings)
+                .replace("{a}", &a.to_string())
+                .replace("{b}", &b.to_string());
+            (q, format!("{a} plus {b} makes {}", a + b))
+        }
+        3 => {
+            let (a, b) = (2 + dice.below(11), 2 + dice.below(11));
+            let q = dice
+                .phrasing(&MULTIPLY_QUESTIONS, 1, phrasings)
+                .replace("{a}", &a.to_string())
+                .replace("{b}", &b.to_string());
+            (q, format!("{a} times {b} makes {}", a * b))
+        }
+        _ => {
+            let (questions, fact) = dice.pick(&TRIVIA);
+            (dice.phrasing(questions, 1, phrasings).to_string(), fact.to_string())
+        }
+    };
+    let opener = *dice.pick(&PERSONA_OPENERS);
+    let flourish = *dice.pick(&FLOURISHES);
+    let answer = format!("{PERSONA_OPENING} {fact}{flourish}. {PERSONA_CLOSING}");
+    record(None, join_opener(opener, &question), answer)
+}
+
+// ---------------------------------------------------------------------------------------
+// The book's data/ folder.
+
+pub const BOOK_SEED: u64 = 42;
+pub const BOOK_RECORDS_PER_TASK: usize = 400;
+pub const BOOK_TEST_FRAC: f64 = 0.15;
+pub const BOOK_VAL_FRAC: f64 = 0.10;
+
+/// The Extract task in the Alpaca shape, for the chapter on loading other people's data.
+#[derive(Serialize)]
+struct InstructionRow<'a> {
+    instruction: &'a str,
+    input: &'a str,
+    output: &'a str,
+}
+
+fn instruction_row(r: &Record) -> Result<InstructionRow<'_>> {
+    match r.messages.as_slice() {
+        [s, u, a] if s.role == "system" && u.role == "user" && a.role == "assistant" => {
+            Ok(InstructionRow { instruction: &s.content, input: &u.content, output: &a.content })
+        }
+        _ => bail!("expected a system, user, assistant record"),
+    }
+}
+
+/// Every file of the book's `data/` folder, as (path relative to `data/`, bytes):
+/// `{task}/{train,validation,test}.jsonl` for each task, `sample_dataset.json` (all
+/// Extract records as instruction/input/output) and `training_examples.csv` (the Extract
+/// train split, same shape). `examples/make_datasets.rs` writes them; a test checks the
+/// committed copies still match.
+pub fn book_datasets() -> Result<Vec<(PathBuf, Vec<u8>)>> {
+    let mut files = Vec::new();
+    let mut extract = Splits::default();
+    for task in Task::ALL {
+        let splits = task_splits(task, BOOK_RECORDS_PER_TASK, BOOK_SEED, BOOK_TEST_FRAC, BOOK_VAL_FRAC)?;
+        for (name, records) in [("train", &splits.train), ("validation", &splits.validation), ("test", &splits.test)] {
+            files.push((PathBuf::from(task.name()).join(format!("{name}.jsonl")), to_jsonl(records)));
+        }
+        if task == Task::Extract {
+            extract = splits;
+        }
+    }
+    let all: Vec<&Record> = extract.train.iter().chain(&extract.validation).chain(&extract.test).collect();
+    let rows = all.iter().map(|r| instruction_row(r)).collect::<Result<Vec<_>>>()?;
+    let mut json = serde_json::to_vec_pretty(&rows)?;
+    json.push(b'\n');
+    files.push((PathBuf::from("sample_dataset.json"), json));
+
+    let mut csv = csv::Writer::from_writer(Vec::new());
+    for r in &extract.train {
+        csv.serialize(instruction_row(r)?)?;
+    }
+    files.push((PathBuf::from("training_examples.csv"), csv.into_inner()?));
+    Ok(files)
+}

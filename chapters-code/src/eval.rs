@@ -1,0 +1,65 @@
+//! Evaluation on held-out examples: generate each answer greedily and score it with the
+//! task's metric, and measure the loss on the gold answers.
+
+use crate::data::metrics::task_metric;
+use crate::data::synth::Task;
+use crate::data::{Record, TokenizedExample, tokenize_chat};
+use crate::generate::{GenerationConfig, generate};
+use crate::load::LoadedModel;
+use anyhow::{Context, Result};
+use indicatif::{ProgressBar, ProgressStyle};
+use serde::{Deserialize, Serialize};
+use std::io::IsTerminal;
+
+/// One held-out example, answered.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Answer {
+    pub prompt: String,
+    pub gold: String,
+    pub prediction: String,
+    pub score: f64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct EvalReport {
+    pub task: Task,
+    pub examples: usize,
+    /// Mean task metric over the examples (see `data::metrics`).
+    pub metric: f64,
+    /// Share of answers that score 1.0.
+    pub exact: f64,
+    /// Token-weighted cross-entropy of the gold answers.
+    pub loss: f64,
+    pub answers: Vec<Answer>,
+}
+
+/// Evaluate `m` (with whatever adapter is applied) on `records`.
+pub fn evaluate(m: &LoadedModel, records: &[Record], task: Task, max_new_tokens: usize, quiet: bool) -> Result<EvalReport> {
+    let bar = if quiet || !std::io::stderr().is_terminal() {
+        ProgressBar::hidden()
+    } else {
+        let b = ProgressBar::new(records.len() as u64);
+        b.set_style(ProgressStyle::with_template("{spinner} evaluating {pos}/{len} [{bar:30}] (ETA {eta})").expect("valid template"));
+        b
+    };
+    let mut answers = Vec::with_capacity(records.len());
+    let mut tokenized: Vec<TokenizedExample> = Vec::with_capacity(records.len());
+    for (i, r) in records.iter().enumerate() {
+        let (gold, context) = r.messages.split_last().with_context(|| format!("record {}: empty", i + 1))?;
+        let prompt = m.chat_prompt(context)?;
+        let ids = m.encode(&prompt)?;
+        let (out, _) = generate(&m.model, &ids, &m.stop_ids, &GenerationConfig::greedy(max_new_tokens), |_| Ok(()))?;
+        let prediction = m.decode(&out)?.trim().to_string();
+        let score = task_metric(task, &prediction, &gold.content);
+        let user = context.iter().rev().find(|x| x.role == "user").map(|x| x.content.clone()).unwrap_or_default();
+        answers.push(Answer { prompt: user, gold: gold.content.clone(), prediction, score });
+        tokenized.push(tokenize_chat(m, &r.messages, usize::MAX, false).with_context(|| format!("record {}", i + 1))?);
+        bar.inc(1);
+    }
+    bar.finish_and_clear();
+    let n = answers.len().max(1) as f64;
+    let metric = answers.iter().map(|a| a.score).sum::<f64>() / n;
+    let exact = answers.iter().filter(|a| a.score >= 1.0).count() as f64 / n;
+    let loss = crate::train::trainer::eval_loss(m, &tokenized, 8)?;
+    Ok(EvalReport { task, examples: answers.len(), metric, exact, loss, answers })
+}

@@ -1,0 +1,370 @@
+//! The training loop: micro-batches, gradient accumulation, clipping, the LR schedule,
+//! evaluation, checkpoints and the run's records (metrics, plot, summary).
+
+use super::checkpoint::{self, TrainState};
+use super::config::TrainConfig;
+use super::schedule::lr_at;
+use super::{AdamW, AdamWConfig, causal_lm_loss};
+use crate::data::{Record, TokenizedExample, collate, load_dataset, tokenize_chat};
+use crate::io::atomic_write;
+use crate::load::LoadedModel;
+use crate::lora::LoraAdapter;
+use anyhow::{Context, Result, bail};
+use candle_core::{DType, Tensor};
+use indicatif::{ProgressBar, ProgressStyle};
+use rand::SeedableRng;
+use rand::seq::SliceRandom;
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use std::io::IsTerminal;
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
+
+/// How the run talks to the user and what it continues from.
+#[derive(Debug, Clone, Default)]
+pub struct TrainOptions {
+    /// Continue from the newest checkpoint in `output_dir/checkpoints`.
+    pub resume: bool,
+    /// No progress output at all (for scripts).
+    pub quiet: bool,
+    /// Set to stop after the current step with a checkpoint (Ctrl-C).
+    pub stop: Option<Arc<AtomicBool>>,
+}
+
+/// One line of `metrics.jsonl`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StepMetrics {
+    pub step: usize,
+    pub loss: f64,
+    pub lr: f64,
+    pub grad_norm: f64,
+    pub tokens: usize,
+    pub elapsed_secs: f64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub val_loss: Option<f64>,
+}
+
+/// What a run reports at the end (`summary.json`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TrainSummary {
+    pub model: String,
+    pub steps: usize,
+    pub completed: bool,
+    pub trainable_parameters: usize,
+    pub base_parameters: usize,
+    pub trainable_share_percent: f64,
+    pub train_examples: usize,
+    pub tokens_seen: usize,
+    pub tokens_per_second: f64,
+    pub wall_time_secs: f64,
+    pub peak_rss_mib: f64,
+    pub adapter_bytes: u64,
+    pub first_loss: Option<f64>,
+    pub final_loss: Option<f64>,
+    pub final_val_loss: Option<f64>,
+}
+
+/// Tokenize a dataset file for training, naming the record that does not fit.
+pub fn tokenize_file(m: &LoadedModel, path: &Path, cfg: &TrainConfig) -> Result<Vec<TokenizedExample>> {
+    let records = load_dataset(path)?;
+    tokenize_records(m, &records, cfg)
+        .with_context(|| format!("{}", path.display()))
+}
+
+pub fn tokenize_records(m: &LoadedModel, records: &[Record], cfg: &TrainConfig) -> Result<Vec<TokenizedExample>> {
+    records
+        .iter()
+        .enumerate()
+        .map(|(i, r)| {
+            tokenize_chat(m, &r.messages, cfg.max_len, cfg.train_on_prompt).with_context(|| format!("record {}", i + 1))
+        })
+        .collect()
+}
+
+/// Mean loss over a set (token-weighted), in batches, without building a graph.
+pub fn eval_loss(m: &LoadedModel, set: &[TokenizedExample], batch: usize) -> Result<f64> {
+    let pad = *m.stop_ids.first().unwrap_or(&0);
+    let (mut total, mut count) = (0.0, 0usize);
+    for chunk in set.chunks(batch.max(1)) {
+        let refs: Vec<&TokenizedExample> = chunk.iter().collect();
+        let (ids, labels) = collate(&refs, pad);
+        let (loss, n) = causal_lm_loss(&m.model, &m.model.ids_tensor(&ids)?, &labels, None)?;
+        total += loss.to_dtype(DType::F64)?.to_scalar::<f64>()? * n as f64;
+        count += n;
+    }
+    Ok(if count == 0 { f64::NAN } else { total / count as f64 })
+}
+
+/// Train a LoRA adapter on `m` (the adapter is applied to the model and returned).
+pub fn train(cfg: &TrainConfig, m: &mut LoadedModel, opts: &TrainOptions) -> Result<(LoraAdapter, TrainSummary)> {
+    cfg.validate()?;
+    let lora = cfg.lora();
+    lora.validate(Some(&m.model.config))?;
+    let train_set = tokenize_file(m, &cfg.train_data, cfg)?;
+    if train_set.is_empty() {
+        bail!("{}: no training examples", cfg.train_data.display())
+    }
+    let val_set = match &cfg.validation_data {
+        Some(p) => tokenize_file(m, p, cfg)?,
+        None => Vec::new(),
+    };
+    std::fs::create_dir_all(&cfg.output_dir)
+        .with_context(|| format!("cannot create output directory {}", cfg.output_dir.display()))?;
+    let ckpt_dir = cfg.output_dir.join("checkpoints");
+
+    let dev = m.model.device().clone();
+    let mut adapter = LoraAdapter::init(lora, &m.model.config, cfg.seed, DType::F32, &dev)?;
+    adapter.base_model = cfg.model.clone();
+    m.model.apply_adapter(&adapter)?;
+    let vars = adapter.named_vars().into_iter().map(|(_, v)| v.clone()).collect();
+    let adamw = AdamWConfig { lr: cfg.lr, weight_decay: cfg.weight_decay, ..Default::default() };
+    let mut opt = AdamW::new(vars, adamw)?;
+
+    let per_epoch = (train_set.len() / cfg.micro_batch).max(1);
+    let total_steps =
+        cfg.max_steps.unwrap_or_else(|| (cfg.epochs * per_epoch).div_ceil(cfg.grad_accum)).max(1);
+    let fingerprint = fingerprint(cfg)?;
+    let mut state = TrainState {
+        step: 0,
+        micro_batches_done: 0,
+        dropout_rng_word_pos: 0,
+        fingerprint: fingerprint.clone(),
+        elapsed_secs: 0.0,
+        tokens_seen: 0,
+    };
+    let mut history: Vec<StepMetrics> = Vec::new();
+    if opts.resume {
+        match checkpoint::latest(&ckpt_dir)? {
+            Some(path) => {
+                state = checkpoint::restore(&path, &adapter, &mut opt, &dev)?;
+                if state.fingerprint != fingerprint {
+                    bail!(
+                        "{}: this checkpoint is from a different config or dataset; resume with the same ones",
+                        path.display()
+                    )
+                }
+                history = read_metrics(&path.join("metrics.jsonl"))?;
+                log(opts, &format!("resuming from {} (step {})", path.display(), state.step));
+            }
+            None => log(opts, "no checkpoint to resume from; starting a new run"),
+        }
+    } else if checkpoint::latest(&ckpt_dir)?.is_some() {
+        bail!(
+            "{} already holds a run's checkpoints: pass --resume to continue it, or choose another output_dir",
+            ckpt_dir.display()
+        )
+    }
+
+    let mut dropout_rng = ChaCha8Rng::seed_from_u64(cfg.seed ^ 0x00d0_d0d0);
+    dropout_rng.set_word_pos(state.dropout_rng_word_pos);
+    let pad = *m.stop_ids.first().unwrap_or(&0);
+    let bar = progress_bar(opts, total_steps, state.step);
+    let started = Instant::now();
+    let elapsed_before = state.elapsed_secs;
+    let mut interrupted = false;
+
+    while state.step < total_steps {
+        // The micro-batches of this update, and their scored-token total for the mean.
+        let group: Vec<Vec<usize>> = (0..cfg.grad_accum)
+            .map(|k| batch_indices(state.micro_batches_done + k, per_epoch, train_set.len(), cfg))
+            .collect();
+        let n_total: usize = group.iter().flatten().map(|&i| train_set[i].n_targets()).sum();
+        let mut grads: Option<Vec<Tensor>> = None;
+        let mut loss_sum = 0.0;
+        let mut tokens = 0;
+        for idx in &group {
+            let batch: Vec<&TokenizedExample> = idx.iter().map(|&i| &train_set[i]).collect();
+            let (ids, labels) = collate(&batch, pad);
+            tokens += ids.iter().map(|r| r.len()).sum::<usize>();
+            let ids = m.model.ids_tensor(&ids)?;
+            let rng = if cfg.dropout > 0.0 { Some(&mut dropout_rng) } else { None };
+            let (loss, n) = causal_lm_loss(&m.model, &ids, &labels, rng)?;
+            let value = loss.to_dtype(DType::F64)?.to_scalar::<f64>()?;
+            if !value.is_finite() {
+                bail!(
+                    "the loss became {value} at step {}: stopping. The last good checkpoint is kept in {} \
+                     (try a lower lr or max_grad_norm)",
+                    state.step + 1,
+                    ckpt_dir.display()
+                )
+            }
+            // Weight each micro-batch by its share of the update's scored tokens, so the
+            // update is the mean over all of them (as one big batch would be).
+            let weight = n as f64 / n_total as f64;
+            loss_sum += value * weight;
+            let g = opt.collect_grads(&(loss * weight)?.backward()?)?;
+            grads = Some(match grads {
+                None => g,
+                Some(acc) => acc.iter().zip(&g).map(|(a, b)| a + b).collect::<candle_core::Result<_>>()?,
+            });
+        }
+        let mut grads = grads.expect("grad_accum >= 1");
+        let norm = global_norm(&grads)?;
+        if !norm.is_finite() {
+            bail!("the gradient norm became {norm} at step {}: stopping, the last checkpoint is kept", state.step + 1)
+        }
+        if cfg.max_grad_norm > 0.0 && norm > cfg.max_grad_norm {
+            let s = cfg.max_grad_norm / (norm + 1e-6);
+            grads = grads.iter().map(|g| g * s).collect::<candle_core::Result<_>>()?;
+        }
+        let lr = lr_at(state.step, total_steps, cfg.warmup_steps, cfg.lr, cfg.schedule);
+        opt.update(&grads, lr)?;
+
+        state.step += 1;
+        state.micro_batches_done += cfg.grad_accum;
+        state.tokens_seen += tokens;
+        state.dropout_rng_word_pos = dropout_rng.get_word_pos();
+        state.elapsed_secs = elapsed_before + started.elapsed().as_secs_f64();
+        let mut metrics = StepMetrics {
+            step: state.step,
+            loss: loss_sum,
+            lr,
+            grad_norm: norm,
+            tokens,
+            elapsed_secs: state.elapsed_secs,
+            val_loss: None,
+        };
+        let last = state.step == total_steps;
+        if !val_set.is_empty() && (state.step % cfg.eval_every.max(1) == 0 || last) {
+            metrics.val_loss = Some(eval_loss(m, &val_set, cfg.micro_batch * 2)?);
+        }
+        let rate = (state.tokens_seen as f64) / state.elapsed_secs.max(1e-9);
+        let msg = match metrics.val_loss {
+            Some(v) => format!("loss {:.4} val {:.4} {:.0} tok/s", metrics.loss, v, rate),
+            None => format!("loss {:.4} {:.0} tok/s", metrics.loss, rate),
+        };
+        bar.set_position(state.step as u64);
+        bar.set_message(msg.clone());
+        if bar.is_hidden() && !opts.quiet && (state.step % (total_steps / 20).max(1) == 0 || last) {
+            eprintln!("step {}/{total_steps}: {msg}", state.step);
+        }
+        history.push(metrics);
+
+        let stop_now = opts.stop.as_ref().is_some_and(|s| s.load(Ordering::SeqCst));
+        if state.step % cfg.save_every.max(1) == 0 || last || stop_now {
+            let path = checkpoint::save(&ckpt_dir, &adapter, &opt, &state, 2)?;
+            write_metrics(&path.join("metrics.jsonl"), &history)?;
+            write_metrics(&cfg.output_dir.join("metrics.jsonl"), &history)?;
+        }
+        if stop_now && !last {
+            interrupted = true;
+            break;
+        }
+    }
+    bar.finish_and_clear();
+
+    // The run's records, each written atomically.
+    adapter.save_peft(&cfg.output_dir)?;
+    atomic_write(&cfg.output_dir.join("train_config.toml"), cfg.to_toml()?.as_bytes())?;
+    write_metrics(&cfg.output_dir.join("metrics.jsonl"), &history)?;
+    crate::plot::loss_curve(&cfg.output_dir.join("loss.svg"), &history)?;
+    let adapter_bytes = std::fs::metadata(cfg.output_dir.join(crate::lora::WEIGHTS_FILE)).map(|x| x.len()).unwrap_or(0);
+    let base = m.model.config.num_parameters();
+    let summary = TrainSummary {
+        model: cfg.model.clone(),
+        steps: state.step,
+        completed: !interrupted,
+        trainable_parameters: adapter.num_parameters(),
+        base_parameters: base,
+        trainable_share_percent: 100.0 * adapter.num_parameters() as f64 / base as f64,
+        train_examples: train_set.len(),
+        tokens_seen: state.tokens_seen,
+        tokens_per_second: state.tokens_seen as f64 / state.elapsed_secs.max(1e-9),
+        wall_time_secs: state.elapsed_secs,
+        peak_rss_mib: peak_rss_mib(),
+        adapter_bytes,
+        first_loss: history.first().map(|h| h.loss),
+        final_loss: history.last().map(|h| h.loss),
+        final_val_loss: history.iter().rev().find_map(|h| h.val_loss),
+    };
+    atomic_write(&cfg.output_dir.join("summary.json"), serde_json::to_string_pretty(&summary)?.as_bytes())?;
+    if interrupted {
+        log(opts, &format!("interrupted at step {}: continue with --resume", state.step));
+    }
+    Ok((adapter, summary))
+}
+
+/// Example indices of micro-batch `k`: epochs are seeded permutations, so any position can
+/// be recomputed from `k` alone (this is what makes `--resume` exact).
+fn batch_indices(k: usize, per_epoch: usize, n: usize, cfg: &TrainConfig) -> Vec<usize> {
+    let (epoch, offset) = (k / per_epoch, k % per_epoch);
+    let mut order: Vec<usize> = (0..n).collect();
+    order.shuffle(&mut ChaCha8Rng::seed_from_u64(cfg.seed.wrapping_add(epoch as u64)));
+    let start = (offset * cfg.micro_batch).min(n);
+    order[start..(start + cfg.micro_batch).min(n)].to_vec()
+}
+
+fn global_norm(grads: &[Tensor]) -> Result<f64> {
+    let mut sq = 0.0;
+    for g in grads {
+        sq += g.sqr()?.sum_all()?.to_dtype(DType::F64)?.to_scalar::<f64>()?;
+    }
+    Ok(sq.sqrt())
+}
+
+/// Config and training data, hashed: a checkpoint only resumes the run that made it.
+fn fingerprint(cfg: &TrainConfig) -> Result<String> {
+    let mut h = Sha256::new();
+    let mut c = cfg.clone();
+    // Bookkeeping settings do not change the trajectory.
+    (c.eval_every, c.save_every) = (0, 0);
+    h.update(c.to_toml()?.as_bytes());
+    h.update(std::fs::read(&cfg.train_data).with_context(|| format!("reading {}", cfg.train_data.display()))?);
+    Ok(format!("{:x}", h.finalize()))
+}
+
+fn write_metrics(path: &Path, history: &[StepMetrics]) -> Result<()> {
+    let mut out = String::new();
+    for h in history {
+        out.push_str(&serde_json::to_string(h)?);
+        out.push('\n');
+    }
+    atomic_write(path, out.as_bytes())
+}
+
+fn read_metrics(path: &Path) -> Result<Vec<StepMetrics>> {
+    if !path.exists() {
+        return Ok(Vec::new());
+    }
+    std::fs::read_to_string(path)?
+        .lines()
+        .enumerate()
+        .map(|(i, l)| serde_json::from_str(l).with_context(|| format!("{}:{}", path.display(), i + 1)))
+        .collect()
+}
+
+fn progress_bar(opts: &TrainOptions, total: usize, done: usize) -> ProgressBar {
+    if opts.quiet || !std::io::stderr().is_terminal() {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::new(total as u64);
+    bar.set_style(
+        ProgressStyle::with_template("{spinner} step {pos}/{len} [{bar:30}] {msg} (ETA {eta})")
+            .expect("valid template")
+            .progress_chars("=> "),
+    );
+    bar.set_position(done as u64);
+    bar
+}
+
+fn log(opts: &TrainOptions, msg: &str) {
+    if !opts.quiet {
+        eprintln!("{msg}");
+    }
+}
+
+/// Peak resident memory of this process so far (Linux), in MiB.
+pub fn peak_rss_mib() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1).and_then(|kb| kb.parse::<f64>().ok()))
+        })
+        .map(|kb| kb / 1024.0)
+        .unwrap_or(0.0)
+}
