@@ -156,6 +156,24 @@ enum Command {
         #[arg(long)]
         report: Option<PathBuf>,
     },
+    /// Inspect or create datasets.
+    Data {
+        #[command(subcommand)]
+        command: DataCommand,
+    },
+    /// Talk to the model (with or without an adapter); an empty line or Ctrl-D ends.
+    Chat {
+        #[command(flatten)]
+        model: ModelArgs,
+        #[arg(long)]
+        system: Option<String>,
+        #[arg(long, default_value_t = 256)]
+        max_new_tokens: usize,
+        #[arg(long, default_value_t = 0.0)]
+        temperature: f64,
+        #[arg(long, default_value_t = 42)]
+        seed: u64,
+    },
     /// The whole loop on the sample data: answers before, train a LoRA, answers after.
     Demo {
         #[command(flatten)]
@@ -216,6 +234,36 @@ enum Command {
     },
 }
 
+#[derive(Subcommand)]
+enum DataCommand {
+    /// Counts, token lengths (with the model's tokenizer and template), duplicates, and
+    /// examples longer than --max-len.
+    Check {
+        file: PathBuf,
+        #[arg(long, default_value = lorakit::fetch::DEFAULT_MODEL)]
+        model: String,
+        #[arg(long, default_value_t = 256)]
+        max_len: usize,
+    },
+    /// Write a synthetic dataset (seeded, deduplicated) as train/validation/test.jsonl.
+    Synth {
+        #[arg(long, value_enum)]
+        task: Task,
+        /// How many records before splitting.
+        #[arg(long, default_value_t = 400)]
+        n: usize,
+        #[arg(long, default_value_t = 42)]
+        seed: u64,
+        #[arg(long, default_value_t = 0.15)]
+        test_frac: f64,
+        #[arg(long, default_value_t = 0.10)]
+        val_frac: f64,
+        /// Output folder.
+        #[arg(long)]
+        out: PathBuf,
+    },
+}
+
 fn main() {
     if let Err(e) = run(Cli::parse()) {
         eprintln!("error: {e:#}");
@@ -255,6 +303,43 @@ fn run(cli: Cli) -> Result<()> {
                 lorakit::io::atomic_write(&path, serde_json::to_string_pretty(&json)?.as_bytes())?;
             }
         }
+        Command::Data { command: DataCommand::Check { file, model, max_len } } => {
+            let records = load_dataset(&file)?;
+            let m = load(&model, DType::F32)?;
+            let report = lorakit::data::check(
+                &records,
+                |r| Ok(lorakit::data::tokenize_chat(&m, &r.messages, usize::MAX, false)?.ids.len()),
+                max_len,
+            )?;
+            println!("{}: {report}", file.display());
+        }
+        Command::Data { command: DataCommand::Synth { task, n, seed, test_frac, val_frac, out } } => {
+            let splits = lorakit::data::task_splits(task, n, seed, test_frac, val_frac)?;
+            std::fs::create_dir_all(&out).with_context(|| format!("cannot create {}", out.display()))?;
+            for (name, set) in [("train", &splits.train), ("validation", &splits.validation), ("test", &splits.test)] {
+                let path = out.join(format!("{name}.jsonl"));
+                lorakit::data::save_dataset(&path, set)?;
+                println!("{}: {} records", path.display(), set.len());
+            }
+        }
+        Command::Chat { model, system, max_new_tokens, temperature, seed } => {
+            let m = model.load()?;
+            let mut history: Vec<Message> = system.map(|s| vec![Message::new("system", s)]).unwrap_or_default();
+            let cfg = GenerationConfig { max_new_tokens, temperature, top_k: None, top_p: None, seed };
+            let stdin = std::io::stdin();
+            loop {
+                eprint!("you> ");
+                let mut line = String::new();
+                if stdin.read_line(&mut line)? == 0 || line.trim().is_empty() {
+                    break;
+                }
+                history.push(Message::new("user", line.trim()));
+                let ids = m.encode(&m.chat_prompt(&history)?)?;
+                print!("model> ");
+                let answer = stream(&m, &ids, &cfg)?;
+                history.push(Message::new("assistant", answer));
+            }
+        }
         Command::Demo { mut flags, data_dir, task, eval_examples } => {
             flags.train_data.get_or_insert(data_dir.join("train.jsonl"));
             flags.validation_data.get_or_insert(data_dir.join("validation.jsonl"));
@@ -265,13 +350,14 @@ fn run(cli: Cli) -> Result<()> {
             test.truncate(eval_examples);
             let mut m = load(&cfg.model, DType::F32)?;
             eprintln!("== before: the base model on {} held-out examples", test.len());
-            let before = evaluate(&m, &test, task, 64, false)?;
+            // Gold answers are under 40 tokens; the base model would ramble on.
+            let before = evaluate(&m, &test, task, 48, false)?;
             eprintln!("== training a LoRA adapter (r={}, alpha={}) on {}", cfg.r, cfg.alpha, cfg.train_data.display());
             let opts = TrainOptions { resume: false, quiet: false, stop: Some(ctrl_c_flag()?) };
             let (_, summary) = train(&cfg, &mut m, &opts)?;
             print_summary(&cfg.output_dir, &summary);
             eprintln!("== after: base + adapter on the same examples");
-            let after = evaluate(&m, &test, task, 64, false)?;
+            let after = evaluate(&m, &test, task, 48, false)?;
             print_comparison(&before, Some(&after), 5);
             let json = serde_json::json!({ "summary": summary, "before": before, "after": after });
             let path = cfg.output_dir.join("demo_report.json");
@@ -314,24 +400,7 @@ fn run(cli: Cli) -> Result<()> {
             };
             let prompt_ids = m.encode(&text)?;
             let cfg = GenerationConfig { max_new_tokens, temperature, top_k, top_p, seed };
-            let mut shown = String::new();
-            let mut so_far = Vec::new();
-            let stdout = std::io::stdout();
-            generate(&m.model, &prompt_ids, &m.stop_ids, &cfg, |id| {
-                // Decode the whole answer so far and print only what is new: a token can
-                // end in the middle of a UTF-8 character.
-                so_far.push(id);
-                let text = m.decode(&so_far)?;
-                if let Some(new) = text.strip_prefix(shown.as_str()) {
-                    if !new.ends_with('\u{FFFD}') {
-                        print!("{new}");
-                        stdout.lock().flush().ok();
-                        shown = text;
-                    }
-                }
-                Ok(())
-            })?;
-            println!();
+            stream(&m, &prompt_ids, &cfg)?;
         }
     }
     Ok(())
@@ -341,6 +410,29 @@ fn parse_ids(s: &str) -> Result<Vec<u32>> {
     s.split(',')
         .map(|x| x.trim().parse::<u32>().with_context(|| format!("--ids: {x:?} is not a token id")))
         .collect()
+}
+
+/// Generate and print the answer as it comes; returns its text.
+fn stream(m: &LoadedModel, prompt_ids: &[u32], cfg: &GenerationConfig) -> Result<String> {
+    let mut shown = String::new();
+    let mut so_far = Vec::new();
+    let stdout = std::io::stdout();
+    generate(&m.model, prompt_ids, &m.stop_ids, cfg, |id| {
+        // Decode the whole answer so far and print only what is new: a token can end in
+        // the middle of a UTF-8 character.
+        so_far.push(id);
+        let text = m.decode(&so_far)?;
+        if let Some(new) = text.strip_prefix(shown.as_str()) {
+            if !new.ends_with('\u{FFFD}') {
+                print!("{new}");
+                stdout.lock().flush().ok();
+                shown = text;
+            }
+        }
+        Ok(())
+    })?;
+    println!();
+    Ok(m.decode(&so_far)?)
 }
 
 /// Ctrl-C asks the trainer to save a checkpoint and stop after the current step.
