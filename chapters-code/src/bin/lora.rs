@@ -261,6 +261,19 @@ enum DataCommand {
         /// Output folder.
         #[arg(long)]
         out: PathBuf,
+        /// An Ollama model that rewrites the training questions (e.g. llama3.2); the
+        /// validation and test splits are never rewritten.
+        #[arg(long)]
+        teacher: Option<String>,
+        /// Ollama's address (default: $OLLAMA_HOST, else http://127.0.0.1:11434).
+        #[arg(long)]
+        ollama_host: Option<String>,
+        /// Rewrites asked per training record.
+        #[arg(long, default_value_t = 1)]
+        paraphrases: usize,
+        /// Seconds to wait for one answer from the teacher.
+        #[arg(long, default_value_t = 120)]
+        timeout: u64,
     },
 }
 
@@ -313,8 +326,20 @@ fn run(cli: Cli) -> Result<()> {
             )?;
             println!("{}: {report}", file.display());
         }
-        Command::Data { command: DataCommand::Synth { task, n, seed, test_frac, val_frac, out } } => {
-            let splits = lorakit::data::task_splits(task, n, seed, test_frac, val_frac)?;
+        Command::Data {
+            command: DataCommand::Synth { task, n, seed, test_frac, val_frac, out, teacher, ollama_host, paraphrases, timeout },
+        } => {
+            let mut splits = lorakit::data::task_splits(task, n, seed, test_frac, val_frac)?;
+            if let Some(model) = teacher {
+                use lorakit::data::teacher::{Teacher, paraphrase_records};
+                let t = Teacher::connect(ollama_host.as_deref(), &model, std::time::Duration::from_secs(timeout))?;
+                let (train, stats) = paraphrase_records(&t, &splits.train, paraphrases, seed)?;
+                eprintln!(
+                    "teacher {model}: {} rewrites asked, {} kept, {} discarded (lost a name/number or repeated)",
+                    stats.asked, stats.kept, stats.discarded
+                );
+                splits.train = train;
+            }
             std::fs::create_dir_all(&out).with_context(|| format!("cannot create {}", out.display()))?;
             for (name, set) in [("train", &splits.train), ("validation", &splits.validation), ("test", &splits.test)] {
                 let path = out.join(format!("{name}.jsonl"));

@@ -6,6 +6,7 @@ pub mod format;
 pub mod load;
 pub mod metrics;
 pub mod synth;
+pub mod teacher;
 
 pub use check::{DatasetReport, check};
 pub use format::{TokenizedExample, collate, tokenize_chat};

@@ -1,0 +1,102 @@
+//! `lora data synth --teacher` against a stand-in for Ollama's HTTP API on 127.0.0.1
+//! (no Ollama can run here): the rewrites land in the training split only, and an
+//! unreachable or slow server gives a clear error.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpListener;
+use std::process::Command;
+
+/// Serves `/api/tags` and `/api/generate` like Ollama: the "paraphrase" is the message
+/// with "Please:" in front (names and numbers kept). `delay` simulates a slow server.
+fn stand_in(delay_ms: u64) -> (String, std::thread::JoinHandle<()>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = format!("http://{}", listener.local_addr().unwrap());
+    let handle = std::thread::spawn(move || {
+        listener.set_nonblocking(false).unwrap();
+        for stream in listener.incoming().take(400) {
+            let Ok(mut stream) = stream else { break };
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut request_line = String::new();
+            if reader.read_line(&mut request_line).is_err() {
+                continue;
+            }
+            let mut len = 0;
+            loop {
+                let mut h = String::new();
+                reader.read_line(&mut h).unwrap();
+                if h == "\r\n" || h.is_empty() {
+                    break;
+                }
+                if let Some(v) = h.to_ascii_lowercase().strip_prefix("content-length:") {
+                    len = v.trim().parse().unwrap();
+                }
+            }
+            let mut body = vec![0; len];
+            reader.read_exact(&mut body).unwrap();
+            std::thread::sleep(std::time::Duration::from_millis(delay_ms));
+            let reply = if request_line.starts_with("GET /api/tags") {
+                serde_json::json!({"models": [{"name": "teacher:latest", "modified_at": "2026-11-01T00:00:00Z", "size": 1}]})
+            } else if request_line.starts_with("POST /api/generate") {
+                let req: serde_json::Value = serde_json::from_slice(&body).unwrap();
+                let prompt = req["prompt"].as_str().unwrap();
+                let message = prompt.rsplit("\n\n").next().unwrap();
+                serde_json::json!({"model": req["model"], "created_at": "2026-11-01T00:00:00Z",
+                                   "response": format!("Please: {message}"), "done": true})
+            } else {
+                serde_json::json!({"error": "not found"})
+            };
+            let body = reply.to_string();
+            let _ = write!(
+                stream,
+                "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+        }
+    });
+    (addr, handle)
+}
+
+fn synth(out: &std::path::Path, host: &str, timeout: &str) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_lora"))
+        .args(["data", "synth", "--task", "extract", "--n", "40", "--teacher", "teacher", "--ollama-host", host])
+        .args(["--timeout", timeout])
+        .arg("--out")
+        .arg(out)
+        .output()
+        .unwrap()
+}
+
+fn lines(path: std::path::PathBuf) -> Vec<String> {
+    std::fs::read_to_string(path).unwrap().lines().map(String::from).collect()
+}
+
+#[test]
+fn teacher_rewrites_land_in_train_only() {
+    let (host, _server) = stand_in(0);
+    let dir = tempfile::tempdir().unwrap();
+    let out = synth(dir.path(), &host, "30");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let train = lines(dir.path().join("train.jsonl"));
+    let rewritten = train.iter().filter(|l| l.contains("Please: ")).count();
+    assert!(rewritten > 0 && rewritten * 2 == train.len(), "one kept rewrite per training record");
+    for split in ["validation.jsonl", "test.jsonl"] {
+        assert!(lines(dir.path().join(split)).iter().all(|l| !l.contains("Please: ")), "{split} untouched");
+    }
+}
+
+#[test]
+fn unreachable_and_slow_servers_are_named() {
+    let dir = tempfile::tempdir().unwrap();
+    // Nothing listens on this port (bound and dropped).
+    let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let host = format!("http://127.0.0.1:{port}");
+    let out = synth(&dir.path().join("a"), &host, "30");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains(&host) && err.contains("ollama serve"), "{err}");
+    assert!(!dir.path().join("a").exists(), "no output from a failed run");
+
+    let (slow, _server) = stand_in(3000);
+    let out = synth(&dir.path().join("b"), &slow, "1");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("did not answer"), "{err}");
+}
