@@ -2,7 +2,7 @@
 //! f64 (to ~1e-9) and in f32 (with the fixture's f32 tolerances).
 
 use lora_book::*;
-use lorakit::candle::{DType, Device};
+use lorakit::candle::{DType, Device, Tensor};
 use lorakit::train::{AdamW, AdamWConfig, causal_lm_loss};
 use lorakit::{Checkpoint, Llama, LoraAdapter};
 
@@ -12,22 +12,28 @@ struct Tol {
     weights: f64,
 }
 
-fn run(variant: &str, dtype: DType, tol: Tol) {
+/// tiny-llama with the fixture's initial adapter applied, in `dtype`, and the variant's batch.
+fn setup(variant: &str, dtype: DType) -> (serde_json::Value, Llama, LoraAdapter, Tensor, Vec<Vec<i64>>) {
     let exp = read_json(&fixture("tiny-train/expected.json")).unwrap();
-    let v = &exp["variants"][variant];
     let dev = Device::Cpu;
     let mut model = Llama::new(Checkpoint::load(&fixture("tiny-llama"), dtype, &dev).unwrap()).unwrap();
     let adapter =
         LoraAdapter::load_peft(&fixture("tiny-train/adapter_init"), &model.config, dtype, &dev).unwrap();
     model.apply_adapter(&adapter).unwrap();
     let ids = model.ids_tensor(&id_rows(&exp["input_ids"])).unwrap();
-    let labels: Vec<Vec<i64>> = v["labels"]
+    let labels: Vec<Vec<i64>> = exp["variants"][variant]["labels"]
         .as_array()
         .unwrap()
         .iter()
         .map(|r| r.as_array().unwrap().iter().map(|x| x.as_i64().unwrap()).collect())
         .collect();
+    (exp, model, adapter, ids, labels)
+}
 
+fn run(variant: &str, dtype: DType, tol: Tol) {
+    let (exp, model, adapter, ids, labels) = setup(variant, dtype);
+    let v = &exp["variants"][variant];
+    let dev = Device::Cpu;
     // Step 0: loss and every LoRA gradient.
     let (loss, n) = causal_lm_loss(&model, &ids, &labels, None).unwrap();
     assert_eq!(n as u64, v["n_loss_tokens"].as_u64().unwrap());
@@ -102,21 +108,8 @@ fn masked_f32() {
 /// differences at the element where we differ most from the reference, in every tensor.
 #[test]
 fn gradients_equal_finite_differences_f64() {
-    use lorakit::candle::Tensor;
-    let exp = read_json(&fixture("tiny-train/expected.json")).unwrap();
-    let v = &exp["variants"]["masked"];
+    let (_, model, adapter, ids, labels) = setup("masked", DType::F64);
     let dev = Device::Cpu;
-    let mut model = Llama::new(Checkpoint::load(&fixture("tiny-llama"), DType::F64, &dev).unwrap()).unwrap();
-    let adapter =
-        LoraAdapter::load_peft(&fixture("tiny-train/adapter_init"), &model.config, DType::F64, &dev).unwrap();
-    model.apply_adapter(&adapter).unwrap();
-    let ids = model.ids_tensor(&id_rows(&exp["input_ids"])).unwrap();
-    let labels: Vec<Vec<i64>> = v["labels"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| r.as_array().unwrap().iter().map(|x| x.as_i64().unwrap()).collect())
-        .collect();
     let loss_at = |model: &Llama| -> f64 {
         causal_lm_loss(model, &ids, &labels, None).unwrap().0.to_scalar::<f64>().unwrap()
     };
