@@ -183,8 +183,8 @@ enum Command {
         data_dir: PathBuf,
         #[arg(long, value_enum, default_value = "extract")]
         task: Task,
-        /// Test examples to answer before and after (all when absent).
-        #[arg(long, default_value_t = 40)]
+        /// Test examples to answer before and after (30 keeps the demo near 9 minutes).
+        #[arg(long, default_value_t = 30)]
         eval_examples: usize,
     },
     /// Score a text or token ids: next-token logits and probabilities at every position.

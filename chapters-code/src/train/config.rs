@@ -24,7 +24,8 @@ pub struct TrainConfig {
     pub model: String,
     /// Training data (.json, .jsonl or .csv).
     pub train_data: PathBuf,
-    /// Optional validation data, evaluated every `eval_every` steps.
+    /// Validation data, evaluated every `eval_every` steps. When absent, a
+    /// `validation.jsonl` beside `train_data` is used if there is one.
     pub validation_data: Option<PathBuf>,
     /// Where the adapter, metrics, plots and checkpoints go.
     pub output_dir: PathBuf,
@@ -69,7 +70,7 @@ impl Default for TrainConfig {
         Self {
             model: crate::fetch::DEFAULT_MODEL.to_string(),
             train_data: PathBuf::from("data/extract/train.jsonl"),
-            validation_data: Some(PathBuf::from("data/extract/validation.jsonl")),
+            validation_data: None,
             output_dir: PathBuf::from("models/lora_adapters/extract"),
             r: 8,
             alpha: 16.0,
@@ -104,6 +105,15 @@ impl TrainConfig {
 
     pub fn to_toml(&self) -> Result<String> {
         Ok(toml::to_string_pretty(self)?)
+    }
+
+    /// The validation file to use: the configured one, else `validation.jsonl` beside
+    /// the training data if it exists.
+    pub fn validation_path(&self) -> Option<PathBuf> {
+        self.validation_data.clone().or_else(|| {
+            let sibling = self.train_data.parent()?.join("validation.jsonl");
+            (sibling.exists() && sibling != self.train_data).then_some(sibling)
+        })
     }
 
     pub fn lora(&self) -> LoraConfig {

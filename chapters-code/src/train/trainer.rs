@@ -107,8 +107,8 @@ pub fn train(cfg: &TrainConfig, m: &mut LoadedModel, opts: &TrainOptions) -> Res
     if train_set.is_empty() {
         bail!("{}: no training examples", cfg.train_data.display())
     }
-    let val_set = match &cfg.validation_data {
-        Some(p) => tokenize_file(m, p, cfg)?,
+    let val_set = match cfg.validation_path() {
+        Some(p) => tokenize_file(m, &p, cfg)?,
         None => Vec::new(),
     };
     std::fs::create_dir_all(&cfg.output_dir)
