@@ -31,7 +31,7 @@ fn main() -> anyhow::Result<()> {
     }
     times.sort_by(|a, b| a.partial_cmp(b).unwrap());
     let med = times[times.len() / 2];
-    let rss = std::fs::read_to_string("/proc/self/status")?.lines().find(|l| l.starts_with("VmHWM")).unwrap_or("").to_string();
-    println!("median {:.2}s/step = {:.0} tokens/s; peak {}", med, (batch * seq) as f64 / med, rss);
+    let rss = lorakit::train::trainer::peak_rss_mib();
+    println!("median {:.2}s/step = {:.0} tokens/s; peak RSS {rss:.0} MiB", med, (batch * seq) as f64 / med);
     Ok(())
 }

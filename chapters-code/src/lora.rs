@@ -131,9 +131,9 @@ pub fn parse_peft_key(key: &str) -> Option<(usize, String, char)> {
     } else {
         (rest.strip_suffix(".lora_B.weight")?, 'B')
     };
-    let (group, module) = path.split_once('.')?;
-    let expected = if matches!(module, "gate_proj" | "up_proj" | "down_proj") { "mlp" } else { "self_attn" };
-    (group == expected && TARGET_MODULES.contains(&module)).then(|| (layer, module.to_string(), which))
+    let module = path.rsplit_once('.')?.1;
+    let canonical = TARGET_MODULES.contains(&module) && module_path(layer, module) == format!("model.layers.{layer}.{path}");
+    canonical.then(|| (layer, module.to_string(), which))
 }
 
 impl LoraAdapter {

@@ -150,31 +150,35 @@ pub fn cross_entropy(logits: &Tensor, labels: &[i64]) -> Result<(Tensor, usize)>
         return Ok((Tensor::zeros((), logits.dtype(), logits.device())?, 0));
     }
     let dtype = logits.dtype();
-    let work = if dtype == DType::F64 { DType::F64 } else { DType::F32 };
-    let x = logits.detach().to_dtype(work)?.contiguous()?;
-    let labels = labels.to_vec();
-    let (loss, lse) = match work {
-        DType::F64 => ce_forward(&x.flatten_all()?.to_vec1::<f64>()?, vocab, &labels),
-        _ => ce_forward(&x.flatten_all()?.to_vec1::<f32>()?, vocab, &labels),
+    let x = logits.detach();
+    // The logits are copied out once; the backward pass reuses the same buffer.
+    let rows = if dtype == DType::F64 {
+        Rows::F64(x.flatten_all()?.to_vec1::<f64>()?)
+    } else {
+        Rows::F32(x.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()?)
     };
-    let loss = Tensor::new(loss / count as f64, logits.device())?.to_dtype(dtype)?;
+    let labels = labels.to_vec();
+    let (loss, lse) = match &rows {
+        Rows::F64(v) => ce_forward(v, vocab, &labels),
+        Rows::F32(v) => ce_forward(v, vocab, &labels),
+    };
+    let dev = logits.device().clone();
+    let loss = Tensor::new(loss / count as f64, &dev)?.to_dtype(dtype)?;
     let grad_fn = move |g: &Tensor| -> Result<Tensor> {
         let scale = g.to_dtype(DType::F64)?.to_scalar::<f64>()? / count as f64;
-        let grad = match work {
-            DType::F64 => Tensor::from_vec(
-                ce_backward(&x.flatten_all()?.to_vec1::<f64>()?, vocab, &labels, &lse, scale),
-                (n, vocab),
-                x.device(),
-            )?,
-            _ => Tensor::from_vec(
-                ce_backward(&x.flatten_all()?.to_vec1::<f32>()?, vocab, &labels, &lse, scale),
-                (n, vocab),
-                x.device(),
-            )?,
+        let grad = match &rows {
+            Rows::F64(v) => Tensor::from_vec(ce_backward(v, vocab, &labels, &lse, scale), (n, vocab), &dev)?,
+            Rows::F32(v) => Tensor::from_vec(ce_backward(v, vocab, &labels, &lse, scale), (n, vocab), &dev)?,
         };
         grad.to_dtype(dtype)
     };
     Ok((attach(logits, loss, grad_fn)?, count))
+}
+
+/// The logits as the cross-entropy works on them: f64 for f64 models, f32 otherwise.
+enum Rows {
+    F32(Vec<f32>),
+    F64(Vec<f64>),
 }
 
 /// Sum over counted rows of (logsumexp − logit[target]), and each row's logsumexp.

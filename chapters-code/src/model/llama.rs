@@ -6,7 +6,7 @@
 use super::config::LlamaConfig;
 use super::rope::Rope;
 use super::weights::Checkpoint;
-use crate::lora::{LoraAdapter, TARGET_MODULES};
+use crate::lora::{LoraAdapter, TARGET_MODULES, module_path};
 use crate::ops;
 use anyhow::{Context, Result, bail};
 use candle_core::{D, DType, Device, Tensor};
@@ -311,9 +311,8 @@ impl Llama {
             let p = format!("model.layers.{l}");
             out.push((format!("{p}.input_layernorm.weight"), block.input_layernorm.clone()));
             out.push((format!("{p}.post_attention_layernorm.weight"), block.post_attention_layernorm.clone()));
-            for (i, (module, lin)) in TARGET_MODULES.iter().zip(block.linears()).enumerate() {
-                let group = if i < 4 { "self_attn" } else { "mlp" };
-                out.push((format!("{p}.{group}.{module}.weight"), lin.weight.clone()));
+            for (module, lin) in TARGET_MODULES.iter().zip(block.linears()) {
+                out.push((format!("{}.weight", module_path(l, module)), lin.weight.clone()));
             }
         }
         out.push(("model.norm.weight".into(), self.norm.clone()));
