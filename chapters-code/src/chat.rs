@@ -41,6 +41,7 @@ const TEMPLATE_NAME: &str = "chat_template";
 /// A compiled chat template plus the special-token strings it may refer to.
 pub struct ChatTemplate {
     env: Environment<'static>,
+    source: String,
     bos: String,
     eos: String,
 }
@@ -65,10 +66,12 @@ impl ChatTemplate {
         env.add_function("strftime_now", strftime_now);
         // minijinja's own tojson escapes < > & ' for HTML; transformers' does not.
         env.add_filter("tojson", tojson);
-        env.add_template_owned(TEMPLATE_NAME, source.into())
+        let source = source.into();
+        env.add_template_owned(TEMPLATE_NAME, source.clone())
             .map_err(|e| anyhow!("invalid chat template: {e}"))?;
         Ok(ChatTemplate {
             env,
+            source,
             bos: bos.into(),
             eos: eos.into(),
         })
@@ -137,6 +140,11 @@ impl ChatTemplate {
         template
             .render(merge_maps([extra, defaults]))
             .map_err(|e| anyhow!("chat template failed to render: {e}"))
+    }
+
+    /// The Jinja source, e.g. to translate it for Ollama.
+    pub fn source(&self) -> &str {
+        &self.source
     }
 
     pub fn bos_token(&self) -> &str {

@@ -33,3 +33,45 @@ pub fn atomic_write_with(path: &Path, write: impl FnOnce(&Path) -> Result<()>) -
 pub fn atomic_write(path: &Path, bytes: &[u8]) -> Result<()> {
     atomic_write_with(path, |tmp| Ok(std::fs::write(tmp, bytes)?))
 }
+
+/// Hex sha256 of a file, read in streaming fashion (GGUF files can be gigabytes).
+pub fn sha256_file(path: &Path) -> Result<String> {
+    use sha2::{Digest, Sha256};
+    let mut file = std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+    let mut hasher = Sha256::new();
+    std::io::copy(&mut file, &mut hasher).with_context(|| format!("cannot read {}", path.display()))?;
+    Ok(hasher.finalize().iter().map(|b| format!("{b:02x}")).collect())
+}
+
+/// Build a directory under a temporary name beside `path` and rename it into place, so a
+/// failed export leaves nothing (or the previous directory) under the real name. An
+/// existing `path` is replaced only when `replace` is set.
+pub fn atomic_dir(path: &Path, replace: bool, build: impl FnOnce(&Path) -> Result<()>) -> Result<()> {
+    let parent = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    std::fs::create_dir_all(parent).with_context(|| format!("cannot create {}", parent.display()))?;
+    if path.exists() && !replace {
+        anyhow::bail!("{} already exists (use --force to replace it)", path.display())
+    }
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let tmp = tempfile::Builder::new()
+        .prefix(&format!(".{name}."))
+        .tempdir_in(parent)
+        .with_context(|| format!("cannot write to {}", parent.display()))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o755)).ok();
+    }
+    build(tmp.path()).with_context(|| format!("writing {}", path.display()))?;
+    if path.exists() {
+        let old = parent.join(format!(".{name}.old"));
+        std::fs::rename(path, &old).with_context(|| format!("cannot move the old {} aside", path.display()))?;
+        std::fs::remove_dir_all(&old).ok();
+    }
+    let kept = tmp.keep();
+    std::fs::rename(&kept, path).with_context(|| format!("cannot move the new directory into place at {}", path.display()))?;
+    Ok(())
+}

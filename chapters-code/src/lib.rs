@@ -8,7 +8,9 @@ pub use candle_nn;
 
 pub mod chat;
 pub mod data;
+pub mod deploy;
 pub mod eval;
+pub mod export;
 pub mod fetch;
 pub mod generate;
 pub mod hub;
@@ -16,6 +18,7 @@ pub mod io;
 pub mod load;
 pub mod lora;
 pub mod model;
+pub mod modelfile;
 pub mod ops;
 pub mod plot;
 pub mod score;

@@ -207,6 +207,66 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Write a trained adapter as PEFT, a GGUF adapter, a merged GGUF model, or a
+    /// directory for Ollama (merged GGUF + Modelfile).
+    Export {
+        /// Base model the adapter was trained on.
+        #[arg(long, default_value = lorakit::fetch::DEFAULT_MODEL)]
+        model: String,
+        /// The adapter: a `lora train` output directory or a PEFT directory.
+        #[arg(long)]
+        adapter: PathBuf,
+        #[arg(long, value_enum)]
+        format: lorakit::export::ExportFormat,
+        /// Output file (gguf, gguf-adapter) or directory (peft, ollama).
+        #[arg(long)]
+        out: PathBuf,
+        /// Storage type (default: f32 for adapters, f16 for gguf, q8_0 for ollama).
+        #[arg(long, value_enum)]
+        dtype: Option<lorakit::export::ExportDtype>,
+        /// `general.name` in the GGUF (default: the adapter directory's name).
+        #[arg(long)]
+        name: Option<String>,
+        /// Take the vocabulary from this GGUF (for HF bases without a convertible tokenizer).
+        #[arg(long)]
+        vocab_from: Option<PathBuf>,
+        /// A SYSTEM message for the Modelfile.
+        #[arg(long)]
+        system: Option<String>,
+        /// Replace an existing output.
+        #[arg(long)]
+        force: bool,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Create a model on an Ollama server from an exported Modelfile: upload the GGUF
+    /// files, create, and ask it a question (falls back from the adapter route to the
+    /// merged model if the server refuses it).
+    Deploy {
+        /// A Modelfile, or a directory with one (`lora export --format ollama` writes it);
+        /// pass DIR/Modelfile.adapter to try base + adapter first.
+        path: PathBuf,
+        /// Name on the server, e.g. extract-lora or extract-lora:v1 (default: the
+        /// directory's name).
+        #[arg(long)]
+        name: Option<String>,
+        /// Ollama's address (default: $OLLAMA_HOST, else http://127.0.0.1:11434).
+        #[arg(long)]
+        host: Option<String>,
+        /// The smoke test's prompt.
+        #[arg(long, default_value = "Say hello in one short sentence.")]
+        prompt: String,
+        /// The smoke test's answer length in tokens.
+        #[arg(long, default_value_t = 48)]
+        max_tokens: i32,
+        /// Seconds one request may take (uploads get more for big files).
+        #[arg(long, default_value_t = 300)]
+        timeout: u64,
+        /// Print the requests that would be sent, and send nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
     /// Generate an answer to a prompt (rendered with the model's chat template).
     Generate {
         #[command(flatten)]
@@ -294,6 +354,18 @@ fn run(cli: Cli) -> Result<()> {
             if !quiet {
                 print_summary(&cfg.output_dir, &summary);
             }
+        }
+        Command::Export { model, adapter, format, out, dtype, name, vocab_from, system, force, json } => {
+            let req = lorakit::export::ExportRequest { model, adapter, format, out, dtype, name, vocab_from, system, force };
+            let report = lorakit::export::export(&req)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                print_export_report(&report);
+            }
+        }
+        Command::Deploy { path, name, host, prompt, max_tokens, timeout, dry_run } => {
+            cmd_deploy(path, name, host, prompt, max_tokens, timeout, dry_run)?;
         }
         Command::Eval { model, data, task, limit, max_new_tokens, report } => {
             let mut records = load_dataset(&data)?;
@@ -431,6 +503,25 @@ fn run(cli: Cli) -> Result<()> {
     Ok(())
 }
 
+fn cmd_deploy(
+    path: PathBuf,
+    name: Option<String>,
+    host: Option<String>,
+    prompt: String,
+    max_tokens: i32,
+    timeout: u64,
+    dry_run: bool,
+) -> Result<()> {
+    use lorakit::deploy::{DeployOptions, default_name, deploy};
+    let name = match name {
+        Some(n) => n,
+        None => default_name(&path)?,
+    };
+    let timeout = std::time::Duration::from_secs(timeout);
+    deploy(&DeployOptions { modelfile: path, name, host, prompt, max_tokens, timeout, dry_run })?;
+    Ok(())
+}
+
 fn parse_ids(s: &str) -> Result<Vec<u32>> {
     s.split(',')
         .map(|x| x.trim().parse::<u32>().with_context(|| format!("--ids: {x:?} is not a token id")))
@@ -482,6 +573,19 @@ fn clear_previous_run(dir: &Path) -> Result<()> {
         bail!("{} exists and is not a previous training run: choose another --output-dir", dir.display())
     }
     std::fs::remove_dir_all(dir).with_context(|| format!("cannot clear {}", dir.display()))
+}
+
+fn print_export_report(r: &lorakit::export::ExportReport) {
+    println!("exported {} ({}) in {:.1} s:", r.out.display(), r.dtype.name(), r.seconds);
+    for f in &r.files {
+        println!("  {:>10.2} MiB  sha256:{}  {}", f.bytes as f64 / 1048576.0, f.sha256, f.path.display());
+    }
+    for n in &r.notes {
+        println!("note: {n}");
+    }
+    if let Some(cmd) = &r.ollama_create {
+        println!("deploy with `lora deploy {}`, or with Ollama's CLI: {cmd}", r.out.display());
+    }
 }
 
 fn print_summary(dir: &Path, s: &lorakit::train::TrainSummary) {

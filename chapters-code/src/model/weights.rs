@@ -44,6 +44,27 @@ pub fn hf_name_from_gguf(name: &str) -> Option<String> {
     Some(format!("model.layers.{layer}.{module}.weight"))
 }
 
+/// GGUF name of an HF tensor: the inverse of [`hf_name_from_gguf`].
+pub fn gguf_name_from_hf(name: &str) -> Option<String> {
+    let fixed = match name {
+        "model.embed_tokens.weight" => Some("token_embd.weight"),
+        "model.norm.weight" => Some("output_norm.weight"),
+        "lm_head.weight" => Some("output.weight"),
+        _ => None,
+    };
+    if let Some(f) = fixed {
+        return Some(f.to_string());
+    }
+    let rest = name.strip_prefix("model.layers.")?;
+    let (layer, tail) = rest.split_once('.')?;
+    let layer: usize = layer.parse().ok()?;
+    let module = tail.strip_suffix(".weight")?;
+    let gguf = ["attn_norm", "ffn_norm", "attn_q", "attn_k", "attn_v", "attn_output", "ffn_gate", "ffn_up", "ffn_down"]
+        .into_iter()
+        .find(|g| gguf_to_hf_module(g) == Some(module))?;
+    Some(format!("blk.{layer}.{gguf}.weight"))
+}
+
 /// `attn_q` → `self_attn.q_proj` and so on, for the per-layer tensors.
 pub fn gguf_to_hf_module(gguf: &str) -> Option<&'static str> {
     Some(match gguf {

@@ -1,0 +1,724 @@
+//! `lora deploy`: create a model on an Ollama server from an exported Modelfile.
+//!
+//! The steps `ollama create NAME -f Modelfile` takes, over Ollama's REST API (docs/api.md):
+//! hash the files the Modelfile names, upload the blobs the server lacks
+//! (`HEAD`/`POST /api/blobs/sha256:…`), `POST /api/create` with the files' digests and the
+//! Modelfile's settings, then `/api/show` and a short `/api/generate` as a smoke test.
+//!
+//! ollama-rs makes the create, show and generate calls. It has none for `/api/version` or
+//! the blobs, so those are plain requests with reqwest, whose blocking client streams a
+//! (possibly multi-gigabyte) file as the request body.
+
+use std::io::{IsTerminal, Read};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use indicatif::{ProgressBar, ProgressStyle};
+use ollama_rs::Ollama;
+use ollama_rs::error::OllamaError;
+use ollama_rs::generation::chat::{ChatMessage, MessageRole};
+use ollama_rs::generation::completion::request::GenerationRequest;
+use ollama_rs::models::ModelOptions;
+use ollama_rs::models::create::CreateModelRequest;
+use reqwest::Url;
+use reqwest::blocking::{Body, Client};
+use sha2::{Digest, Sha256};
+
+use crate::modelfile::{Command, Modelfile, parameter_json, parse_commands};
+
+/// Where Ollama listens unless `OLLAMA_HOST` says otherwise.
+pub const DEFAULT_HOST: &str = "http://127.0.0.1:11434";
+/// The Modelfile names `lora export --format ollama` writes: the merged model (the
+/// dependable route) and base + adapter (the route a server may refuse).
+pub const MERGED_MODELFILE: &str = "Modelfile";
+pub const ADAPTER_MODELFILE: &str = "Modelfile.adapter";
+/// The first release whose `/api/create` takes files by digest (before, a Modelfile's text).
+const MIN_VERSION: (u64, u64, u64) = (0, 5, 5);
+
+/// What `lora deploy` is asked to do.
+#[derive(Debug, Clone)]
+pub struct DeployOptions {
+    /// A Modelfile, or a directory holding one named `Modelfile`.
+    pub modelfile: PathBuf,
+    /// The model's name on the server: `name`, `name:tag` or `namespace/name:tag`.
+    pub name: String,
+    /// Ollama's address; default `$OLLAMA_HOST`, else [`DEFAULT_HOST`]. `host:port`
+    /// without a scheme means plain HTTP, as for Ollama's own CLI.
+    pub host: Option<String>,
+    /// The smoke test's prompt.
+    pub prompt: String,
+    /// The smoke test's answer length in tokens.
+    pub max_tokens: i32,
+    /// How long one request may take (uploads get more time per byte).
+    pub timeout: Duration,
+    /// Print what would be sent, send nothing.
+    pub dry_run: bool,
+}
+
+/// What happened.
+#[derive(Debug, Clone)]
+pub struct DeployReport {
+    pub name: String,
+    /// The server, without any credentials the address held.
+    pub host: String,
+    /// The Modelfile the model was created from.
+    pub modelfile: PathBuf,
+    /// The adapter route was refused and the merged Modelfile used instead.
+    pub fell_back: bool,
+    /// Digests of the blobs uploaded (the others were on the server already).
+    pub uploaded: Vec<String>,
+    /// The smoke test's answer (`None` for a dry run).
+    pub answer: Option<String>,
+    /// The same with Ollama's CLI.
+    pub ollama_create: String,
+}
+
+/// A failure talking to the server. Only [`Refused`](ServerError::Refused) makes
+/// `deploy` fall back from the adapter route to the merged model.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    #[error("cannot reach Ollama at {host} ({cause}): is it running? Start it with `ollama serve`, or point --host or OLLAMA_HOST at it")]
+    Unreachable { host: String, cause: String },
+    #[error("Ollama at {host} did not answer {what} within {secs} s (raise --timeout for a slow server or a large model)")]
+    Timeout { host: String, what: String, secs: u64 },
+    #[error("Ollama at {host} refused {what}{}: {message}", .status.map(|s| format!(" (HTTP {s})")).unwrap_or_default())]
+    Refused { host: String, what: String, status: Option<u16>, message: String },
+    #[error("talking to Ollama at {host} ({what}) failed: {cause}")]
+    Transport { host: String, what: String, cause: String },
+}
+
+/// One file the Modelfile names, to be uploaded as a blob.
+#[derive(Debug, Clone)]
+pub struct Blob {
+    pub path: PathBuf,
+    /// Its name in the create request's `files`/`adapters` map (the file's base name).
+    pub name: String,
+    /// `sha256:<hex>`, the blob's address on the server.
+    pub digest: String,
+    pub bytes: u64,
+    pub adapter: bool,
+}
+
+/// A Modelfile read and its files hashed: everything needed for the requests.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    pub path: PathBuf,
+    pub modelfile: Modelfile,
+    commands: Vec<Command>,
+    /// FROM (when it is a file), then the adapter.
+    pub blobs: Vec<Blob>,
+    /// FROM when it names a model on the server rather than a file.
+    pub from_model: Option<String>,
+}
+
+impl Plan {
+    /// Reads the Modelfile at `path` and hashes the files it names (paths relative to
+    /// its directory, like Ollama).
+    pub fn read(path: &Path) -> Result<Plan> {
+        let text = std::fs::read_to_string(path).with_context(|| format!("cannot read the Modelfile {}", path.display()))?;
+        let commands = parse_commands(&text, path)?;
+        let modelfile = Modelfile::from_commands(&commands, path)?;
+        let dir = path.parent().unwrap_or(Path::new("."));
+        let at = |c: &Command| format!("{}:{}", path.display(), c.line);
+        let adapters: Vec<&Command> = commands.iter().filter(|c| c.name == "adapter").collect();
+        if adapters.len() > 1 {
+            bail!("{}: a second ADAPTER; Ollama applies one adapter (merge the others first)", at(adapters[1]))
+        }
+        let mut blobs = Vec::new();
+        let mut from_model = None;
+        for c in commands.iter().filter(|c| c.name == "from" || c.name == "adapter") {
+            let adapter = c.name == "adapter";
+            let file = expand_path(&c.value, dir).with_context(|| at(c))?;
+            if !adapter && !file.exists() && !looks_like_path(&c.value) {
+                from_model = Some(c.value.clone());
+                continue;
+            }
+            let word = c.name.to_uppercase();
+            if !file.exists() {
+                bail!("{}: {word} {}: no such file ({})", at(c), c.value, file.display())
+            }
+            if !file.is_file() {
+                bail!("{}: {word} {} is a directory; lora deploy uploads GGUF files (see `lora export --format ollama`)", at(c), c.value)
+            }
+            blobs.push(hash_file(&file, adapter).with_context(|| at(c))?);
+        }
+        Ok(Plan { path: path.to_path_buf(), modelfile, commands, blobs, from_model })
+    }
+
+    /// The `/api/create` body for model `name`.
+    pub fn create_request(&self, name: &str) -> Result<CreateModelRequest> {
+        let m = &self.modelfile;
+        let mut req = CreateModelRequest::new(name.to_string());
+        let map = |adapter: bool| self.blobs.iter().filter(|b| b.adapter == adapter).map(|b| (b.name.clone(), b.digest.clone())).collect();
+        if let Some(from) = &self.from_model {
+            req = req.from_model(from.clone());
+        } else {
+            req = req.files(map(false));
+        }
+        if self.blobs.iter().any(|b| b.adapter) {
+            req = req.adapters(map(true));
+        }
+        if let Some(t) = &m.template {
+            req = req.template(t.clone());
+        }
+        if let Some(s) = &m.system {
+            req = req.system(s.clone());
+        }
+        let params = self.parameters()?;
+        if !params.is_empty() {
+            // Passed through as JSON (ollama-rs's typed fields would narrow the integers).
+            req = req.parameters(ModelOptions::default().extras(params));
+        }
+        if !m.messages.is_empty() {
+            let messages = m.messages.iter().map(|msg| {
+                let role = match msg.role.as_str() {
+                    "system" => MessageRole::System,
+                    "assistant" => MessageRole::Assistant,
+                    _ => MessageRole::User,
+                };
+                ChatMessage::new(role, msg.content.clone())
+            });
+            req = req.messages(messages.collect());
+        }
+        if !m.license.is_empty() {
+            req = req.licenses(m.license.clone());
+        }
+        Ok(req)
+    }
+
+    /// PARAMETER lines as Ollama's API takes them: typed values, `stop` as a list.
+    fn parameters(&self) -> Result<serde_json::Map<String, serde_json::Value>> {
+        let mut out = serde_json::Map::new();
+        for c in self.commands.iter().filter(|c| c.name == "parameter") {
+            let at = || format!("{}:{}", self.path.display(), c.line);
+            match parameter_json(&c.key, &c.value).with_context(at)? {
+                None => eprintln!("warning: {}: Ollama ignores the deprecated parameter {}", at(), c.key),
+                Some(v) if c.key == "stop" => {
+                    let list = out.entry("stop").or_insert_with(|| serde_json::Value::Array(Vec::new()));
+                    if let Some(list) = list.as_array_mut() {
+                        list.push(v);
+                    }
+                }
+                Some(v) => {
+                    out.insert(c.key.clone(), v);
+                }
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// Resolves a FROM/ADAPTER path like Ollama: absolute, `~/…`, or relative to `dir`.
+fn expand_path(value: &str, dir: &Path) -> Result<PathBuf> {
+    if value == "~" || value.starts_with("~/") {
+        let home = dirs::home_dir().context("no home directory for ~")?;
+        return Ok(home.join(value.trim_start_matches('~').trim_start_matches('/')));
+    }
+    if value.starts_with('~') {
+        bail!("{value}: ~user paths are not supported; write the path out")
+    }
+    Ok(dir.join(value))
+}
+
+/// A FROM value that names a file, not a model (Ollama tries a model name when no file exists).
+fn looks_like_path(value: &str) -> bool {
+    value.starts_with(['.', '/', '~', '\\'])
+        || [".gguf", ".bin", ".safetensors"].iter().any(|ext| value.to_ascii_lowercase().ends_with(ext))
+}
+
+/// sha256 of a file, with a progress bar for big files on a terminal.
+fn hash_file(path: &Path, adapter: bool) -> Result<Blob> {
+    let file = std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+    let bytes = file.metadata()?.len();
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).context("a file without a name")?;
+    let bar = progress_bar(bytes, &format!("hashing {name}"));
+    let mut hasher = Sha256::new();
+    std::io::copy(&mut bar.wrap_read(file), &mut hasher).with_context(|| format!("cannot read {}", path.display()))?;
+    bar.finish_and_clear();
+    let hex: String = hasher.finalize().iter().map(|b| format!("{b:02x}")).collect();
+    Ok(Blob { path: path.to_path_buf(), name, digest: format!("sha256:{hex}"), bytes, adapter })
+}
+
+fn progress_bar(bytes: u64, message: &str) -> ProgressBar {
+    if !std::io::stderr().is_terminal() || bytes < 1 << 20 {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::new(bytes);
+    if let Ok(style) = ProgressStyle::with_template("{msg} {wide_bar} {bytes}/{total_bytes} {bytes_per_sec} {eta}") {
+        bar.set_style(style);
+    }
+    bar.set_message(message.to_string());
+    bar
+}
+
+/// Ollama's address from `--host`, `$OLLAMA_HOST` or the default, read the way Ollama
+/// reads OLLAMA_HOST (envconfig.Host): no scheme means http on port 11434, `http://` and
+/// `https://` without a port mean 80 and 443, and 0.0.0.0 means this machine.
+pub fn resolve_host(host: Option<&str>) -> Result<Url> {
+    let from_env = std::env::var("OLLAMA_HOST").ok();
+    let raw = host.or(from_env.as_deref()).unwrap_or("").trim();
+    let (scheme, rest, default_port) = match raw.split_once("://") {
+        None => ("http", raw, 11434),
+        Some(("http", rest)) => ("http", rest, 80),
+        Some(("https", rest)) => ("https", rest, 443),
+        Some((other, _)) => bail!("Ollama's address {:?}: the scheme must be http or https, not {other}", redact_str(raw)),
+    };
+    let (authority, path) = rest.split_once('/').unwrap_or((rest, ""));
+    let (userinfo, hostport) = match authority.rsplit_once('@') {
+        Some((u, h)) => (format!("{u}@"), h),
+        None => (String::new(), authority),
+    };
+    let (host, port) = split_host_port(hostport, default_port)
+        .with_context(|| format!("Ollama's address {:?} is not host[:port]", redact_str(raw)))?;
+    let host = match host.as_str() {
+        "" | "0.0.0.0" => "127.0.0.1".to_string(),
+        "[::]" => "[::1]".to_string(),
+        _ => host,
+    };
+    let path = path.trim_end_matches('/');
+    let url = format!("{scheme}://{userinfo}{host}:{port}/{path}{}", if path.is_empty() { "" } else { "/" });
+    Url::parse(&url).with_context(|| format!("Ollama's address {:?} is not a URL", redact_str(raw)))
+}
+
+/// `host:port`, `[v6]:port`, a bare host or a bare IPv6 address.
+fn split_host_port(s: &str, default_port: u16) -> Result<(String, u16)> {
+    let port = |p: &str| p.parse::<u16>().with_context(|| format!("port {p:?}"));
+    if let Ok(ip) = s.parse::<std::net::Ipv6Addr>() {
+        return Ok((format!("[{ip}]"), default_port));
+    }
+    if let Some((v6, rest)) = s.strip_prefix('[').and_then(|r| r.split_once(']')) {
+        let ip: std::net::Ipv6Addr = v6.parse().with_context(|| format!("IPv6 address {v6:?}"))?;
+        let p = match rest.strip_prefix(':') {
+            Some(p) => port(p)?,
+            None if rest.is_empty() => default_port,
+            None => bail!("{rest:?} after the address"),
+        };
+        return Ok((format!("[{ip}]"), p));
+    }
+    let (host, p) = match s.rsplit_once(':') {
+        Some((h, p)) => (h, port(p)?),
+        None => (s, default_port),
+    };
+    if host.contains([':', '/', ' ', '[', ']']) {
+        bail!("host {host:?}")
+    }
+    Ok((host.to_string(), p))
+}
+
+/// The address as shown to the reader: without user name or password.
+pub fn redact(url: &Url) -> String {
+    let mut u = url.clone();
+    let _ = u.set_username("");
+    let _ = u.set_password(None);
+    u.as_str().trim_end_matches('/').to_string()
+}
+
+fn redact_str(s: &str) -> String {
+    match s.split_once("://") {
+        Some((scheme, rest)) => match rest.split_once('@') {
+            Some((_, h)) => format!("{scheme}://…@{h}"),
+            None => s.to_string(),
+        },
+        None => s.split_once('@').map(|(_, h)| format!("…@{h}")).unwrap_or_else(|| s.to_string()),
+    }
+}
+
+/// Checks a model name the way Ollama does (types/model/name.go): `[host/][namespace/]model[:tag]`,
+/// each part starting with a letter, digit or '_' and made of those, '-' and '.'
+/// (no '.' in a namespace), at most 80 characters (350 for a host).
+pub fn validate_model_name(name: &str) -> Result<()> {
+    let bad = || {
+        anyhow::anyhow!(
+            "invalid model name {name:?}: Ollama takes name or name:tag (optionally namespace/name:tag), made of \
+             letters, digits, '_', '-' and '.', starting with a letter, digit or '_'"
+        )
+    };
+    let (rest, tag) = match (name.rfind(':'), name.rfind('/')) {
+        (Some(c), slash) if slash.is_none_or(|s| c > s) => (&name[..c], Some(&name[c + 1..])),
+        _ => (name, None),
+    };
+    let mut parts = rest.rsplitn(3, '/');
+    let model = parts.next().unwrap_or("");
+    let namespace = parts.next();
+    let host = parts.next().map(|h| h.split_once("://").map_or(h, |(_, h)| h));
+    let valid = |part: &str, max: usize, dot: bool, colon: bool| {
+        let b = part.as_bytes();
+        !b.is_empty()
+            && b.len() <= max
+            && (b[0].is_ascii_alphanumeric() || b[0] == b'_')
+            && b[1..].iter().all(|&c| {
+                c.is_ascii_alphanumeric() || c == b'_' || c == b'-' || (dot && c == b'.') || (colon && c == b':')
+            })
+    };
+    let ok = valid(model, 80, true, false)
+        && tag.is_none_or(|t| valid(t, 80, true, false))
+        && namespace.is_none_or(|n| valid(n, 80, false, false))
+        && host.is_none_or(|h| valid(h, 350, true, true));
+    if ok { Ok(()) } else { Err(bad()) }
+}
+
+/// A Modelfile path, or the `Modelfile` inside a directory.
+pub fn modelfile_path(path: &Path) -> Result<PathBuf> {
+    if path.is_dir() {
+        let file = path.join(MERGED_MODELFILE);
+        if !file.is_file() {
+            bail!("{} has no {MERGED_MODELFILE} (write one with `lora export --format ollama`)", path.display())
+        }
+        return Ok(file);
+    }
+    if !path.is_file() {
+        bail!("no Modelfile at {}", path.display())
+    }
+    Ok(path.to_path_buf())
+}
+
+/// A model name from the export directory's name (`out/extract-lora/Modelfile` → `extract-lora`).
+pub fn default_name(path: &Path) -> Result<String> {
+    let file = modelfile_path(path)?;
+    let dir = file.parent().unwrap_or(Path::new(".")).canonicalize().with_context(|| format!("cannot resolve {}", file.display()))?;
+    let name = dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    Ok(crate::export::ollama_name(&name))
+}
+
+/// The merged model's Modelfile beside an adapter Modelfile, if there is one.
+fn merged_sibling(adapter_modelfile: &Path) -> Option<PathBuf> {
+    let candidate = adapter_modelfile.parent().unwrap_or(Path::new(".")).join(MERGED_MODELFILE);
+    let same = match (candidate.canonicalize(), adapter_modelfile.canonicalize()) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => true,
+    };
+    (candidate.is_file() && !same).then_some(candidate)
+}
+
+/// `ollama create NAME -f PATH`, quoted for a POSIX shell where needed.
+pub fn ollama_create_line(name: &str, modelfile: &Path) -> String {
+    let path = modelfile.display().to_string();
+    let safe = path.chars().all(|c| c.is_ascii_alphanumeric() || "/._-+:@%".contains(c));
+    let path = if safe { path } else { format!("'{}'", path.replace('\'', r"'\''")) };
+    format!("ollama create {name} -f {path}")
+}
+
+/// Deploys the Modelfile: plan, upload, create, check. Progress goes to stderr, the
+/// result (smoke answer, the equivalent `ollama create` line) to stdout.
+pub fn deploy(opts: &DeployOptions) -> Result<DeployReport> {
+    validate_model_name(&opts.name)?;
+    let url = resolve_host(opts.host.as_deref())?;
+    let path = modelfile_path(&opts.modelfile)?;
+    let plan = Plan::read(&path)?;
+    let fallback = if plan.blobs.iter().any(|b| b.adapter) { merged_sibling(&path) } else { None };
+    if opts.dry_run {
+        return dry_run(opts, &url, &plan, fallback.as_deref());
+    }
+    let server = Server::connect(&url, opts.timeout)?;
+    let mut uploaded = server.upload_missing(&plan)?;
+    let (plan, answer, fell_back) = match server.create_and_check(&plan, opts) {
+        Ok(answer) => (plan, answer, false),
+        Err(e) if is_refusal(&e) && fallback.is_some() => {
+            let merged_path = fallback.unwrap_or_default();
+            eprintln!("{e:#}");
+            eprintln!("falling back to the merged model: {}", merged_path.display());
+            let merged = Plan::read(&merged_path)?;
+            uploaded.extend(server.upload_missing(&merged)?);
+            let answer = server.create_and_check(&merged, opts)?;
+            (merged, answer, true)
+        }
+        Err(e) if is_refusal(&e) && !plan.blobs.iter().any(|b| b.adapter) => return Err(e),
+        Err(e) if is_refusal(&e) => {
+            return Err(e.context(format!("no merged {MERGED_MODELFILE} beside {} to fall back to", path.display())));
+        }
+        Err(e) => return Err(e),
+    };
+    let ollama_create = ollama_create_line(&opts.name, &plan.path);
+    println!("created {} on Ollama at {} from {}{}", opts.name, server.shown, plan.path.display(), if fell_back { " (fallback: merged model)" } else { "" });
+    println!("smoke test: {:?} -> {:?}", opts.prompt, answer);
+    println!("the same with Ollama's CLI: {ollama_create}");
+    Ok(DeployReport {
+        name: opts.name.clone(),
+        host: server.shown.clone(),
+        modelfile: plan.path.clone(),
+        fell_back,
+        uploaded,
+        answer: Some(answer),
+        ollama_create,
+    })
+}
+
+fn is_refusal(e: &anyhow::Error) -> bool {
+    matches!(e.downcast_ref::<ServerError>(), Some(ServerError::Refused { .. }))
+}
+
+/// Prints the requests `deploy` would send; sends none.
+fn dry_run(opts: &DeployOptions, url: &Url, plan: &Plan, fallback: Option<&Path>) -> Result<DeployReport> {
+    println!("dry run: nothing is sent to Ollama at {}", redact(url));
+    println!("Modelfile: {}", plan.path.display());
+    for b in &plan.blobs {
+        let kind = if b.adapter { "adapter" } else { "model" };
+        println!("  {kind} {} ({} bytes) {}", b.path.display(), b.bytes, b.digest);
+        println!("    HEAD/POST /api/blobs/{}", b.digest);
+    }
+    let body = serde_json::to_string_pretty(&plan.create_request(&opts.name)?)?;
+    println!("POST /api/create\n{body}");
+    println!("POST /api/show, then POST /api/generate with {:?}", opts.prompt);
+    if let Some(f) = fallback {
+        println!("if the server refuses the adapter: the merged model in {}", f.display());
+    }
+    let ollama_create = ollama_create_line(&opts.name, &plan.path);
+    println!("the same with Ollama's CLI: {ollama_create}");
+    Ok(DeployReport {
+        name: opts.name.clone(),
+        host: redact(url),
+        modelfile: plan.path.clone(),
+        fell_back: false,
+        uploaded: Vec::new(),
+        answer: None,
+        ollama_create,
+    })
+}
+
+/// An Ollama server: ollama-rs for the calls it has, reqwest for the others.
+struct Server {
+    url: Url,
+    shown: String,
+    http: Client,
+    ollama: Ollama,
+    rt: tokio::runtime::Runtime,
+    timeout: Duration,
+}
+
+impl Server {
+    /// Connects and checks the server's version.
+    fn connect(url: &Url, timeout: Duration) -> Result<Server> {
+        let shown = redact(url);
+        // Per-request timeouts below; uploads need longer than small calls.
+        let http = Client::builder().timeout(None).connect_timeout(timeout).build().context("cannot build an HTTP client")?;
+        let ollama = Ollama::try_new(url.as_str()).with_context(|| format!("Ollama's address {shown} is not a URL"))?;
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+        let server = Server { url: url.clone(), shown, http, ollama, rt, timeout };
+        let version = server.version()?;
+        if let Some(v) = parse_version(&version) {
+            if v != (0, 0, 0) && v < MIN_VERSION {
+                let (a, b, c) = MIN_VERSION;
+                bail!(
+                    "Ollama {version} at {} is too old: lora deploy needs {a}.{b}.{c} or newer (its /api/create takes files \
+                     by digest); upgrade Ollama, or use `ollama create` with the Modelfile",
+                    server.shown
+                )
+            }
+        }
+        eprintln!("Ollama {version} at {}", server.shown);
+        Ok(server)
+    }
+
+    fn endpoint(&self, path: &str) -> Result<Url> {
+        self.url.join(path).with_context(|| format!("{} + {path} is not a URL", self.shown))
+    }
+
+    /// Maps a reqwest failure to what the reader needs to know; never shows the URL
+    /// (it may carry credentials).
+    fn transport_error(&self, e: reqwest::Error, what: &str) -> ServerError {
+        let (host, what) = (self.shown.clone(), what.to_string());
+        if e.is_timeout() {
+            return ServerError::Timeout { host, what, secs: self.timeout.as_secs() };
+        }
+        let connect = e.is_connect();
+        let cause = error_chain(&e.without_url());
+        if connect { ServerError::Unreachable { host, cause } } else { ServerError::Transport { host, what, cause } }
+    }
+
+    fn refused(&self, what: &str, status: reqwest::StatusCode, body: &str) -> ServerError {
+        let mut message = server_message(body);
+        if status == reqwest::StatusCode::NOT_FOUND && what.contains("/api/version") {
+            message.push_str(" (is this an Ollama server?)");
+        }
+        ServerError::Refused { host: self.shown.clone(), what: what.to_string(), status: Some(status.as_u16()), message }
+    }
+
+    /// `GET /api/version`.
+    fn version(&self) -> Result<String, ServerError> {
+        let what = "GET /api/version";
+        let url = self.endpoint("api/version").map_err(|e| self.transport(what, e))?;
+        let resp = self.http.get(url).timeout(self.timeout).send().map_err(|e| self.transport_error(e, what))?;
+        let status = resp.status();
+        let body = resp.text().map_err(|e| self.transport_error(e, what))?;
+        if !status.is_success() {
+            return Err(self.refused(what, status, &body));
+        }
+        let json: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
+        json["version"].as_str().map(String::from).ok_or_else(|| ServerError::Transport {
+            host: self.shown.clone(),
+            what: what.into(),
+            cause: format!("not an Ollama answer: {}", excerpt(&body)),
+        })
+    }
+
+    fn transport(&self, what: &str, e: anyhow::Error) -> ServerError {
+        ServerError::Transport { host: self.shown.clone(), what: what.into(), cause: format!("{e:#}") }
+    }
+
+    /// Uploads the plan's files the server does not have; returns their digests.
+    fn upload_missing(&self, plan: &Plan) -> Result<Vec<String>> {
+        let mut uploaded = Vec::new();
+        for blob in &plan.blobs {
+            if self.has_blob(&blob.digest)? {
+                eprintln!("{} is on the server already ({})", blob.name, blob.digest);
+                continue;
+            }
+            eprintln!("uploading {} ({:.1} MiB)", blob.name, blob.bytes as f64 / 1048576.0);
+            self.upload(blob).with_context(|| format!("uploading {}", blob.path.display()))?;
+            uploaded.push(blob.digest.clone());
+        }
+        Ok(uploaded)
+    }
+
+    /// `HEAD /api/blobs/<digest>`: 200 if the server has it, 404 if not.
+    fn has_blob(&self, digest: &str) -> Result<bool, ServerError> {
+        let what = format!("HEAD /api/blobs/{digest}");
+        let url = self.endpoint(&format!("api/blobs/{digest}")).map_err(|e| self.transport(&what, e))?;
+        let resp = self.http.head(url).timeout(self.timeout).send().map_err(|e| self.transport_error(e, &what))?;
+        match resp.status() {
+            s if s.is_success() => Ok(true),
+            reqwest::StatusCode::NOT_FOUND => Ok(false),
+            s => Err(self.refused(&what, s, "")),
+        }
+    }
+
+    /// `POST /api/blobs/<digest>` with the file streamed as the body. The server hashes
+    /// what it received and refuses a mismatch (a file changed or cut in transit).
+    fn upload(&self, blob: &Blob) -> Result<(), ServerError> {
+        let what = format!("the upload of {} as {}", blob.name, blob.digest);
+        let file = std::fs::File::open(&blob.path)
+            .map_err(|e| self.transport(&what, anyhow::Error::new(e).context(format!("cannot open {}", blob.path.display()))))?;
+        let bar = progress_bar(blob.bytes, &format!("uploading {}", blob.name));
+        let body = Body::sized(bar.wrap_read(file).take(blob.bytes), blob.bytes);
+        // At least 1 MB/s on top of the usual timeout.
+        let time = self.timeout + Duration::from_secs(blob.bytes / 1_000_000);
+        let url = self.endpoint(&format!("api/blobs/{}", blob.digest)).map_err(|e| self.transport(&what, e))?;
+        let resp = self.http.post(url).body(body).timeout(time).send().map_err(|e| self.transport_error(e, &what));
+        bar.finish_and_clear();
+        let resp = resp?;
+        let status = resp.status();
+        if !status.is_success() {
+            let body = resp.text().unwrap_or_default();
+            return Err(self.refused(&what, status, &body));
+        }
+        Ok(())
+    }
+
+    /// Runs an ollama-rs call with the timeout, mapping its errors.
+    fn call<T>(&self, what: &str, fut: impl std::future::Future<Output = Result<T, OllamaError>>) -> Result<T, ServerError> {
+        let (host, what) = (self.shown.clone(), what.to_string());
+        match self.rt.block_on(async { tokio::time::timeout(self.timeout, fut).await }) {
+            Ok(Ok(v)) => Ok(v),
+            Ok(Err(OllamaError::ReqwestError(e))) => Err(self.transport_error(e, &what)),
+            // ollama-rs hands back the body of a non-2xx answer: Ollama's {"error": "..."}.
+            Ok(Err(OllamaError::Other(body))) => Err(ServerError::Refused { host, what, status: None, message: server_message(&body) }),
+            Ok(Err(OllamaError::InternalError(e))) => Err(ServerError::Refused { host, what, status: None, message: e.message }),
+            Ok(Err(e)) => Err(ServerError::Transport { host, what, cause: error_chain(&e) }),
+            Err(_) => Err(ServerError::Timeout { host, what, secs: self.timeout.as_secs() }),
+        }
+    }
+
+    /// `/api/create`, then `/api/show` and a short `/api/generate`; returns the answer.
+    fn create_and_check(&self, plan: &Plan, opts: &DeployOptions) -> Result<String> {
+        let req = plan.create_request(&opts.name)?;
+        eprintln!("creating {} from {}", opts.name, plan.path.display());
+        let status = self.call("POST /api/create", self.ollama.create_model(req))?;
+        if status.message != "success" {
+            eprintln!("create answered {:?}", status.message);
+        }
+        let info = self.call("POST /api/show", self.ollama.show_model_info(opts.name.clone()))?;
+        if let Some(t) = &plan.modelfile.template {
+            if info.template != *t {
+                eprintln!("warning: the server reports a different TEMPLATE for {} than the Modelfile's", opts.name);
+            }
+        }
+        let params = info.parameters.lines().map(str::trim).filter(|l| !l.is_empty()).collect::<Vec<_>>().join("; ");
+        eprintln!("{} is on the server; parameters: {params}", opts.name);
+        let request = GenerationRequest::new(opts.name.clone(), opts.prompt.clone())
+            .options(ModelOptions::default().num_predict(opts.max_tokens));
+        let answer = self.call("POST /api/generate (smoke test)", self.ollama.generate(request))?;
+        Ok(answer.response.trim().to_string())
+    }
+}
+
+/// Ollama's `{"error": "..."}`, or the start of whatever else the body was.
+fn server_message(body: &str) -> String {
+    serde_json::from_str::<serde_json::Value>(body)
+        .ok()
+        .and_then(|v| v["error"].as_str().map(String::from))
+        .unwrap_or_else(|| if body.trim().is_empty() { "no message".into() } else { excerpt(body) })
+}
+
+fn excerpt(s: &str) -> String {
+    let t: String = s.trim().chars().take(200).collect();
+    if t.len() < s.trim().len() { format!("{t}…") } else { t }
+}
+
+/// An error and its causes on one line ("error sending request: connection refused").
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut parts = vec![e.to_string()];
+    let mut source = e.source();
+    while let Some(s) = source {
+        let text = s.to_string();
+        if !parts.iter().any(|p| p.contains(&text)) {
+            parts.push(text);
+        }
+        source = s.source();
+    }
+    parts.join(": ")
+}
+
+/// "0.12.6", "v0.5.5-rc1" → (0, 12, 6), (0, 5, 5).
+fn parse_version(v: &str) -> Option<(u64, u64, u64)> {
+    let core = v.trim().trim_start_matches('v').split(['-', '+']).next()?;
+    let mut it = core.split('.').map(|p| p.parse::<u64>().ok());
+    Some((it.next()??, it.next().flatten().unwrap_or(0), it.next().flatten().unwrap_or(0)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hosts_are_read_like_ollama() {
+        let h = |s: &str| resolve_host(Some(s)).unwrap().to_string();
+        assert_eq!(h("127.0.0.1:5000"), "http://127.0.0.1:5000/");
+        assert_eq!(h("example.org"), "http://example.org:11434/");
+        assert_eq!(h("http://example.org"), "http://example.org/");
+        assert_eq!(h("https://example.org/ollama/"), "https://example.org/ollama/");
+        assert_eq!(h("0.0.0.0"), "http://127.0.0.1:11434/");
+        assert_eq!(h("[::1]:8080"), "http://[::1]:8080/");
+        assert_eq!(h(""), "http://127.0.0.1:11434/");
+        assert!(resolve_host(Some("ftp://x")).is_err());
+        assert!(resolve_host(Some("host:notaport")).is_err());
+        let u = resolve_host(Some("http://me:secret@example.org:1234")).unwrap();
+        assert_eq!(redact(&u), "http://example.org:1234");
+        let e = resolve_host(Some("ftp://me:secret@x")).unwrap_err().to_string();
+        assert!(!e.contains("secret"), "{e}");
+    }
+
+    #[test]
+    fn model_names_are_checked_like_ollama() {
+        for ok in ["extract", "extract-lora:v1", "me/extract:latest", "registry.example.com/me/x:1.0", "_x.y-z"] {
+            validate_model_name(ok).unwrap_or_else(|e| panic!("{ok}: {e}"));
+        }
+        for bad in ["", "bad name", "x:", ":tag", "-x", "me.space/x", "a/b/c/d", "ünï", "x:a/b", &"x".repeat(81)] {
+            assert!(validate_model_name(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn versions() {
+        assert_eq!(parse_version("0.12.6"), Some((0, 12, 6)));
+        assert_eq!(parse_version("v0.5.5-rc1"), Some((0, 5, 5)));
+        assert!(parse_version("0.5.4").unwrap() < MIN_VERSION);
+        assert_eq!(parse_version("dev"), None);
+    }
+
+    #[test]
+    fn create_lines_are_shell_safe() {
+        assert_eq!(ollama_create_line("m", Path::new("out/Modelfile")), "ollama create m -f out/Modelfile");
+        assert_eq!(ollama_create_line("m", Path::new("my dir/Modelfile")), "ollama create m -f 'my dir/Modelfile'");
+    }
+}

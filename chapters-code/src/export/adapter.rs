@@ -1,0 +1,58 @@
+//! A LoRA adapter as llama.cpp and Ollama load it (`--lora`, `ADAPTER`): a GGUF file with
+//! `general.type = adapter` and a `lora_a`/`lora_b` pair per adapted matrix.
+
+use super::gguf::{ExportDtype, f32v, strv, to_qtensor};
+use crate::lora::LoraAdapter;
+use crate::model::LlamaConfig;
+use crate::model::weights::{hf_module_to_gguf, permute_qk};
+use anyhow::{Context, Result, bail};
+use candle_core::quantized::QTensor;
+use candle_core::quantized::gguf_file::Value;
+use candle_core::DType;
+
+/// The `adapter.lora.alpha` llama.cpp needs. It always scales by `alpha / r`, so an rsLoRA
+/// adapter (PEFT scale `alpha / √r`) must carry `alpha · √r` to be applied at the same
+/// strength. llama.cpp's own `convert_lora_to_gguf.py` misses this.
+pub fn gguf_alpha(adapter: &LoraAdapter) -> f64 {
+    let c = &adapter.config;
+    if c.use_rslora { c.alpha * (c.r as f64).sqrt() } else { c.alpha }
+}
+
+/// Metadata and tensors of the GGUF adapter. A is `[r, in]` (stored with ne = [in, r]), B is
+/// `[out, r]`; the rows of B for q/k are permuted like the base's q/k weights, since the
+/// adapter is added to those permuted matrices.
+pub fn adapter_gguf(
+    adapter: &LoraAdapter,
+    cfg: &LlamaConfig,
+    name: &str,
+    dtype: ExportDtype,
+) -> Result<(Vec<(String, Value)>, Vec<(String, QTensor)>)> {
+    let ty = match dtype {
+        ExportDtype::F32 | ExportDtype::F16 => dtype.ggml(),
+        other => bail!("a GGUF adapter is written in f32 or f16, not {} (quantize the merged model instead)", other.name()),
+    };
+    let metadata = vec![
+        ("general.architecture".to_string(), strv("llama")),
+        ("general.type".into(), strv("adapter")),
+        ("adapter.type".into(), strv("lora")),
+        ("general.name".into(), strv(name)),
+        ("adapter.lora.alpha".into(), f32v(gguf_alpha(adapter))),
+        ("general.quantization_version".into(), Value::U32(2)),
+    ];
+    let mut tensors = Vec::new();
+    for ((layer, module), pair) in adapter.layers() {
+        let g = hf_module_to_gguf(&module).with_context(|| format!("no GGUF name for module {module}"))?;
+        let a = pair.a.as_tensor().to_dtype(DType::F32)?;
+        let mut b = pair.b.as_tensor().to_dtype(DType::F32)?;
+        match module.as_str() {
+            "q_proj" => b = permute_qk(&b, cfg.num_attention_heads)?,
+            "k_proj" => b = permute_qk(&b, cfg.num_key_value_heads)?,
+            _ => {}
+        }
+        for (suffix, t) in [("lora_a", a), ("lora_b", b)] {
+            let tname = format!("blk.{layer}.{g}.weight.{suffix}");
+            tensors.push((tname.clone(), to_qtensor(&tname, &t, ty)?));
+        }
+    }
+    Ok((metadata, tensors))
+}

@@ -1,0 +1,110 @@
+#!/usr/bin/env bash
+# Real llama.cpp for the tests: node-llama-cpp's prebuilt CPU binary from the npm registry,
+# pinned by tools/llama/package-lock.json and installed outside the clone.
+#
+#   bash scripts/llama.sh install      install (idempotent; quick when already installed)
+#   bash scripts/llama.sh path         print the install dir; exit 1 if not (or not fully) installed
+#   bash scripts/llama.sh run ARGS…    run tools/llama/score.mjs (see its header) with ARGS
+#
+# Needs Node >= 20 and npm. Nothing is fetched from GitHub and nothing is compiled: the install
+# runs without package scripts (node-llama-cpp's postinstall would otherwise try to download and
+# build llama.cpp when the prebuilt binary does not fit), and then checks that the prebuilt
+# binary loads with getLlama({gpu: false, build: "never"}).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/env.sh
+
+SRC="$PWD/tools/llama"
+DIR="$LORA_CACHE/tools/llama"
+# Belt and braces: should anything still reach node-llama-cpp's install or build code, it must
+# neither download nor build llama.cpp.
+export NODE_LLAMA_CPP_SKIP_DOWNLOAD=true NODE_LLAMA_CPP_POSTINSTALL=skip
+
+stamp() { cat "$SRC/package.json" "$SRC/package-lock.json" | sha256sum | cut -d' ' -f1; }
+
+installed() { [[ -f "$DIR/.installed" && "$(cat "$DIR/.installed")" == "$(stamp)" && -d "$DIR/node_modules/node-llama-cpp" ]]; }
+
+need_node() {
+    command -v node >/dev/null && command -v npm >/dev/null || {
+        echo "llama.sh: node and npm are needed (Node >= 20)" >&2
+        exit 1
+    }
+    local major
+    major="$(node -p 'process.versions.node.split(".")[0]')"
+    ((major >= 20)) || {
+        echo "llama.sh: Node >= 20 is needed, found $(node --version)" >&2
+        exit 1
+    }
+}
+
+# Every package of the committed lock (bar the optional ones) is installed at its locked version.
+check_versions() {
+    node -e '
+        const fs = require("fs"), path = require("path");
+        const [src, dir] = process.argv.slice(1);
+        const lock = JSON.parse(fs.readFileSync(path.join(src, "package-lock.json"), "utf8"));
+        const bad = [];
+        for (const [key, p] of Object.entries(lock.packages)) {
+            if (key === "" || p.optional) continue;
+            let v = null;
+            try { v = JSON.parse(fs.readFileSync(path.join(dir, key, "package.json"), "utf8")).version; } catch {}
+            if (v !== p.version) bad.push(`${key}: locked ${p.version}, installed ${v}`);
+        }
+        if (bad.length) { console.error("llama.sh: the install differs from tools/llama/package-lock.json:\n  " + bad.join("\n  ")); process.exit(1); }
+    ' "$SRC" "$DIR"
+}
+
+# The prebuilt binary loads, without any build or download. (A file, not `node -e`: node-llama-cpp
+# tests the binary in a forked node, which inherits node's flags, and `--input-type` breaks that.)
+verify() {
+    cat >"$DIR/verify.mjs" <<'JS'
+import {getLlama, LlamaLogLevel} from "node-llama-cpp";
+const llama = await getLlama({gpu: false, build: "never", skipDownload: true, usePrebuiltBinaries: true, progressLogs: false, logLevel: LlamaLogLevel.error});
+console.log(`llama.cpp ${llama.llamaCppRelease.release} (${llama.buildType} binary, CPU) loads`);
+await llama.dispose();
+JS
+    (cd "$DIR" && node verify.mjs)
+}
+
+case "${1:-}" in
+install)
+    need_node
+    if installed; then
+        echo "llama.cpp runner already installed in $DIR"
+        exit 0
+    fi
+    mkdir -p "$DIR"
+    rm -f "$DIR/.installed"
+    cp "$SRC/package.json" "$SRC/package-lock.json" "$DIR/"
+    echo "== installing node-llama-cpp (prebuilt CPU llama.cpp) into $DIR"
+    # `npm install` with the committed lock installs exactly the locked versions. (`npm ci` would
+    # refuse: the lock lacks node-llama-cpp's optional binaries for other platforms, e.g. macOS and
+    # Windows, that not every registry mirror carries.)
+    # --omit=optional: only the CPU binary (a direct dependency), not the CUDA/Vulkan ones (600 MB).
+    # --ignore-scripts: no postinstall (see above).
+    (cd "$DIR" && npm install --omit=optional --ignore-scripts --no-audit --no-fund --loglevel=error)
+    check_versions
+    verify
+    stamp >"$DIR/.installed"
+    echo "llama.cpp runner installed in $DIR"
+    ;;
+path)
+    echo "$DIR"
+    installed || {
+        echo "llama.sh: the llama.cpp runner is not installed (or is outdated); run: bash scripts/llama.sh install" >&2
+        exit 1
+    }
+    ;;
+run)
+    shift
+    installed || {
+        echo "llama.sh: the llama.cpp runner is not installed (or is outdated); run: bash scripts/llama.sh install" >&2
+        exit 1
+    }
+    LORA_LLAMA_DIR="$DIR" exec node "$SRC/score.mjs" "$@"
+    ;;
+*)
+    sed -n '2,12p' "$0" >&2
+    exit 2
+    ;;
+esac

@@ -1,0 +1,224 @@
+//! Real llama.cpp (the engine Ollama runs) loads every GGUF the exporter writes and scores
+//! it like candle: tiny fixture models at f32 precision, and the default SmolLM2 model with
+//! an adapter trained here, exported as F32, F16 and Q8_0 merged models and as a GGUF
+//! adapter on the Q4_1 base.
+
+use lora_book::llama_cpp::{LlamaCpp, required};
+use lora_book::*;
+use lorakit::candle::{DType, Device};
+use lorakit::export::{ExportDtype, ExportFormat, ExportRequest, export};
+use lorakit::generate::{GenerationConfig, generate};
+use lorakit::load::{LoadedModel, load, load_path};
+use lorakit::train::{TrainConfig, TrainOptions, train};
+use lorakit::{Checkpoint, Llama, LoraAdapter};
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+fn export_to(model: &Path, adapter: &Path, format: ExportFormat, dtype: ExportDtype, out: &Path) {
+    let req = ExportRequest {
+        model: model.display().to_string(),
+        adapter: adapter.to_path_buf(),
+        format,
+        out: out.to_path_buf(),
+        dtype: Some(dtype),
+        name: None,
+        vocab_from: None,
+        system: None,
+        force: true,
+    };
+    export(&req).unwrap_or_else(|e| panic!("export {format:?} {}: {e:#}", dtype.name()));
+}
+
+fn softmax(row: &[f32]) -> Vec<f64> {
+    let m = row.iter().fold(f32::NEG_INFINITY, |a, &b| a.max(b)) as f64;
+    let e: Vec<f64> = row.iter().map(|&x| (x as f64 - m).exp()).collect();
+    let s: f64 = e.iter().sum();
+    e.into_iter().map(|x| x / s).collect()
+}
+
+/// Max |p_llama − p_candle| over candle's top 5 next-token probabilities at the last
+/// position of each prompt (the first token the model would answer with).
+fn first_token_gap(candle_rows: &[Vec<f32>], llama_rows: &[Vec<f32>]) -> f64 {
+    let mut worst = 0.0f64;
+    for (c, l) in candle_rows.iter().zip(llama_rows) {
+        let (pc, pl) = (softmax(c), softmax(l));
+        let mut idx: Vec<usize> = (0..pc.len()).collect();
+        idx.sort_by(|&a, &b| pc[b].total_cmp(&pc[a]));
+        for &i in &idx[..5] {
+            worst = worst.max((pc[i] - pl[i]).abs());
+        }
+    }
+    worst
+}
+
+/// candle's logits at the last position of each prompt.
+fn candle_last(model: &Llama, prompts: &[Vec<u32>]) -> Vec<Vec<f32>> {
+    prompts
+        .iter()
+        .map(|p| {
+            let logits = model.forward(&model.ids_tensor(&[p.clone()]).unwrap()).unwrap();
+            let last = logits.dims()[1] - 1;
+            logits.get(0).unwrap().get(last).unwrap().to_dtype(DType::F32).unwrap().to_vec1().unwrap()
+        })
+        .collect()
+}
+
+fn llama_last(llama: &LlamaCpp, model: &Path, lora: Option<(&Path, f32)>, prompts: &[Vec<u32>]) -> Vec<Vec<f32>> {
+    prompts
+        .iter()
+        .map(|p| {
+            let rows = llama.logits(model, lora, &[p.clone()]);
+            rows[0].last().unwrap().clone()
+        })
+        .collect()
+}
+
+fn llama() -> Option<LlamaCpp> {
+    required()
+}
+
+// ---- tiny fixture models: everything in f32, so the agreement is near rounding ----
+
+#[test]
+fn tiny_exports_score_like_candle_in_llama_cpp() {
+    let Some(llama) = llama() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let base = fixture("tiny-llama-gguf/tiny-llama-f32.gguf");
+    let ids = id_rows(&read_json(&fixture("tiny-peft/expected.json")).unwrap()["cases"][0]["input_ids"]);
+    for peft in ["tiny-peft", "tiny-peft-rslora"] {
+        let mut model = Llama::new(Checkpoint::load(&base, DType::F32, &Device::Cpu).unwrap()).unwrap();
+        let adapter = LoraAdapter::load_peft(&fixture(peft), &model.config, DType::F32, &Device::Cpu).unwrap();
+        model.apply_adapter(&adapter).unwrap();
+        let want = candle_last(&model, &ids);
+
+        let merged = dir.path().join(format!("{peft}-merged.gguf"));
+        export_to(&base, &fixture(peft), ExportFormat::Gguf, ExportDtype::F32, &merged);
+        let gap = first_token_gap(&want, &llama_last(&llama, &merged, None, &ids));
+        eprintln!("{peft}: merged F32 in llama.cpp, first-token top-5 |Δp| {gap:.2e}");
+        assert!(gap <= 1e-3, "{peft}: merged F32 gap {gap}");
+
+        let f16 = dir.path().join(format!("{peft}-merged-f16.gguf"));
+        export_to(&base, &fixture(peft), ExportFormat::Gguf, ExportDtype::F16, &f16);
+        let gap = first_token_gap(&want, &llama_last(&llama, &f16, None, &ids));
+        eprintln!("{peft}: merged F16 in llama.cpp, first-token top-5 |Δp| {gap:.2e}");
+        assert!(gap <= 5e-3, "{peft}: merged F16 gap {gap}");
+
+        let lora = dir.path().join(format!("{peft}.lora.gguf"));
+        export_to(&base, &fixture(peft), ExportFormat::GgufAdapter, ExportDtype::F32, &lora);
+        let gap = first_token_gap(&want, &llama_last(&llama, &base, Some((&lora, 1.0)), &ids));
+        eprintln!("{peft}: base + GGUF adapter in llama.cpp, first-token top-5 |Δp| {gap:.2e}");
+        assert!(gap <= 1e-3, "{peft}: base + adapter gap {gap}");
+
+        // Whole logit rows at every position, as the fixtures were checked.
+        let rows = llama.logits(&base, Some((&lora, 1.0)), &ids);
+        let got: Vec<f64> = rows.iter().flatten().flatten().map(|&x| x as f64).collect();
+        let all = tensor_f64(&model.forward(&model.ids_tensor(&ids).unwrap()).unwrap());
+        assert_close(&format!("{peft}: llama.cpp base + adapter, all logits"), &got, &all, 1e-4);
+    }
+}
+
+// ---- SmolLM2 with an adapter trained here ----
+
+struct Trained {
+    _dir: tempfile::TempDir,
+    adapter: PathBuf,
+    exports: PathBuf,
+}
+
+/// A short real training run on the extraction task (shared by the tests of this file).
+fn trained() -> &'static Trained {
+    static T: OnceLock<Trained> = OnceLock::new();
+    T.get_or_init(|| {
+        let dir = tempfile::tempdir().unwrap();
+        let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+        let cfg = TrainConfig {
+            train_data: root.join("data/extract/train.jsonl"),
+            validation_data: None,
+            output_dir: dir.path().join("run"),
+            max_steps: Some(12),
+            micro_batch: 4,
+            lr: 3e-3,
+            warmup_steps: 2,
+            eval_every: 0,
+            save_every: 0,
+            ..TrainConfig::default()
+        };
+        let mut m = load(lorakit::fetch::DEFAULT_MODEL, DType::F32).unwrap();
+        train(&cfg, &mut m, &TrainOptions { resume: false, quiet: true, stop: None }).unwrap();
+        let exports = dir.path().join("exports");
+        std::fs::create_dir_all(&exports).unwrap();
+        Trained { adapter: cfg.output_dir.clone(), exports, _dir: dir }
+    })
+}
+
+fn smollm2() -> PathBuf {
+    lorakit::fetch::default_model_path(false).unwrap()
+}
+
+/// Three held-out extraction prompts rendered with the model's chat template.
+fn prompts(m: &LoadedModel) -> Vec<Vec<u32>> {
+    let test = lorakit::data::load_dataset(&PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("data/extract/test.jsonl")).unwrap();
+    test.iter()
+        .take(3)
+        .map(|r| {
+            m.encode(&m.chat_prompt(r.prompt()).unwrap()).unwrap()
+        })
+        .collect()
+}
+
+fn tuned_candle() -> LoadedModel {
+    let mut m = load_path(&smollm2(), DType::F32).unwrap();
+    let a = LoraAdapter::load_peft(&trained().adapter, &m.model.config, DType::F32, &Device::Cpu).unwrap();
+    m.model.apply_adapter(&a).unwrap();
+    m
+}
+
+#[test]
+fn smollm2_merged_f32_and_f16_score_like_candle() {
+    let Some(llama) = llama() else { return };
+    let t = trained();
+    let m = tuned_candle();
+    let ps = prompts(&m);
+    let want = candle_last(&m.model, &ps);
+    for (dtype, tol) in [(ExportDtype::F32, 1e-3), (ExportDtype::F16, 5e-3)] {
+        let out = t.exports.join(format!("merged-{}.gguf", dtype.name()));
+        export_to(&smollm2(), &t.adapter, ExportFormat::Gguf, dtype, &out);
+        let gap = first_token_gap(&want, &llama_last(&llama, &out, None, &ps));
+        eprintln!("SmolLM2 merged {}: llama.cpp vs candle first-token top-5 |Δp| {gap:.2e}", dtype.name());
+        assert!(gap <= tol, "merged {} gap {gap} > {tol}", dtype.name());
+    }
+}
+
+#[test]
+fn smollm2_ollama_export_keeps_the_greedy_answer_in_llama_cpp() {
+    let Some(llama) = llama() else { return };
+    let t = trained();
+    let out = t.exports.join("ollama");
+    export_to(&smollm2(), &t.adapter, ExportFormat::Ollama, ExportDtype::Q8_0, &out);
+    let modelfile = std::fs::read_to_string(out.join("Modelfile")).unwrap();
+    assert!(modelfile.contains("FROM ./model.gguf"), "{modelfile}");
+    assert!(modelfile.contains("PARAMETER stop \"<|im_end|>\"") || modelfile.contains("PARAMETER stop <|im_end|>"), "{modelfile}");
+
+    let m = tuned_candle();
+    let cfg = GenerationConfig { max_new_tokens: 48, ..Default::default() };
+    for p in prompts(&m) {
+        let (want, _) = generate(&m.model, &p, &m.stop_ids, &cfg, |_| Ok(())).unwrap();
+        let got = llama.greedy(&out.join("model.gguf"), None, &p, 48);
+        eprintln!("candle:    {:?}\nllama.cpp: {:?}", m.decode(&want).unwrap(), m.decode(&got).unwrap());
+        assert_eq!(strip_stop(&got, &m.stop_ids), strip_stop(&want, &m.stop_ids), "Q8_0 changed the greedy answer");
+    }
+    // The adapter route: the Q4_1 base itself plus adapter.gguf. llama.cpp multiplies Q4_1
+    // weights with 8-bit activations (candle dequantizes), so only the first token is compared.
+    let ps = prompts(&m);
+    let want = candle_last(&m.model, &ps);
+    let got = llama_last(&llama, &smollm2(), Some((&out.join("adapter.gguf"), 1.0)), &ps);
+    for (w, g) in want.iter().zip(&got) {
+        let am = |r: &[f32]| r.iter().enumerate().fold(0, |b, (i, &x)| if x > r[b] { i } else { b });
+        assert_eq!(am(g), am(w), "Q4_1 base + adapter: first token differs");
+    }
+    eprintln!("Q4_1 base + adapter.gguf: first-token top-5 |Δp| {:.2e} (quantized activations)", first_token_gap(&want, &got));
+}
+
+fn strip_stop(ids: &[u32], stops: &[u32]) -> Vec<u32> {
+    ids.iter().copied().take_while(|i| !stops.contains(i)).collect()
+}

@@ -1,0 +1,220 @@
+//! Real llama.cpp for the tests: `tools/llama/score.mjs` on node-llama-cpp's prebuilt CPU
+//! binary, installed outside the clone by `bash scripts/llama.sh install`.
+//!
+//! Every evaluation runs as in the reference check of `../shared/fixtures/tiny-llama-gguf`:
+//! CPU only, F32 KV cache, flash attention off, 2 threads, positions 0..n-1, no BOS added.
+//! One call is one `node` process (start + model load + evaluation): about 0.5 s on the tiny
+//! fixtures; batch rows into one call where you can.
+//!
+//! ```text
+//! let Some(llama) = llama_cpp::required() else { return }; // fails unless installed or LORA_SKIP_LLAMA=1
+//! let logits = llama.logits(Path::new("m.gguf"), None, &[vec![1, 2, 3]]); // [row][position][vocab]
+//! ```
+
+use anyhow::{Context, Result, bail};
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// The installed runner.
+#[derive(Debug, Clone)]
+pub struct LlamaCpp {
+    /// The install dir (`scripts/llama.sh path`), holding `node_modules/node-llama-cpp`.
+    pub dir: PathBuf,
+    script: PathBuf,
+}
+
+/// What llama.cpp reports about a model (`score.mjs --info`); `raw` has every field.
+#[derive(Debug, Clone)]
+pub struct LlamaInfo {
+    pub architecture: String,
+    pub n_vocab: usize,
+    pub n_ctx_train: usize,
+    pub bos: Option<u32>,
+    pub eos: Option<u32>,
+    pub chat_template: Option<String>,
+    /// The llama.cpp release of the prebuilt binary.
+    pub llama_cpp: String,
+    pub raw: Value,
+}
+
+/// The last position of a row (`score.mjs --logits last`).
+#[derive(Debug, Clone)]
+pub struct LastScore {
+    /// Raw logits over the vocabulary.
+    pub logits: Vec<f32>,
+    pub logsumexp: f64,
+    pub argmax: u32,
+    /// The `top` most probable tokens: (id, softmax probability), most probable first.
+    pub top: Vec<(u32, f64)>,
+}
+
+fn project_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The installed runner, or None when `bash scripts/llama.sh install` has not been run (or is
+/// out of date). Installs nothing.
+pub fn runner() -> Option<LlamaCpp> {
+    let root = project_root();
+    let out = Command::new("bash").arg(root.join("scripts/llama.sh")).arg("path").output().ok()?;
+    if !out.status.success() {
+        return None;
+    }
+    let dir = PathBuf::from(String::from_utf8(out.stdout).ok()?.trim());
+    Some(LlamaCpp { dir, script: root.join("tools/llama/score.mjs") })
+}
+
+/// The runner for a test that needs it: panics with the install command when it is missing,
+/// unless `LORA_SKIP_LLAMA=1`, where it prints a note and returns None (the test then returns).
+pub fn required() -> Option<LlamaCpp> {
+    if let Some(r) = runner() {
+        return Some(r);
+    }
+    if std::env::var("LORA_SKIP_LLAMA").as_deref() == Ok("1") {
+        eprintln!("note: LORA_SKIP_LLAMA=1 and llama.cpp is not installed: skipping this llama.cpp check");
+        return None;
+    }
+    panic!(
+        "llama.cpp (node-llama-cpp) is not installed for the tests: run `bash scripts/llama.sh install` \
+         (or set LORA_SKIP_LLAMA=1 to skip the llama.cpp checks)"
+    );
+}
+
+fn ids_arg(rows: &[Vec<u32>]) -> String {
+    rows.iter()
+        .map(|r| r.iter().map(|x| x.to_string()).collect::<Vec<_>>().join(","))
+        .collect::<Vec<_>>()
+        .join(";")
+}
+
+fn f32_of(v: &Value) -> f32 {
+    // score.mjs writes non-finite logits as null: keep them visible as NaN.
+    v.as_f64().map(|x| x as f32).unwrap_or(f32::NAN)
+}
+
+fn u32s(v: &Value) -> Vec<u32> {
+    v.as_array().map(|a| a.iter().filter_map(|x| x.as_u64()).map(|x| x as u32).collect()).unwrap_or_default()
+}
+
+impl LlamaCpp {
+    /// Runs `score.mjs ARGS` and parses its JSON; Err carries the runner's stderr (which names
+    /// the file and quotes llama.cpp's reason).
+    pub fn run(&self, args: &[String]) -> Result<Value> {
+        let out = Command::new("node")
+            .arg(&self.script)
+            .args(args)
+            .env("LORA_LLAMA_DIR", &self.dir)
+            .output()
+            .context("running node (needed for the llama.cpp runner)")?;
+        if !out.status.success() {
+            bail!(
+                "llama.cpp runner failed ({}): {}",
+                out.status,
+                String::from_utf8_lossy(&out.stderr).trim()
+            );
+        }
+        serde_json::from_slice(&out.stdout).with_context(|| {
+            format!("llama.cpp runner printed no JSON: {}", String::from_utf8_lossy(&out.stderr).trim())
+        })
+    }
+
+    fn model_args(model: &Path, lora: Option<(&Path, f32)>) -> Vec<String> {
+        let mut a = vec!["--model".to_string(), model.display().to_string()];
+        if let Some((path, scale)) = lora {
+            a.extend(["--lora".into(), path.display().to_string(), "--lora-scale".into(), scale.to_string()]);
+        }
+        a
+    }
+
+    /// Raw logits at every position of every row: `[row][position][vocab]`. Each row runs in a
+    /// fresh context at positions 0..n-1.
+    pub fn try_logits(&self, model: &Path, lora: Option<(&Path, f32)>, ids: &[Vec<u32>]) -> Result<Vec<Vec<Vec<f32>>>> {
+        let mut args = Self::model_args(model, lora);
+        args.extend(["--ids".into(), ids_arg(ids), "--logits".into(), "all".into(), "--top".into(), "0".into()]);
+        let v = self.run(&args)?;
+        let rows = v["rows"].as_array().context("no rows in the runner's output")?;
+        Ok(rows
+            .iter()
+            .map(|r| {
+                r["logits"]
+                    .as_array()
+                    .expect("logits")
+                    .iter()
+                    .map(|p| p.as_array().expect("position").iter().map(f32_of).collect())
+                    .collect()
+            })
+            .collect())
+    }
+
+    /// [`try_logits`](Self::try_logits), panicking with the runner's message on failure.
+    pub fn logits(&self, model: &Path, lora: Option<(&Path, f32)>, ids: &[Vec<u32>]) -> Vec<Vec<Vec<f32>>> {
+        self.try_logits(model, lora, ids).unwrap_or_else(|e| panic!("{e:#}"))
+    }
+
+    /// The last position of each row: logits, logsumexp, argmax and the `top` probabilities.
+    pub fn last(&self, model: &Path, lora: Option<(&Path, f32)>, ids: &[Vec<u32>], top: usize) -> Vec<LastScore> {
+        let mut args = Self::model_args(model, lora);
+        args.extend(["--ids".into(), ids_arg(ids), "--logits".into(), "last".into(), "--top".into(), top.to_string()]);
+        let v = self.run(&args).unwrap_or_else(|e| panic!("{e:#}"));
+        v["rows"]
+            .as_array()
+            .expect("rows")
+            .iter()
+            .map(|r| LastScore {
+                logits: r["logits"][0].as_array().expect("logits").iter().map(f32_of).collect(),
+                logsumexp: r["last"]["logsumexp"].as_f64().unwrap_or(f64::NAN),
+                argmax: r["last"]["argmax"].as_u64().expect("argmax") as u32,
+                top: r["last"]["top"]
+                    .as_array()
+                    .expect("top")
+                    .iter()
+                    .map(|t| (t["id"].as_u64().expect("id") as u32, t["prob"].as_f64().unwrap_or(f64::NAN)))
+                    .collect(),
+            })
+            .collect()
+    }
+
+    /// llama.cpp's greedy continuation (temperature 0) of `prompt_ids`: up to `n` new ids,
+    /// stopping before an end-of-generation token.
+    pub fn try_greedy(&self, model: &Path, lora: Option<(&Path, f32)>, prompt_ids: &[u32], n: usize) -> Result<Vec<u32>> {
+        let mut args = Self::model_args(model, lora);
+        args.extend(["--prompt-ids".into(), ids_arg(&[prompt_ids.to_vec()]), "--greedy".into(), n.to_string()]);
+        Ok(u32s(&self.run(&args)?["ids"]))
+    }
+
+    pub fn greedy(&self, model: &Path, lora: Option<(&Path, f32)>, prompt_ids: &[u32], n: usize) -> Vec<u32> {
+        self.try_greedy(model, lora, prompt_ids, n).unwrap_or_else(|e| panic!("{e:#}"))
+    }
+
+    /// What llama.cpp reports about the model.
+    pub fn info(&self, model: &Path) -> LlamaInfo {
+        self.info_with(model, None).unwrap_or_else(|e| panic!("{e:#}"))
+    }
+
+    /// llama.cpp's tokenization of `text` (special tokens parsed, no BOS added).
+    pub fn tokenize(&self, model: &Path, text: &str) -> Vec<u32> {
+        let info = self.info_with(model, Some(text)).unwrap_or_else(|e| panic!("{e:#}"));
+        u32s(&info.raw["tokenize"]["ids"])
+    }
+
+    pub fn info_with(&self, model: &Path, tokenize: Option<&str>) -> Result<LlamaInfo> {
+        let mut args = Self::model_args(model, None);
+        args.push("--info".into());
+        if let Some(t) = tokenize {
+            args.extend(["--tokenize".into(), t.to_string()]);
+        }
+        let v = self.run(&args)?;
+        let id = |k: &str| v[k].as_u64().map(|x| x as u32);
+        Ok(LlamaInfo {
+            architecture: v["architecture"].as_str().unwrap_or_default().to_string(),
+            n_vocab: v["n_vocab"].as_u64().unwrap_or(0) as usize,
+            n_ctx_train: v["n_ctx_train"].as_u64().unwrap_or(0) as usize,
+            bos: id("bos"),
+            eos: id("eos"),
+            chat_template: v["chat_template"].as_str().map(str::to_string),
+            llama_cpp: v["llama_cpp"].as_str().unwrap_or_default().to_string(),
+            raw: v,
+        })
+    }
+}
