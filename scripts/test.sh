@@ -5,5 +5,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/env.sh
 
+echo "== real llama.cpp for the export tests (node-llama-cpp prebuilt binary, from npm)"
+bash scripts/llama.sh install
+
 echo "== lorakit tests (cargo test, target dir $CARGO_TARGET_DIR)"
 cargo test --workspace --no-fail-fast "$@" 2>&1

@@ -36,17 +36,7 @@ fn version(path: &Path) -> u32 {
 }
 
 fn run(model: &Path, adapter: &Path, format: ExportFormat, dtype: ExportDtype, out: &Path, vocab_from: Option<PathBuf>) {
-    let req = ExportRequest {
-        model: model.display().to_string(),
-        adapter: adapter.to_path_buf(),
-        format,
-        out: out.to_path_buf(),
-        dtype: Some(dtype),
-        name: None,
-        vocab_from,
-        system: None,
-        force: false,
-    };
+    let req = ExportRequest { dtype: Some(dtype), vocab_from, ..ExportRequest::new(model.display().to_string(), adapter, format, out) };
     let report = export(&req).unwrap();
     assert!(!report.files.is_empty() && report.files.iter().all(|f| f.bytes > 0 && f.sha256.len() == 64));
 }

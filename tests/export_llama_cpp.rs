@@ -15,17 +15,7 @@ use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
 fn export_to(model: &Path, adapter: &Path, format: ExportFormat, dtype: ExportDtype, out: &Path) {
-    let req = ExportRequest {
-        model: model.display().to_string(),
-        adapter: adapter.to_path_buf(),
-        format,
-        out: out.to_path_buf(),
-        dtype: Some(dtype),
-        name: None,
-        vocab_from: None,
-        system: None,
-        force: true,
-    };
+    let req = ExportRequest { dtype: Some(dtype), force: true, ..ExportRequest::new(model.display().to_string(), adapter, format, out) };
     export(&req).unwrap_or_else(|e| panic!("export {format:?} {}: {e:#}", dtype.name()));
 }
 
@@ -84,7 +74,7 @@ fn tiny_exports_score_like_candle_in_llama_cpp() {
     let Some(llama) = llama() else { return };
     let dir = tempfile::tempdir().unwrap();
     let base = fixture("tiny-llama-gguf/tiny-llama-f32.gguf");
-    let ids = id_rows(&read_json(&fixture("tiny-peft/expected.json")).unwrap()["cases"][0]["input_ids"]);
+    let ids = id_rows(&read_json(&fixture("tiny-peft/expected.json")).unwrap()["input_ids"]);
     for peft in ["tiny-peft", "tiny-peft-rslora"] {
         let mut model = Llama::new(Checkpoint::load(&base, DType::F32, &Device::Cpu).unwrap()).unwrap();
         let adapter = LoraAdapter::load_peft(&fixture(peft), &model.config, DType::F32, &Device::Cpu).unwrap();
@@ -173,19 +163,46 @@ fn tuned_candle() -> LoadedModel {
     m
 }
 
+/// The three chat prompts of `fixtures/smollm2/logits.json`.
+fn fixture_prompts() -> Vec<Vec<u32>> {
+    let f = read_json(&fixture("smollm2/logits.json")).unwrap();
+    f["prompts"].as_array().unwrap().iter().map(|p| id_rows(&serde_json::json!([p["prompt_ids"]])).remove(0)).collect()
+}
+
+/// Max top-5 |Δp| over every position of every prompt (not just the first answer token,
+/// where a tuned model is often so sure that every engine says p ≈ 1).
+fn every_position_gap(llama: &LlamaCpp, file: &Path, model: &Llama, prompts: &[Vec<u32>]) -> f64 {
+    let mut worst = 0.0f64;
+    for p in prompts {
+        let logits = model.forward(&model.ids_tensor(&[p.clone()]).unwrap()).unwrap();
+        let want: Vec<Vec<f32>> = logits.get(0).unwrap().to_dtype(DType::F32).unwrap().to_vec2().unwrap();
+        let got = llama.logits(file, None, &[p.clone()]).remove(0);
+        worst = worst.max(first_token_gap(&want, &got));
+    }
+    worst
+}
+
 #[test]
 fn smollm2_merged_f32_and_f16_score_like_candle() {
     let Some(llama) = llama() else { return };
     let t = trained();
     let m = tuned_candle();
-    let ps = prompts(&m);
+    let mut ps = fixture_prompts();
+    ps.extend(prompts(&m));
     let want = candle_last(&m.model, &ps);
-    for (dtype, tol) in [(ExportDtype::F32, 1e-3), (ExportDtype::F16, 5e-3)] {
+    // (dtype, first answer token tolerance, every position tolerance): F16 weights move
+    // some mid-prompt positions by ~4.6e-3 (measured), so those get 1e-2.
+    for (dtype, tol, all_tol) in [(ExportDtype::F32, 1e-3, 1e-3), (ExportDtype::F16, 5e-3, 1e-2)] {
         let out = t.exports.join(format!("merged-{}.gguf", dtype.name()));
         export_to(&smollm2(), &t.adapter, ExportFormat::Gguf, dtype, &out);
         let gap = first_token_gap(&want, &llama_last(&llama, &out, None, &ps));
-        eprintln!("SmolLM2 merged {}: llama.cpp vs candle first-token top-5 |Δp| {gap:.2e}", dtype.name());
+        let all = every_position_gap(&llama, &out, &m.model, &ps[..3]);
+        eprintln!(
+            "SmolLM2 merged {}: llama.cpp vs candle top-5 |Δp|: first answer token {gap:.2e}, every position {all:.2e}",
+            dtype.name()
+        );
         assert!(gap <= tol, "merged {} gap {gap} > {tol}", dtype.name());
+        assert!(all <= all_tol, "merged {} gap over all positions {all} > {all_tol}", dtype.name());
     }
 }
 

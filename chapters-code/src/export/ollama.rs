@@ -20,11 +20,12 @@ pub fn write_dir(
     dir: &Path,
 ) -> Result<(Vec<String>, String)> {
     let mut notes = Vec::new();
-    let jinja = base
-        .template
-        .as_ref()
-        .map(|t| t.source().to_string())
-        .with_context(|| format!("{} has no chat template; Ollama needs one to chat", base.path.display()))?;
+    let jinja = match &req.chat_template {
+        Some(file) => std::fs::read_to_string(file).with_context(|| format!("cannot read the chat template {}", file.display()))?,
+        None => base.template.as_ref().map(|t| t.source().to_string()).with_context(|| {
+            format!("{} has no chat template; Ollama needs one to chat (give one with --chat-template FILE.jinja)", base.path.display())
+        })?,
+    };
     let tmpl = ollama_template(&jinja)?;
     let tokenizer = base.tokenizer()?;
     check_stops(&tmpl.stops, tokenizer)?;
