@@ -186,6 +186,9 @@ enum Command {
         /// Test examples to answer before and after (30 keeps the demo near 9 minutes).
         #[arg(long, default_value_t = 30)]
         eval_examples: usize,
+        /// Where the trained adapter is exported for Ollama (merged Q8_0 GGUF + Modelfile).
+        #[arg(long, default_value = "models/ollama/demo")]
+        export_dir: PathBuf,
     },
     /// Score a text or token ids: next-token logits and probabilities at every position.
     Score {
@@ -233,6 +236,9 @@ enum Command {
         /// A SYSTEM message for the Modelfile.
         #[arg(long)]
         system: Option<String>,
+        /// A Jinja chat template for the Modelfile (for a base without one, or to replace it).
+        #[arg(long)]
+        chat_template: Option<PathBuf>,
         /// Replace an existing output.
         #[arg(long)]
         force: bool,
@@ -355,8 +361,9 @@ fn run(cli: Cli) -> Result<()> {
                 print_summary(&cfg.output_dir, &summary);
             }
         }
-        Command::Export { model, adapter, format, out, dtype, name, vocab_from, system, force, json } => {
-            let req = lorakit::export::ExportRequest { model, adapter, format, out, dtype, name, vocab_from, system, force };
+        Command::Export { model, adapter, format, out, dtype, name, vocab_from, system, chat_template, force, json } => {
+            let req =
+                lorakit::export::ExportRequest { model, adapter, format, out, dtype, name, vocab_from, system, chat_template, force };
             let report = lorakit::export::export(&req)?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&report)?);
@@ -437,7 +444,7 @@ fn run(cli: Cli) -> Result<()> {
                 history.push(Message::new("assistant", answer));
             }
         }
-        Command::Demo { mut flags, data_dir, task, eval_examples } => {
+        Command::Demo { mut flags, data_dir, task, eval_examples, export_dir } => {
             flags.train_data.get_or_insert(data_dir.join("train.jsonl"));
             flags.validation_data.get_or_insert(data_dir.join("validation.jsonl"));
             flags.output_dir.get_or_insert(PathBuf::from("models/lora_adapters/demo"));
@@ -460,6 +467,13 @@ fn run(cli: Cli) -> Result<()> {
             let path = cfg.output_dir.join("demo_report.json");
             lorakit::io::atomic_write(&path, serde_json::to_string_pretty(&json)?.as_bytes())?;
             println!("\nadapter, metrics, loss curve and this report are in {}", cfg.output_dir.display());
+            eprintln!("== exporting for Ollama");
+            use lorakit::export::{ExportFormat, ExportRequest};
+            let req = ExportRequest {
+                force: true,
+                ..ExportRequest::new(cfg.model.clone(), cfg.output_dir.clone(), ExportFormat::Ollama, export_dir)
+            };
+            print_export_report(&lorakit::export::export(&req)?);
         }
         Command::Score { model, ids, text, top, full, json } => {
             let m = model.load()?;
