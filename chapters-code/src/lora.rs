@@ -262,6 +262,9 @@ impl LoraAdapter {
             }
             let (fan_in, fan_out) = model.module_shape(&module).expect("known module");
             let t = &tensors[&key];
+            if !t.dtype().is_float() {
+                bail!("{wname}: tensor {key} has dtype {:?}; LoRA weights are floating point", t.dtype())
+            }
             let want = if which == 'A' { [config.r, fan_in] } else { [fan_out, config.r] };
             if t.dims() != want {
                 bail!(

@@ -120,7 +120,11 @@ impl TrainFlags {
         }
         c.use_rslora |= self.rslora;
         c.train_on_prompt |= self.train_on_prompt;
-        c.validate()?;
+        if let Some(p) = &self.config {
+            c.validate().with_context(|| format!("{} (and the command-line flags)", p.display()))?;
+        } else {
+            c.validate()?;
+        }
         Ok(c)
     }
 }

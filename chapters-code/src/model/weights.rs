@@ -232,13 +232,18 @@ impl Checkpoint {
                 (format!("{p}.mlp.down_proj.weight"), vec![h, f]),
             ]);
         }
+        // A GGUF reader knows the file's own names: give those, with ours in brackets.
+        let shown = |name: &str| match gguf_name_from_hf(name) {
+            Some(g) if origin.ends_with(".gguf") => format!("{g} ({name})"),
+            _ => name.to_string(),
+        };
         for (name, shape) in expected {
             let t = self
                 .tensors
                 .get(&name)
-                .with_context(|| format!("{origin}: tensor {name} is missing"))?;
+                .with_context(|| format!("{origin}: tensor {} is missing", shown(&name)))?;
             if t.dims() != shape.as_slice() {
-                bail!("{origin}: tensor {name} has shape {:?}, expected {shape:?}", t.dims())
+                bail!("{origin}: tensor {} has shape {:?}, expected {shape:?}", shown(&name), t.dims())
             }
         }
         Ok(())
