@@ -110,7 +110,6 @@ fn tiny_exports_score_like_candle_in_llama_cpp() {
 // ---- SmolLM2 with an adapter trained here ----
 
 struct Trained {
-    _dir: tempfile::TempDir,
     adapter: PathBuf,
     exports: PathBuf,
 }
@@ -119,12 +118,16 @@ struct Trained {
 fn trained() -> &'static Trained {
     static T: OnceLock<Trained> = OnceLock::new();
     T.get_or_init(|| {
-        let dir = tempfile::tempdir().unwrap();
+        // A static is never dropped, so a TempDir would outlive every run: use cargo's
+        // per-test scratch directory instead, cleared here.
+        let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("export_llama_cpp");
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
         let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
         let cfg = TrainConfig {
             train_data: root.join("data/extract/train.jsonl"),
             validation_data: None,
-            output_dir: dir.path().join("run"),
+            output_dir: dir.join("run"),
             max_steps: Some(12),
             micro_batch: 4,
             lr: 3e-3,
@@ -135,9 +138,9 @@ fn trained() -> &'static Trained {
         };
         let mut m = load(lorakit::fetch::DEFAULT_MODEL, DType::F32).unwrap();
         train(&cfg, &mut m, &TrainOptions { resume: false, quiet: true, stop: None }).unwrap();
-        let exports = dir.path().join("exports");
+        let exports = dir.join("exports");
         std::fs::create_dir_all(&exports).unwrap();
-        Trained { adapter: cfg.output_dir.clone(), exports, _dir: dir }
+        Trained { adapter: cfg.output_dir.clone(), exports }
     })
 }
 

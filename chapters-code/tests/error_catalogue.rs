@@ -381,3 +381,34 @@ fn every_bad_input_gets_a_clear_error_and_leaves_nothing() {
     eprintln!("{} cases, {} failed", cases.len(), failures.len());
     assert!(failures.is_empty(), "{} of {} cases fell short:\n  {}", failures.len(), cases.len(), failures.join("\n  "));
 }
+
+/// `HF_TOKEN` reaches the Hub and nothing else: not the terminal, not a log, not a file,
+/// even with every log level on and the request failing.
+#[test]
+fn hf_token_is_never_printed_or_written() {
+    const SECRET: &str = "hf_CatalogueSecret0123456789";
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("hf-home")).unwrap();
+    let peft = fixtures().join("tiny-peft");
+    let out = Command::new(env!("CARGO_BIN_EXE_lora"))
+        .args(["export", "--model", "meta-llama/Llama-3.2-1B-Instruct", "--adapter"])
+        .arg(&peft)
+        .args(["--format", "gguf", "--out", "o.gguf"])
+        .current_dir(dir.path())
+        .env("HF_TOKEN", SECRET)
+        .env("HF_HOME", "hf-home")
+        .env("HF_ENDPOINT", format!("http://127.0.0.1:{}", closed_port()))
+        .env("RUST_LOG", "trace")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(!text.contains(SECRET), "the token was printed:\n{text}");
+    for f in listing(dir.path()) {
+        let p = dir.path().join(&f);
+        if p.is_file() {
+            let bytes = std::fs::read(&p).unwrap();
+            assert!(!String::from_utf8_lossy(&bytes).contains(SECRET), "the token was written to {f}");
+        }
+    }
+}
