@@ -105,7 +105,8 @@ pub struct Blob {
 pub struct Plan {
     pub path: PathBuf,
     pub modelfile: Modelfile,
-    commands: Vec<Command>,
+    /// PARAMETER lines typed as the API takes them (checked before anything is sent).
+    parameters: serde_json::Map<String, serde_json::Value>,
     /// FROM (when it is a file), then the adapter.
     pub blobs: Vec<Blob>,
     /// FROM when it names a model on the server rather than a file.
@@ -143,7 +144,8 @@ impl Plan {
             }
             blobs.push(hash_file(&file, adapter).with_context(|| at(c))?);
         }
-        Ok(Plan { path: path.to_path_buf(), modelfile, commands, blobs, from_model })
+        let parameters = parameters(&commands, path)?;
+        Ok(Plan { path: path.to_path_buf(), modelfile, parameters, blobs, from_model })
     }
 
     /// The `/api/create` body for model `name`.
@@ -165,10 +167,9 @@ impl Plan {
         if let Some(s) = &m.system {
             req = req.system(s.clone());
         }
-        let params = self.parameters()?;
-        if !params.is_empty() {
+        if !self.parameters.is_empty() {
             // Passed through as JSON (ollama-rs's typed fields would narrow the integers).
-            req = req.parameters(ModelOptions::default().extras(params));
+            req = req.parameters(ModelOptions::default().extras(self.parameters.clone()));
         }
         if !m.messages.is_empty() {
             let messages = m.messages.iter().map(|msg| {
@@ -186,27 +187,27 @@ impl Plan {
         }
         Ok(req)
     }
+}
 
-    /// PARAMETER lines as Ollama's API takes them: typed values, `stop` as a list.
-    fn parameters(&self) -> Result<serde_json::Map<String, serde_json::Value>> {
-        let mut out = serde_json::Map::new();
-        for c in self.commands.iter().filter(|c| c.name == "parameter") {
-            let at = || format!("{}:{}", self.path.display(), c.line);
-            match parameter_json(&c.key, &c.value).with_context(at)? {
-                None => eprintln!("warning: {}: Ollama ignores the deprecated parameter {}", at(), c.key),
-                Some(v) if c.key == "stop" => {
-                    let list = out.entry("stop").or_insert_with(|| serde_json::Value::Array(Vec::new()));
-                    if let Some(list) = list.as_array_mut() {
-                        list.push(v);
-                    }
-                }
-                Some(v) => {
-                    out.insert(c.key.clone(), v);
+/// PARAMETER lines as Ollama's API takes them: typed values, `stop` as a list.
+fn parameters(commands: &[Command], path: &Path) -> Result<serde_json::Map<String, serde_json::Value>> {
+    let mut out = serde_json::Map::new();
+    for c in commands.iter().filter(|c| c.name == "parameter") {
+        let at = || format!("{}:{}", path.display(), c.line);
+        match parameter_json(&c.key, &c.value).with_context(at)? {
+            None => eprintln!("warning: {}: Ollama ignores the deprecated parameter {}", at(), c.key),
+            Some(v) if c.key == "stop" => {
+                let list = out.entry("stop").or_insert_with(|| serde_json::Value::Array(Vec::new()));
+                if let Some(list) = list.as_array_mut() {
+                    list.push(v);
                 }
             }
+            Some(v) => {
+                out.insert(c.key.clone(), v);
+            }
         }
-        Ok(out)
     }
+    Ok(out)
 }
 
 /// Resolves a FROM/ADAPTER path like Ollama: absolute, `~/…`, or relative to `dir`.
@@ -218,7 +219,9 @@ fn expand_path(value: &str, dir: &Path) -> Result<PathBuf> {
     if value.starts_with('~') {
         bail!("{value}: ~user paths are not supported; write the path out")
     }
-    Ok(dir.join(value))
+    // Without "./" steps, so messages show `out/model.gguf`, not `out/./model.gguf`.
+    let rel: PathBuf = Path::new(value).components().filter(|c| *c != std::path::Component::CurDir).collect();
+    Ok(dir.join(rel))
 }
 
 /// A FROM value that names a file, not a model (Ollama tries a model name when no file exists).
@@ -331,7 +334,7 @@ pub fn validate_model_name(name: &str) -> Result<()> {
     let bad = || {
         anyhow::anyhow!(
             "invalid model name {name:?}: Ollama takes name or name:tag (optionally namespace/name:tag), made of \
-             letters, digits, '_', '-' and '.', starting with a letter, digit or '_'"
+             letters, digits, '_', '-' and '.', starting with a letter, digit or '_'; choose one with --name"
         )
     };
     let (rest, tag) = match (name.rfind(':'), name.rfind('/')) {
@@ -417,15 +420,18 @@ pub fn deploy(opts: &DeployOptions) -> Result<DeployReport> {
         Err(e) if is_refusal(&e) && fallback.is_some() => {
             let merged_path = fallback.unwrap_or_default();
             eprintln!("{e:#}");
-            eprintln!("falling back to the merged model: {}", merged_path.display());
+            eprintln!("the adapter route was refused; falling back to the merged model in {}", merged_path.display());
             let merged = Plan::read(&merged_path)?;
             uploaded.extend(server.upload_missing(&merged)?);
             let answer = server.create_and_check(&merged, opts)?;
             (merged, answer, true)
         }
-        Err(e) if is_refusal(&e) && !plan.blobs.iter().any(|b| b.adapter) => return Err(e),
-        Err(e) if is_refusal(&e) => {
-            return Err(e.context(format!("no merged {MERGED_MODELFILE} beside {} to fall back to", path.display())));
+        Err(e) if is_refusal(&e) && plan.blobs.iter().any(|b| b.adapter) => {
+            return Err(e.context(format!(
+                "the adapter route was refused, and there is no merged {MERGED_MODELFILE} beside {} to fall back to \
+                 (`lora export --format ollama` writes both)",
+                path.display()
+            )));
         }
         Err(e) => return Err(e),
     };
@@ -496,15 +502,16 @@ impl Server {
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
         let server = Server { url: url.clone(), shown, http, ollama, rt, timeout };
         let version = server.version()?;
-        if let Some(v) = parse_version(&version) {
-            if v != (0, 0, 0) && v < MIN_VERSION {
-                let (a, b, c) = MIN_VERSION;
-                bail!(
-                    "Ollama {version} at {} is too old: lora deploy needs {a}.{b}.{c} or newer (its /api/create takes files \
-                     by digest); upgrade Ollama, or use `ollama create` with the Modelfile",
-                    server.shown
-                )
-            }
+        if let Some(v) = parse_version(&version)
+            && v != (0, 0, 0)
+            && v < MIN_VERSION
+        {
+            let (a, b, c) = MIN_VERSION;
+            bail!(
+                "Ollama {version} at {} is too old: lora deploy needs {a}.{b}.{c} or newer (its /api/create takes files \
+                 by digest); upgrade Ollama, or use `ollama create` with the Modelfile",
+                server.shown
+            )
         }
         eprintln!("Ollama {version} at {}", server.shown);
         Ok(server)
@@ -530,6 +537,9 @@ impl Server {
         let mut message = server_message(body);
         if status == reqwest::StatusCode::NOT_FOUND && what.contains("/api/version") {
             message.push_str(" (is this an Ollama server?)");
+        }
+        if message.contains("digest mismatch") {
+            message.push_str(" (the server received other bytes than were hashed: the file changed during the upload, or the transfer was damaged; run lora deploy again)");
         }
         ServerError::Refused { host: self.shown.clone(), what: what.to_string(), status: Some(status.as_u16()), message }
     }
@@ -628,17 +638,28 @@ impl Server {
             eprintln!("create answered {:?}", status.message);
         }
         let info = self.call("POST /api/show", self.ollama.show_model_info(opts.name.clone()))?;
-        if let Some(t) = &plan.modelfile.template {
-            if info.template != *t {
-                eprintln!("warning: the server reports a different TEMPLATE for {} than the Modelfile's", opts.name);
-            }
+        if let Some(t) = &plan.modelfile.template
+            && info.template != *t
+        {
+            eprintln!("warning: the server reports a different TEMPLATE for {} than the Modelfile's", opts.name);
         }
-        let params = info.parameters.lines().map(str::trim).filter(|l| !l.is_empty()).collect::<Vec<_>>().join("; ");
+        // Ollama pads the names to 30 columns; one space is enough here.
+        let params: Vec<String> = info
+            .parameters
+            .lines()
+            .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
+            .filter(|l| !l.is_empty())
+            .collect();
+        let params = params.join("; ");
         eprintln!("{} is on the server; parameters: {params}", opts.name);
         let request = GenerationRequest::new(opts.name.clone(), opts.prompt.clone())
             .options(ModelOptions::default().num_predict(opts.max_tokens));
         let answer = self.call("POST /api/generate (smoke test)", self.ollama.generate(request))?;
-        Ok(answer.response.trim().to_string())
+        let answer = answer.response.trim().to_string();
+        if answer.is_empty() {
+            eprintln!("warning: {} answered the smoke test with nothing (check TEMPLATE and the stop parameters)", opts.name);
+        }
+        Ok(answer)
     }
 }
 

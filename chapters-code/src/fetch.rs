@@ -223,6 +223,6 @@ fn marker_path(path: &Path) -> PathBuf {
 
 fn mark_verified(path: &Path) -> Result<()> {
     let marker = marker_path(path);
-    std::fs::write(&marker, format!("{GGUF_SHA256}\n"))
+    crate::io::atomic_write(&marker, format!("{GGUF_SHA256}\n").as_bytes())
         .with_context(|| format!("cannot write {}", marker.display()))
 }

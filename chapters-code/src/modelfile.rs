@@ -394,10 +394,10 @@ impl Format {
         let mut s = String::new();
         match self {
             Format::ChatMl { default_system } => {
-                if let (Some(d), Some(first)) = (default_system, messages.first()) {
-                    if first.role != "system" {
-                        s += &format!("<|im_start|>system\n{d}<|im_end|>\n");
-                    }
+                if let (Some(d), Some(first)) = (default_system, messages.first())
+                    && first.role != "system"
+                {
+                    s += &format!("<|im_start|>system\n{d}<|im_end|>\n");
                 }
                 for m in messages {
                     s += &format!("<|im_start|>{}\n{}<|im_end|>\n", m.role, m.content);
@@ -697,10 +697,10 @@ mod tests {
     /// not start with a system message, and join consecutive messages of one role.
     fn ollama_messages(modelfile_system: Option<&str>, messages: &[Message]) -> Vec<Message> {
         let mut msgs = messages.to_vec();
-        if let Some(s) = modelfile_system {
-            if msgs.first().is_some_and(|m| m.role != "system") {
-                msgs.insert(0, Message::new("system", s));
-            }
+        if let Some(s) = modelfile_system
+            && msgs.first().is_some_and(|m| m.role != "system")
+        {
+            msgs.insert(0, Message::new("system", s));
         }
         let mut out: Vec<Message> = Vec::new();
         for m in msgs {
@@ -744,6 +744,7 @@ mod tests {
         let u2 = Message::new("user", "One more?\nJust one.");
         vec![
             ("system+user", vec![sys.clone(), u1.clone()]),
+            ("system+user+assistant", vec![sys.clone(), u1.clone(), a1.clone()]),
             ("user only", vec![u1.clone()]),
             ("multi-turn", vec![sys, u1.clone(), a1.clone(), u2.clone()]),
             ("multi-turn without system", vec![u1, a1, u2]),
