@@ -2,9 +2,12 @@
 # The book's toolchain, in one place: install the pinned tools, build the book (and fail on
 # the problems mdBook itself only logs), serve it locally.
 #
-#   bash scripts/book.sh install   # cargo-install the pinned mdbook + preprocessors (idempotent)
+#   bash scripts/book.sh install   # pinned mdbook + preprocessors, Debian's chromium, playwright-core (idempotent)
 #   bash scripts/book.sh build     # build into target/book, then check the log and the HTML
+#   bash scripts/book.sh check     # build + static checks + headless-Chromium checks + screenshots
 #   bash scripts/book.sh serve     # live preview on http://127.0.0.1:3000 (loopback only)
+#   bash scripts/book.sh data      # rewrite the widgets' data (book/data/*.json) with the crate's examples
+#   bash scripts/book.sh selftest  # break copies of the book on purpose: each fault must fail the checks
 #   bash scripts/book.sh versions  # print the pinned versions
 #
 # Environment:
@@ -13,6 +16,7 @@
 #   LORA_BOOK_JOBS   parallel rustc jobs for `install` (default: cargo's own, i.e. all cores;
 #                    use 1 when another build is already running on this 2-core machine).
 #   BOOK_PORT        port for `serve` (default 3000).
+#   BOOK_ROOT        the book to build (default: this repository); `selftest` points it at copies.
 #
 # Offline assets (no CDN anywhere, the book must read the same without a network):
 # - KaTeX: mdbook-katex renders formulas to HTML at build time; `no-css = true` in book.toml
@@ -37,12 +41,16 @@ MDBOOK_MERMAID_VERSION=0.17.1
 KATEX_CSS_VERSION=0.16.4    # npm `katex` whose CSS/fonts are vendored: = the KaTeX inside mdbook-katex 0.10.0
 # ---------------------------------------------------------------------------------------------
 
-ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+ROOT="$(cd "${BOOK_ROOT:-$REPO}" && pwd)"
 CACHE="${LORA_BOOK_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/lora-book}"
 TOOLS="$CACHE/tools"
 BIN="$TOOLS/bin"
+NODE_DIR="$TOOLS/book"            # playwright-core, from tools/book/package-lock.json
+CHROMIUM="${CHROMIUM:-/usr/bin/chromium}"
 BUILD_DIR="$ROOT/target/book"
 LOG_DIR="$ROOT/target/book-logs"
+SHOTS_DIR="$ROOT/target/book-screenshots"
 
 say() { printf '[book] %s\n' "$*" >&2; }
 die() { printf '[book] ERROR: %s\n' "$*" >&2; exit 1; }
@@ -70,6 +78,44 @@ install_one() {
   [[ "$have" == "$version" ]] || die "$crate reports version '${have:-?}' after install, expected $version"
 }
 
+# Debian's chromium for the browser checks (apt; skipped when already there).
+install_chromium() {
+  if [[ -x "$CHROMIUM" ]]; then
+    say "chromium already installed ($CHROMIUM)"
+    return 0
+  fi
+  command -v apt-get >/dev/null || die "$CHROMIUM not found and no apt-get: install Chromium and set CHROMIUM=/path/to/chromium"
+  local sudo=()
+  [[ $(id -u) -ne 0 ]] && sudo=(sudo)
+  say "installing Debian's chromium (apt-get)"
+  "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends chromium ||
+    { "${sudo[@]}" apt-get update && "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends chromium; }
+  [[ -x "$CHROMIUM" ]] || die "apt-get installed chromium but $CHROMIUM is missing"
+}
+
+# playwright-core at the version tools/book/package-lock.json pins, outside the clone. No
+# browser download: it drives Debian's chromium (PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD, and
+# playwright-core has no install script anyway).
+node_stamp() { cat "$REPO/tools/book/package.json" "$REPO/tools/book/package-lock.json" | sha256sum | cut -d' ' -f1; }
+node_installed() { [[ -f "$NODE_DIR/.installed" && "$(cat "$NODE_DIR/.installed")" == "$(node_stamp)" && -d "$NODE_DIR/node_modules/playwright-core" ]]; }
+install_node_tools() {
+  command -v node >/dev/null && command -v npm >/dev/null || die "node and npm are needed (Node >= 20)"
+  if node_installed; then
+    say "playwright-core already installed in $NODE_DIR"
+    return 0
+  fi
+  mkdir -p "$NODE_DIR"
+  rm -f "$NODE_DIR/.installed"
+  cp "$REPO/tools/book/package.json" "$REPO/tools/book/package-lock.json" "$NODE_DIR/"
+  say "installing playwright-core into $NODE_DIR (npm ci)"
+  (cd "$NODE_DIR" && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --ignore-scripts --no-audit --no-fund --loglevel=error)
+  local want have
+  want="$(node -p 'require(process.argv[1]).packages["node_modules/playwright-core"].version' "$REPO/tools/book/package-lock.json")"
+  have="$(node -p 'require(process.argv[1]).version' "$NODE_DIR/node_modules/playwright-core/package.json")"
+  [[ "$want" == "$have" ]] || die "playwright-core $have installed, the lock pins $want"
+  node_stamp >"$NODE_DIR/.installed"
+}
+
 cmd_install() {
   command -v cargo >/dev/null || die "cargo not found: install Rust (rustup) first"
   mkdir -p "$TOOLS"
@@ -77,7 +123,9 @@ cmd_install() {
   install_one mdbook "$MDBOOK_VERSION"
   install_one mdbook-katex "$MDBOOK_KATEX_VERSION"
   install_one mdbook-mermaid "$MDBOOK_MERMAID_VERSION"
-  say "tools ready in $BIN ($((SECONDS - t0)) s)"
+  install_chromium
+  install_node_tools
+  say "tools ready in $BIN, $NODE_DIR and $CHROMIUM ($((SECONDS - t0)) s)"
 }
 
 need_tools() {
@@ -85,6 +133,7 @@ need_tools() {
      "$(installed_version mdbook-katex)" == "$MDBOOK_KATEX_VERSION" &&
      "$(installed_version mdbook-mermaid)" == "$MDBOOK_MERMAID_VERSION" ]] ||
     die "pinned tools missing or at other versions in $BIN: run 'bash scripts/book.sh install'"
+  command -v node >/dev/null || die "node not found: the book's checks (tools/book/*.mjs) need Node >= 20"
   # mdbook finds its preprocessors (mdbook-katex, mdbook-mermaid) on PATH.
   export PATH="$BIN:$PATH"
 }
@@ -120,23 +169,6 @@ check_includes() {
   return "$bad"
 }
 
-# The built HTML must load nothing from the network: no http(s) script, stylesheet or font.
-check_offline_html() {
-  local hits
-  hits="$(grep -rEno \
-      -e '<script[^>]*src="(https?:)?//[^"]*"' \
-      -e '<link[^>]*href="(https?:)?//[^"]*"' \
-      -e '@import[^;]*(https?:)?//[^;]*' \
-      -e 'url\((["'"'"']?)(https?:)?//[^)]*\)' \
-      --include='*.html' --include='*.css' "$BUILD_DIR" 2>/dev/null |
-      grep -Ev 'http://www\.w3\.org/' || true)"
-  if [[ -n "$hits" ]]; then
-    say "the built book loads assets from the network (no CDN allowed):"
-    printf '%s\n' "$hits" | head -n 20 >&2
-    return 1
-  fi
-}
-
 cmd_build() {
   need_tools
   mkdir -p "$LOG_DIR"
@@ -166,12 +198,13 @@ cmd_build() {
     printf '%s\n' "$problems" >&2
     status=1
   fi
-  # Raw, unrendered math left in the pages means KaTeX gave up on it.
-  if grep -rlE 'class="katex-error"' --include='*.html' "$BUILD_DIR" >/dev/null 2>&1; then
-    say "KaTeX errors in: $(grep -rlE 'class="katex-error"' --include='*.html' "$BUILD_DIR" | tr '\n' ' ')"
-    status=1
+  if [[ $rc -eq 0 ]]; then
+    # Widgets' data as scripts too, for readers who open the HTML straight from disk.
+    node "$REPO/tools/book/embed-data.mjs" "$BUILD_DIR" || status=1
+    # Every link, #anchor and resource resolves inside the book; nothing is loaded from the
+    # network (only <a href> may leave); no katex-error and no unrendered $$ / \( left.
+    node "$REPO/tools/book/check-html.mjs" "$BUILD_DIR" || status=1
   fi
-  check_offline_html || status=1
   [[ -f "$BUILD_DIR/katex/katex.min.css" ]] || { say "KaTeX stylesheet missing from the build"; status=1; }
   compgen -G "$BUILD_DIR/theme/mermaid*.js" >/dev/null || { say "mermaid.min.js missing from the build"; status=1; }
 
@@ -179,6 +212,60 @@ cmd_build() {
     die "book build FAILED (log: ${log#"$ROOT"/})"
   fi
   say "book built and checked: $BUILD_DIR/index.html"
+}
+
+# The widgets' data in book/data/ is what the companion crate's examples write; `data`
+# rewrites it, `check` makes sure the committed files are exactly what they write now.
+DATA_EXAMPLES=(ch01_model_sizes:models.json ch02_low_rank:low_rank.json)
+run_data_examples() { # DIR: write every data file into DIR
+  local dir="$1" pair examples=()
+  # shellcheck source=scripts/env.sh
+  source "$REPO/scripts/env.sh"
+  for pair in "${DATA_EXAMPLES[@]}"; do examples+=(--example "${pair%%:*}"); done
+  (cd "$REPO" && cargo build -q -p lorakit "${examples[@]}") || die "building the data examples failed"
+  for pair in "${DATA_EXAMPLES[@]}"; do
+    "$CARGO_TARGET_DIR/debug/examples/${pair%%:*}" "$dir/${pair#*:}" >&2 || die "example ${pair%%:*} failed"
+  done
+}
+cmd_data() {
+  run_data_examples "$ROOT/book/data"
+}
+check_data_fresh() {
+  local tmp pair bad=0
+  tmp="$(mktemp -d)"
+  run_data_examples "$tmp"
+  for pair in "${DATA_EXAMPLES[@]}"; do
+    if ! cmp -s "$tmp/${pair#*:}" "$ROOT/book/data/${pair#*:}"; then
+      say "book/data/${pair#*:} differs from what 'cargo run -p lorakit --example ${pair%%:*}' writes now: run 'bash scripts/book.sh data'"
+      bad=1
+    fi
+  done
+  rm -rf "$tmp"
+  [[ $bad -eq 0 ]] && say "book/data/*.json equal what the examples write"
+  return "$bad"
+}
+
+# The built book in headless Chromium: every page, its math, diagrams and widgets; then the
+# Part V widgets once more on the fixture data of tools/book/fixtures (a copy of the book,
+# so book/data/experiments is never touched).
+cmd_browser_check() {
+  node_installed || die "playwright-core missing or outdated in $NODE_DIR: run 'bash scripts/book.sh install'"
+  [[ -x "$CHROMIUM" ]] || die "$CHROMIUM not found: run 'bash scripts/book.sh install'"
+  rm -rf "$SHOTS_DIR"
+  LORA_BOOK_NODE_DIR="$NODE_DIR" CHROMIUM="$CHROMIUM" node "$REPO/tools/book/browser-check.mjs" \
+    --book "$BUILD_DIR" --source "$ROOT/book" --shots "$SHOTS_DIR" || die "browser check FAILED"
+  local tmp
+  tmp="$(mktemp -d)"
+  trap 'rm -rf "$tmp"' RETURN
+  cp -r "$BUILD_DIR" "$tmp/book"
+  rm -rf "$tmp/book/data/experiments"
+  mkdir -p "$tmp/book/data/experiments"
+  cp "$REPO/tools/book/fixtures/experiments/"*.json "$tmp/book/data/experiments/"
+  node "$REPO/tools/book/embed-data.mjs" "$tmp/book" || die "embed-data failed on the fixture copy"
+  say "Part V widgets on the fixture data (tools/book/fixtures/experiments)"
+  LORA_BOOK_NODE_DIR="$NODE_DIR" CHROMIUM="$CHROMIUM" node "$REPO/tools/book/browser-check.mjs" \
+    --book "$tmp/book" --source "$ROOT/book" --shots "$SHOTS_DIR/fixture" --require-data \
+    --pages ch12-00-before-and-after.html,ch13-00-impact-of-rank.html || die "browser check on the fixture data FAILED"
 }
 
 cmd_serve() {
@@ -211,6 +298,14 @@ cmd_vendor_katex() {
 case "${1:-}" in
   install) cmd_install ;;
   build) cmd_build ;;
+  data) cmd_data ;;
+  check)
+    check_data_fresh || die "the widgets' data is stale"
+    cmd_build
+    cmd_browser_check
+    say "book checked: data, build, links, offline, KaTeX, mermaid, widgets; screenshots in ${SHOTS_DIR#"$ROOT"/}" ;;
+  browser-check) cmd_browser_check ;;
+  selftest) exec bash "$REPO/tools/book/selftest.sh" ;;
   serve) cmd_serve ;;
   vendor-katex) cmd_vendor_katex ;;
   versions)

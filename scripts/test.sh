@@ -10,3 +10,9 @@ bash scripts/llama.sh install
 
 echo "== lorakit tests (cargo test, target dir $CARGO_TARGET_DIR)"
 cargo test --workspace --no-fail-fast "$@" 2>&1
+
+echo "== the book: pinned toolchain, Debian's chromium, playwright-core (idempotent)"
+bash scripts/book.sh install
+echo "== the book: data freshness, build, links/offline/KaTeX checks, headless Chromium"
+bash scripts/book.sh check
+bash scripts/book.sh selftest
