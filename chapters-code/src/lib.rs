@@ -10,6 +10,7 @@ pub mod chat;
 pub mod data;
 pub mod deploy;
 pub mod eval;
+pub mod experiments;
 pub mod export;
 pub mod fetch;
 pub mod generate;

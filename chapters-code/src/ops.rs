@@ -64,7 +64,8 @@ pub fn attach(
 }
 
 /// `x · wᵀ` for a frozen weight `w` of shape (out, in): the backward pass returns only
-/// the input gradient `g · w`, never the (unused) weight gradient.
+/// the input gradient `g · w`, never the (unused) weight gradient. A `w` that is being
+/// trained (a `Var`) gets its gradient too.
 pub fn frozen_linear(x: &Tensor, w: &Tensor) -> Result<Tensor> {
     // One (tokens, in) × (in, out) GEMM rather than a batched one.
     let dims = x.dims().to_vec();
@@ -74,6 +75,11 @@ pub fn frozen_linear(x: &Tensor, w: &Tensor) -> Result<Tensor> {
     let rows: usize = lead.iter().product();
     let mut out_dims = lead.to_vec();
     out_dims.push(w.dim(0)?);
+    if w.track_op() {
+        // The weight itself is trained (full fine-tuning): candle's matmul backward
+        // gives both gradients.
+        return x.reshape((rows, *last))?.matmul(&w.t()?)?.reshape(out_dims);
+    }
     let y = x.detach().reshape((rows, *last))?.matmul(&w.t()?)?.reshape(out_dims)?;
     let w = w.clone();
     attach(x, y, move |g| {

@@ -194,6 +194,31 @@ enum Command {
         #[arg(long, default_value = "models/ollama/demo")]
         export_dir: PathBuf,
     },
+    /// The book's Part V experiments (before/after, rank, subspace similarity, efficiency),
+    /// recorded as JSON and SVG.
+    Experiments {
+        /// Small steps, ranks and example counts (minutes, for CI); writes to
+        /// target/experiments-quick unless --out is given.
+        #[arg(long)]
+        quick: bool,
+        /// Run only these (comma-separated).
+        #[arg(long, value_enum, value_delimiter = ',')]
+        only: Vec<lorakit::experiments::Experiment>,
+        /// Results folder (default: book/data/experiments, or target/experiments-quick with --quick).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Keep every run's adapter and records here (default: a temporary folder).
+        #[arg(long)]
+        runs_dir: Option<PathBuf>,
+        /// Folder with extract/, support/ and persona/ datasets.
+        #[arg(long, default_value = "data")]
+        data_root: PathBuf,
+        #[arg(long, default_value = lorakit::fetch::DEFAULT_MODEL)]
+        model: String,
+        /// Only redraw the SVG plots from the JSON files already in the results folder.
+        #[arg(long)]
+        replot: bool,
+    },
     /// Score a text or token ids: next-token logits and probabilities at every position.
     Score {
         #[command(flatten)]
@@ -478,6 +503,18 @@ fn run(cli: Cli) -> Result<()> {
                 ..ExportRequest::new(cfg.model.clone(), cfg.output_dir.clone(), ExportFormat::Ollama, export_dir)
             };
             print_export_report(&lorakit::export::export(&req)?);
+        }
+        Command::Experiments { quick, only, out, runs_dir, data_root, model, replot } => {
+            let default = if quick { "target/experiments-quick" } else { "book/data/experiments" };
+            let out = out.unwrap_or_else(|| PathBuf::from(default));
+            if replot {
+                lorakit::experiments::replot(&out, &only)?;
+                return Ok(());
+            }
+            let args: Vec<String> = std::env::args().skip(1).collect();
+            let command = format!("lora {}", args.join(" "));
+            let opts = lorakit::experiments::Options { quick, only, out, runs_dir, data_root, model, command };
+            lorakit::experiments::run(&opts)?;
         }
         Command::Score { model, ids, text, top, full, json } => {
             let m = model.load()?;

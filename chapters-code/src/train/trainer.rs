@@ -289,7 +289,7 @@ pub fn train(cfg: &TrainConfig, m: &mut LoadedModel, opts: &TrainOptions) -> Res
 
 /// Example indices of micro-batch `k`: epochs are seeded permutations, so any position can
 /// be recomputed from `k` alone (this is what makes `--resume` exact).
-fn batch_indices(k: usize, per_epoch: usize, n: usize, cfg: &TrainConfig) -> Vec<usize> {
+pub(crate) fn batch_indices(k: usize, per_epoch: usize, n: usize, cfg: &TrainConfig) -> Vec<usize> {
     let (epoch, offset) = (k / per_epoch, k % per_epoch);
     let mut order: Vec<usize> = (0..n).collect();
     order.shuffle(&mut ChaCha8Rng::seed_from_u64(cfg.seed.wrapping_add(epoch as u64)));
@@ -297,7 +297,7 @@ fn batch_indices(k: usize, per_epoch: usize, n: usize, cfg: &TrainConfig) -> Vec
     order[start..(start + cfg.micro_batch).min(n)].to_vec()
 }
 
-fn global_norm(grads: &[Tensor]) -> Result<f64> {
+pub(crate) fn global_norm(grads: &[Tensor]) -> Result<f64> {
     let mut sq = 0.0;
     for g in grads {
         sq += g.sqr()?.sum_all()?.to_dtype(DType::F64)?.to_scalar::<f64>()?;
