@@ -1,34 +1,45 @@
 //! Listing 7-1: LoRA configurations and what they cost, for SmolLM2-135M and Llama 3.2 1B,
-//! from the models' own `config.json` values; the scale factor; the errors a bad
+//! with the sizes from the models' own `config.json`; the scale factor; the errors a bad
 //! configuration gets; the training defaults as a TOML file.
 //!
 //!     cargo run -p lorakit --example ch07_lora_config
 use lorakit::lora::TARGET_MODULES;
-use lorakit::model::config::HfConfig;
+use lorakit::model::config::RopeScaling;
 use lorakit::train::TrainConfig;
 use lorakit::{LlamaConfig, LoraConfig};
-use serde_json::json;
 
 // ANCHOR: models
-/// The fields of `HuggingFaceTB/SmolLM2-135M-Instruct/config.json` the count depends on.
-fn smollm2_135m() -> anyhow::Result<LlamaConfig> {
-    let hf: HfConfig = serde_json::from_value(json!({
-        "model_type": "llama", "hidden_size": 576, "intermediate_size": 1536,
-        "num_hidden_layers": 30, "num_attention_heads": 9, "num_key_value_heads": 3,
-        "vocab_size": 49152, "tie_word_embeddings": true, "rope_theta": 100000.0, "rms_norm_eps": 1e-5
-    }))?;
-    hf.into_config("SmolLM2-135M")
+/// SmolLM2-135M, from `HuggingFaceTB/SmolLM2-135M-Instruct/config.json`: hidden_size 576,
+/// intermediate_size 1536, num_hidden_layers 30, num_attention_heads 9, num_key_value_heads 3,
+/// vocab_size 49152, tie_word_embeddings true.
+fn smollm2_135m() -> LlamaConfig {
+    llama(576, 1536, 30, 9, 3, 49152)
 }
 
-/// The same for `meta-llama/Llama-3.2-1B-Instruct/config.json`.
-fn llama_3_2_1b() -> anyhow::Result<LlamaConfig> {
-    let hf: HfConfig = serde_json::from_value(json!({
-        "model_type": "llama", "hidden_size": 2048, "intermediate_size": 8192,
-        "num_hidden_layers": 16, "num_attention_heads": 32, "num_key_value_heads": 8,
-        "head_dim": 64, "vocab_size": 128256, "tie_word_embeddings": true, "rope_theta": 500000.0,
-        "rms_norm_eps": 1e-5
-    }))?;
-    hf.into_config("Llama-3.2-1B")
+/// Llama 3.2 1B, from `meta-llama/Llama-3.2-1B-Instruct/config.json`: 2048, 8192, 16 layers,
+/// 32 heads sharing 8 key/value heads, vocab_size 128256, tied embeddings.
+fn llama_3_2_1b() -> LlamaConfig {
+    llama(2048, 8192, 16, 32, 8, 128256)
+}
+
+/// A Llama with tied embeddings: only the sizes matter for counting parameters.
+fn llama(hidden: usize, intermediate: usize, layers: usize, heads: usize, kv_heads: usize, vocab: usize) -> LlamaConfig {
+    LlamaConfig {
+        hidden_size: hidden,
+        intermediate_size: intermediate,
+        num_hidden_layers: layers,
+        num_attention_heads: heads,
+        num_key_value_heads: kv_heads,
+        head_dim: hidden / heads,
+        vocab_size: vocab,
+        rms_norm_eps: 1e-5,
+        rope_theta: 10_000.0,
+        rope_scaling: RopeScaling::None,
+        max_position_embeddings: 2048,
+        tie_word_embeddings: true,
+        bos_token_id: None,
+        eos_token_ids: vec![],
+    }
 }
 // ANCHOR_END: models
 
@@ -39,7 +50,7 @@ fn main() -> anyhow::Result<()> {
         ("q, k, v, o", vec!["q_proj", "k_proj", "v_proj", "o_proj"]),
         ("all seven", TARGET_MODULES.to_vec()),
     ];
-    for (name, model) in [("SmolLM2-135M", smollm2_135m()?), ("Llama 3.2 1B", llama_3_2_1b()?)] {
+    for (name, model) in [("SmolLM2-135M", smollm2_135m()), ("Llama 3.2 1B", llama_3_2_1b())] {
         let base = model.num_parameters();
         println!("{name}: {base} parameters");
         for r in [8, 16, 64] {
@@ -73,7 +84,7 @@ fn main() -> anyhow::Result<()> {
     // ANCHOR_END: scale
 
     // ANCHOR: validate
-    let smol = smollm2_135m()?;
+    let smol = smollm2_135m();
     let wrong = [
         LoraConfig { r: 0, ..LoraConfig::default() },
         LoraConfig { r: 256, ..LoraConfig::default() },

@@ -7,10 +7,10 @@ use std::path::PathBuf;
 
 use lorakit::candle::{DType, Device, Tensor};
 use lorakit::lora::{TARGET_MODULES, module_path};
-use lorakit::model::config::HfConfig;
+use lorakit::model::config::RopeScaling;
 use lorakit::model::weights::Format;
 use lorakit::train::{AdamW, AdamWConfig, IGNORE, causal_lm_loss};
-use lorakit::{Checkpoint, Llama, LoraAdapter, LoraConfig};
+use lorakit::{Checkpoint, Llama, LlamaConfig, LoraAdapter, LoraConfig};
 
 fn main() -> anyhow::Result<()> {
     // ANCHOR: setup
@@ -69,12 +69,22 @@ fn main() -> anyhow::Result<()> {
 /// A Llama with 2 layers, 64-wide hidden states and a 256-token vocabulary, its weights
 /// drawn uniformly from ±0.1 by a seeded generator: the same model on every machine.
 fn tiny_llama(seed: u64) -> anyhow::Result<Llama> {
-    let config = serde_json::from_value::<HfConfig>(serde_json::json!({
-        "model_type": "llama", "hidden_size": 64, "intermediate_size": 128,
-        "num_hidden_layers": 2, "num_attention_heads": 4, "num_key_value_heads": 2,
-        "vocab_size": 256, "tie_word_embeddings": true, "rms_norm_eps": 1e-5
-    }))?
-    .into_config("tiny-llama")?;
+    let config = LlamaConfig {
+        hidden_size: 64,
+        intermediate_size: 128,
+        num_hidden_layers: 2,
+        num_attention_heads: 4,
+        num_key_value_heads: 2,
+        head_dim: 16,
+        vocab_size: 256,
+        rms_norm_eps: 1e-5,
+        rope_theta: 10_000.0,
+        rope_scaling: RopeScaling::None,
+        max_position_embeddings: 2048,
+        tie_word_embeddings: true,
+        bos_token_id: None,
+        eos_token_ids: vec![],
+    };
     let mut state = seed;
     let mut uniform = |rows: usize, cols: usize| -> anyhow::Result<Tensor> {
         // xorshift64*: enough randomness for a toy, and no dependency.

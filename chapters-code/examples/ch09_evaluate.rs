@@ -1,7 +1,10 @@
 //! Listing 9-2: the same held-out questions through the base model and through base +
 //! adapter, scored with the task metric (what `lora eval` prints).
 //!
-//!     cargo run -p lorakit --example ch09_evaluate -- models/lora_adapters/demo
+//! It evaluates the adapter Listing 8-2 trained, or the directory given as argument:
+//!
+//!     cargo run -p lorakit --example ch09_evaluate                                # models/lora_adapters/ch08
+//!     cargo run -p lorakit --example ch09_evaluate -- models/lora_adapters/demo   # after `lora demo`
 use std::path::PathBuf;
 
 use lorakit::LoraAdapter;
@@ -10,7 +13,7 @@ use lorakit::data::{Task, load_dataset};
 use lorakit::eval::evaluate;
 
 fn main() -> anyhow::Result<()> {
-    let adapter_dir = PathBuf::from(std::env::args().nth(1).unwrap_or("models/lora_adapters/demo".into()));
+    let adapter_dir = PathBuf::from(std::env::args().nth(1).unwrap_or("models/lora_adapters/ch08".into()));
     let data = data_dir()?;
     // ANCHOR: evaluate
     let mut test = load_dataset(&data.join("extract/test.jsonl"))?;
