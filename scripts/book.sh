@@ -7,6 +7,7 @@
 #   bash scripts/book.sh check     # build + static checks + headless-Chromium checks + screenshots
 #   bash scripts/book.sh serve     # live preview on http://127.0.0.1:3000 (loopback only)
 #   bash scripts/book.sh data      # rewrite the widgets' data (book/data/*.json) with the crate's examples
+#   bash scripts/book.sh outputs [NAME…]  # re-run the listings whose output the book quotes (book/listings/NAME.txt)
 #   bash scripts/book.sh selftest  # break copies of the book on purpose: each fault must fail the checks
 #   bash scripts/book.sh versions  # print the pinned versions
 #
@@ -245,6 +246,33 @@ check_data_fresh() {
   return "$bad"
 }
 
+# The listing outputs the book quotes: each book/listings/*.txt starts with the command that
+# printed it ("$ cargo run -p lorakit --example …"); run it again and rewrite the file,
+# showing what changed. (The .md/.json/.toml files there are edited by hand from real runs.)
+cmd_outputs() {
+  local f name cmd tmp changed=0
+  # shellcheck source=scripts/env.sh
+  source "$REPO/scripts/env.sh"
+  for f in "$ROOT"/book/listings/*.txt; do
+    name="$(basename "$f" .txt)"
+    if (($#)) && [[ " $* " != *" $name "* ]]; then continue; fi
+    cmd="$(head -1 "$f")"
+    if [[ $cmd != '$ cargo run '* ]]; then say "$name: no command on its first line, left as is"; continue; fi
+    read -ra argv <<<"${cmd#'$ '}"
+    say "$name: ${argv[*]}"
+    tmp="$(mktemp)"
+    { printf '%s\n' "$cmd"; (cd "$ROOT" && "${argv[@]}" 2>/dev/null); } >"$tmp" || { rm -f "$tmp"; die "$name: '${argv[*]}' failed"; }
+    if cmp -s "$tmp" "$f"; then
+      rm -f "$tmp"
+    else
+      diff -u "$f" "$tmp" | head -40 >&2 || true
+      mv "$tmp" "$f"
+      changed=1
+    fi
+  done
+  [[ $changed -eq 0 ]] && say "every listing output is what its command prints now" || say "rewrote the files above: review the diffs"
+}
+
 # The built book in headless Chromium: every page, its math, diagrams and widgets; then the
 # Part V widgets once more on the fixture data of tools/book/fixtures (a copy of the book,
 # so book/data/experiments is never touched).
@@ -258,7 +286,8 @@ cmd_browser_check() {
   tmp="$(mktemp -d)"
   trap 'rm -rf "$tmp"' RETURN
   cp -r "$BUILD_DIR" "$tmp/book"
-  rm -rf "$tmp/book/data/experiments"
+  # Only the results files are swapped for the fixtures; the plots stay, so the pages load whole.
+  rm -f "$tmp/book/data/experiments/"*.json
   mkdir -p "$tmp/book/data/experiments"
   cp "$REPO/tools/book/fixtures/experiments/"*.json "$tmp/book/data/experiments/"
   node "$REPO/tools/book/embed-data.mjs" "$tmp/book" || die "embed-data failed on the fixture copy"
@@ -299,6 +328,7 @@ case "${1:-}" in
   install) cmd_install ;;
   build) cmd_build ;;
   data) cmd_data ;;
+  outputs) shift; cmd_outputs "$@" ;;
   check)
     check_data_fresh || die "the widgets' data is stale"
     cmd_build

@@ -16,3 +16,6 @@ bash scripts/book.sh install
 echo "== the book: data freshness, build, links/offline/KaTeX checks, headless Chromium"
 bash scripts/book.sh check
 bash scripts/book.sh selftest
+
+echo "== fuzzing: every parser of outside input, ${FUZZ_SECONDS:-10} s per target (scripts/fuzz.sh)"
+FUZZ_SECONDS="${FUZZ_SECONDS:-10}" bash scripts/fuzz.sh ci

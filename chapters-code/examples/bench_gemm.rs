@@ -1,4 +1,5 @@
 //! Peak of candle's f32 GEMM on this machine: `cargo run -p lorakit --example bench_gemm`.
+//! (`lora bench` measures the same, and reports training MFU against it.)
 use lorakit::candle::{Device, Tensor};
 use std::time::Instant;
 

@@ -241,11 +241,46 @@ impl LoraAdapter {
             .unwrap_or_default();
         let w_path = dir.join(WEIGHTS_FILE);
         if !w_path.exists() {
+            if dir.join("adapter_model.bin").exists() {
+                bail!(
+                    "{}: missing, only adapter_model.bin (pickle) is there; {}",
+                    w_path.display(),
+                    crate::model::weights::ONLY_SAFE_FORMATS
+                )
+            }
             bail!("{}: missing ({} needs its weights beside it)", w_path.display(), CONFIG_FILE)
         }
         let wname = w_path.display().to_string();
         let tensors = candle_core::safetensors::load(&w_path, dev)
             .map_err(|e| anyhow::anyhow!("{wname}: not a readable safetensors file: {e}"))?;
+        Self::from_peft_tensors(config, base_model, tensors, &wname, model, dtype)
+    }
+
+    /// The weights of a PEFT adapter from the bytes of an `adapter_model.safetensors`,
+    /// checked as [`LoraAdapter::load_peft`] does; `wname` names the file in errors.
+    pub fn from_peft_weights(
+        config: LoraConfig,
+        bytes: &[u8],
+        wname: &str,
+        model: &LlamaConfig,
+        dtype: DType,
+        dev: &Device,
+    ) -> Result<Self> {
+        config.validate(Some(model)).with_context(|| format!("{wname}: adapter config"))?;
+        let tensors = candle_core::safetensors::load_buffer(bytes, dev)
+            .map_err(|e| anyhow::anyhow!("{wname}: not a readable safetensors file: {e}"))?;
+        Self::from_peft_tensors(config, String::new(), tensors, wname, model, dtype)
+    }
+
+    /// Every tensor named, typed and shaped for `model`, and none missing.
+    fn from_peft_tensors(
+        config: LoraConfig,
+        base_model: String,
+        tensors: HashMap<String, Tensor>,
+        wname: &str,
+        model: &LlamaConfig,
+        dtype: DType,
+    ) -> Result<Self> {
         let mut a_parts: BTreeMap<(usize, String), Tensor> = BTreeMap::new();
         let mut b_parts: BTreeMap<(usize, String), Tensor> = BTreeMap::new();
         let mut keys: Vec<_> = tensors.keys().cloned().collect();
@@ -294,8 +329,13 @@ impl LoraAdapter {
 pub fn read_peft_config(path: &Path) -> Result<LoraConfig> {
     let name = path.display().to_string();
     let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {name}"))?;
+    peft_config_from_str(&text, &name)
+}
+
+/// [`read_peft_config`] on the file's text; `name` names the file in errors.
+pub fn peft_config_from_str(text: &str, name: &str) -> Result<LoraConfig> {
     let v: serde_json::Value =
-        serde_json::from_str(&text).with_context(|| format!("{name}: invalid JSON"))?;
+        serde_json::from_str(text).with_context(|| format!("{name}: invalid JSON"))?;
     let field = |k: &str| v.get(k).filter(|x| !x.is_null());
     if let Some(t) = field("peft_type").and_then(|t| t.as_str()) {
         if t != "LORA" {

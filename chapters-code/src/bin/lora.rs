@@ -219,6 +219,9 @@ enum Command {
         #[arg(long)]
         replot: bool,
     },
+    /// Benchmarks: training, export and generation speed and memory, side by side with
+    /// PyTorch + PEFT and llama.cpp when given (scripts/bench.sh sets them up).
+    Bench(lorakit::bench::Args),
     /// Score a text or token ids: next-token logits and probabilities at every position.
     Score {
         #[command(flatten)]
@@ -516,6 +519,7 @@ fn run(cli: Cli) -> Result<()> {
             let opts = lorakit::experiments::Options { quick, only, out, runs_dir, data_root, model, command };
             lorakit::experiments::run(&opts)?;
         }
+        Command::Bench(args) => lorakit::bench::main(&args)?,
         Command::Score { model, ids, text, top, full, json } => {
             let m = model.load()?;
             let ids = match (ids, text) {

@@ -199,15 +199,22 @@ impl Format {
 /// Load a dataset, in the format its extension names. See the module docs for the shapes;
 /// an empty dataset is an error, since training on nothing is never what was meant.
 pub fn load_dataset(path: &Path) -> Result<Vec<Record>> {
-    let format = Format::of(path)?;
+    Format::of(path)?;
     let bytes = std::fs::read(path).with_context(|| format!("cannot read dataset {}", path.display()))?;
+    parse_dataset(&bytes, path)
+}
+
+/// [`load_dataset`] on the file's bytes: `path` gives the format (its extension) and names
+/// the file in errors.
+pub fn parse_dataset(bytes: &[u8], path: &Path) -> Result<Vec<Record>> {
+    let format = Format::of(path)?;
     let located = |location: Location, e: FieldError| DataError {
         file: path.to_path_buf(),
         location,
         field: e.field,
         message: e.message,
     };
-    let text = decode(&bytes).map_err(|(line, e)| located(Location::Line(line), e))?;
+    let text = decode(bytes).map_err(|(line, e)| located(Location::Line(line), e))?;
     if text.trim().is_empty() {
         return Err(located(Location::File, FieldError::whole("the file is empty")).into());
     }

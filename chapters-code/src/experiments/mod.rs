@@ -15,6 +15,7 @@ pub mod plots;
 pub mod rank;
 pub mod record;
 pub mod subspace;
+pub mod tables;
 
 use crate::data::synth::Task;
 use crate::data::{Record, load_dataset, save_dataset};
@@ -515,13 +516,14 @@ impl Progress {
     }
 }
 
-/// Redraw the SVG plots from the results files already in `dir` (all, or `only`).
+/// Redraw the SVG plots and markdown tables from the results files already in `dir` (all, or `only`).
 pub fn replot(dir: &Path, only: &[Experiment]) -> Result<()> {
     let mut drawn = 0;
     for e in Experiment::ALL.into_iter().filter(|e| only.is_empty() || only.contains(e)) {
         if e.json_path(dir).exists() {
             plots::draw(e, dir)?;
-            eprintln!("redrew the plots of {}", e.json_path(dir).display());
+            tables::write(e, dir)?;
+            eprintln!("redrew the plots and tables of {}", e.json_path(dir).display());
             drawn += 1;
         }
     }
@@ -598,7 +600,8 @@ pub fn run(opts: &Options) -> Result<()> {
         }
         // The plots are drawn from the file just written, as the book's widgets read it.
         plots::draw(e, &opts.out)?;
-        runner.progress.say(&format!("wrote {} and its plots", path.display()));
+        tables::write(e, &opts.out)?;
+        runner.progress.say(&format!("wrote {} with its plots and tables", path.display()));
     }
     runner.progress.finish();
     if !runner.peak_rss_per_run {

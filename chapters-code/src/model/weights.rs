@@ -10,7 +10,25 @@ use anyhow::{Context, Result, bail};
 use candle_core::quantized::gguf_file;
 use candle_core::{DType, Device, Tensor};
 use std::collections::HashMap;
+use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
+
+/// Why pickle checkpoints are refused, for the error messages.
+pub const ONLY_SAFE_FORMATS: &str = "lorakit loads only safetensors and GGUF files, never pickle \
+     (unpickling can run arbitrary code); convert it with safetensors or llama.cpp first";
+
+/// What a file that is not GGUF starts as, if it is a PyTorch checkpoint: a raw pickle
+/// (`0x80` + protocol 2..=5) or `torch.save`'s zip archive around one.
+fn pickle_kind<R: Read + Seek>(file: &mut R) -> Option<&'static str> {
+    let mut head = [0u8; 4];
+    file.seek(SeekFrom::Start(0)).ok()?;
+    file.read_exact(&mut head).ok()?;
+    match head {
+        [0x80, 2..=5, ..] => Some("a pickle file (PyTorch .bin/.pt)"),
+        [b'P', b'K', 3, 4] => Some("a zip archive (a PyTorch .pt/.bin checkpoint holds a pickle)"),
+        _ => None,
+    }
+}
 
 /// Where a checkpoint came from; kept for exports that copy metadata (tokenizer, template).
 #[derive(Debug, Clone)]
@@ -127,14 +145,46 @@ impl Checkpoint {
     }
 
     pub fn load_gguf(path: &Path, dtype: DType, dev: &Device) -> Result<Self> {
-        let origin = path.display().to_string();
         let mut file =
-            std::fs::File::open(path).with_context(|| format!("cannot open {origin}"))?;
-        let content = gguf_file::Content::read(&mut file)
-            .map_err(|e| anyhow::anyhow!("{origin}: not a readable GGUF file: {e}"))?;
+            std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+        Self::read_gguf(&mut file, path, dtype, dev)
+    }
+
+    /// [`Checkpoint::load_gguf`] from any reader (e.g. bytes in memory); `path` names the
+    /// source in errors and in [`Format::Gguf`].
+    pub fn read_gguf<R: Read + Seek>(file: &mut R, path: &Path, dtype: DType, dev: &Device) -> Result<Self> {
+        let origin = path.display().to_string();
+        // Every error names the file: the checks below do, and anything they miss (a bare
+        // candle error) gets the name here rather than reaching the user without it.
+        Self::read_gguf_checked(file, path, dtype, dev).map_err(|e| {
+            if format!("{e:#}").contains(&origin) { e } else { e.context(format!("{origin}: cannot load this GGUF file")) }
+        })
+    }
+
+    fn read_gguf_checked<R: Read + Seek>(file: &mut R, path: &Path, dtype: DType, dev: &Device) -> Result<Self> {
+        let origin = path.display().to_string();
+        let content = match gguf_file::Content::read(file) {
+            Ok(content) => content,
+            Err(e) => match pickle_kind(file) {
+                Some(kind) => bail!("{origin}: {kind}; {ONLY_SAFE_FORMATS}"),
+                None => bail!("{origin}: not a readable GGUF file: {e}"),
+            },
+        };
+        // candle reads a tensor by viewing its bytes as blocks: an empty one (a dangling,
+        // unaligned pointer) or a byte size that overflows must not get that far.
+        for (name, info) in &content.tensor_infos {
+            let dims = info.shape.dims();
+            let (block, block_bytes) = (info.ggml_dtype.block_size(), info.ggml_dtype.type_size());
+            let elems = dims.iter().try_fold(1usize, |n, &d| n.checked_mul(d));
+            match elems.and_then(|n| (n / block).checked_mul(block_bytes).map(|_| n)) {
+                Some(0) => bail!("{origin}: tensor {name} has no elements (shape {dims:?})"),
+                None => bail!("{origin}: tensor {name} has an impossible shape {dims:?}"),
+                Some(_) => {}
+            }
+        }
         let mut read = |name: &str| -> Result<Tensor> {
             let q = content
-                .tensor(&mut file, name, &Device::Cpu)
+                .tensor(file, name, &Device::Cpu)
                 .map_err(|e| anyhow::anyhow!("{origin}: tensor {name}: {e}"))?;
             let t = q
                 .dequantize(dev)
@@ -142,7 +192,11 @@ impl Checkpoint {
             Ok(t)
         };
         let rope_freqs = if content.tensor_infos.contains_key("rope_freqs.weight") {
-            Some(read("rope_freqs.weight")?.to_dtype(DType::F32)?.to_vec1::<f32>()?)
+            let t = read("rope_freqs.weight")?;
+            let freqs = t.to_dtype(DType::F32).and_then(|t| t.to_vec1::<f32>()).map_err(|e| {
+                anyhow::anyhow!("{origin}: tensor rope_freqs.weight has shape {:?}, expected 1 dimension: {e}", t.dims())
+            })?;
+            Some(freqs)
         } else {
             None
         };
@@ -150,7 +204,9 @@ impl Checkpoint {
             .tensor_infos
             .get("token_embd.weight")
             .with_context(|| format!("{origin}: tensor token_embd.weight is missing"))?;
-        let vocab_rows = embd.shape.dims()[0];
+        let &[vocab_rows, _] = embd.shape.dims() else {
+            bail!("{origin}: tensor token_embd.weight has shape {:?}, expected 2 dimensions", embd.shape.dims())
+        };
         let has_output = content.tensor_infos.contains_key("output.weight");
         let config = config_from_gguf(&content, &origin, rope_freqs, has_output, vocab_rows)?;
 
@@ -164,12 +220,15 @@ impl Checkpoint {
             let hf = hf_name_from_gguf(name)
                 .with_context(|| format!("{origin}: unexpected tensor {name}"))?;
             let mut t = read(name)?;
+            // A q/k tensor of the wrong size cannot be un-permuted: say which one it is here,
+            // before the shape check below would.
+            let bad = |e: candle_core::Error| anyhow::anyhow!("{origin}: tensor {name} ({hf}): {e}");
             if name.ends_with("attn_q.weight") {
-                t = unpermute_qk(&t, config.num_attention_heads)?;
+                t = unpermute_qk(&t, config.num_attention_heads).map_err(bad)?;
             } else if name.ends_with("attn_k.weight") {
-                t = unpermute_qk(&t, config.num_key_value_heads)?;
+                t = unpermute_qk(&t, config.num_key_value_heads).map_err(bad)?;
             }
-            tensors.insert(hf, t.to_dtype(dtype)?);
+            tensors.insert(hf.clone(), t.to_dtype(dtype).map_err(bad)?);
         }
         let ckpt = Self { config, tensors, format: Format::Gguf { path: path.to_path_buf() } };
         ckpt.check(&origin)?;
@@ -187,7 +246,11 @@ impl Checkpoint {
             .collect();
         files.sort();
         if files.is_empty() {
-            bail!("{origin}: no *.safetensors weights found")
+            let pickles = ["pytorch_model.bin", "model.bin", "model.pt", "model.pth"];
+            match pickles.iter().find(|p| dir.join(p).exists()) {
+                Some(p) => bail!("{origin}: no *.safetensors weights found, only {p} (pickle); {ONLY_SAFE_FORMATS}"),
+                None => bail!("{origin}: no *.safetensors weights found"),
+            }
         }
         let mut tensors = HashMap::new();
         for f in &files {
@@ -209,42 +272,39 @@ impl Checkpoint {
     fn check(&self, origin: &str) -> Result<()> {
         let c = &self.config;
         let (h, f, v) = (c.hidden_size, c.intermediate_size, c.vocab_size);
-        let q = c.num_attention_heads * c.head_dim;
-        let kv = c.num_key_value_heads * c.head_dim;
-        let mut expected: Vec<(String, Vec<usize>)> = vec![
-            ("model.embed_tokens.weight".into(), vec![v, h]),
-            ("model.norm.weight".into(), vec![h]),
-        ];
-        if !c.tie_word_embeddings {
-            expected.push(("lm_head.weight".into(), vec![v, h]));
-        }
-        for l in 0..c.num_hidden_layers {
-            let p = format!("model.layers.{l}");
-            expected.extend([
-                (format!("{p}.input_layernorm.weight"), vec![h]),
-                (format!("{p}.post_attention_layernorm.weight"), vec![h]),
-                (format!("{p}.self_attn.q_proj.weight"), vec![q, h]),
-                (format!("{p}.self_attn.k_proj.weight"), vec![kv, h]),
-                (format!("{p}.self_attn.v_proj.weight"), vec![kv, h]),
-                (format!("{p}.self_attn.o_proj.weight"), vec![h, q]),
-                (format!("{p}.mlp.gate_proj.weight"), vec![f, h]),
-                (format!("{p}.mlp.up_proj.weight"), vec![f, h]),
-                (format!("{p}.mlp.down_proj.weight"), vec![h, f]),
-            ]);
-        }
+        // Saturating: header values are untrusted, and a saturated size matches no tensor.
+        let q = c.num_attention_heads.saturating_mul(c.head_dim);
+        let kv = c.num_key_value_heads.saturating_mul(c.head_dim);
         // A GGUF reader knows the file's own names: give those, with ours in brackets.
         let shown = |name: &str| match gguf_name_from_hf(name) {
             Some(g) if origin.ends_with(".gguf") => format!("{g} ({name})"),
             _ => name.to_string(),
         };
-        for (name, shape) in expected {
-            let t = self
-                .tensors
-                .get(&name)
-                .with_context(|| format!("{origin}: tensor {} is missing", shown(&name)))?;
-            if t.dims() != shape.as_slice() {
-                bail!("{origin}: tensor {} has shape {:?}, expected {shape:?}", shown(&name), t.dims())
+        let expect = |name: &str, shape: &[usize]| -> Result<()> {
+            let t = self.tensors.get(name).with_context(|| format!("{origin}: tensor {} is missing", shown(name)))?;
+            if t.dims() != shape {
+                bail!("{origin}: tensor {} has shape {:?}, expected {shape:?}", shown(name), t.dims())
             }
+            Ok(())
+        };
+        expect("model.embed_tokens.weight", &[v, h])?;
+        expect("model.norm.weight", &[h])?;
+        if !c.tie_word_embeddings {
+            expect("lm_head.weight", &[v, h])?;
+        }
+        // Layer by layer, so that a header claiming billions of layers fails at the first
+        // missing one instead of listing them all first (found by fuzzing).
+        for l in 0..c.num_hidden_layers {
+            let p = format!("model.layers.{l}");
+            expect(&format!("{p}.input_layernorm.weight"), &[h])?;
+            expect(&format!("{p}.post_attention_layernorm.weight"), &[h])?;
+            expect(&format!("{p}.self_attn.q_proj.weight"), &[q, h])?;
+            expect(&format!("{p}.self_attn.k_proj.weight"), &[kv, h])?;
+            expect(&format!("{p}.self_attn.v_proj.weight"), &[kv, h])?;
+            expect(&format!("{p}.self_attn.o_proj.weight"), &[h, q])?;
+            expect(&format!("{p}.mlp.gate_proj.weight"), &[f, h])?;
+            expect(&format!("{p}.mlp.up_proj.weight"), &[f, h])?;
+            expect(&format!("{p}.mlp.down_proj.weight"), &[h, f])?;
         }
         Ok(())
     }

@@ -99,8 +99,12 @@ impl TrainConfig {
     /// Read a TOML config; unknown keys are errors (a typo must not silently use a default).
     pub fn from_toml_file(path: &Path) -> Result<Self> {
         let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
-        let cfg: Self = toml::from_str(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
-        Ok(cfg)
+        Self::from_toml_str(&text, &path.display().to_string())
+    }
+
+    /// [`TrainConfig::from_toml_file`] on the file's text; `name` names the file in errors.
+    pub fn from_toml_str(text: &str, name: &str) -> Result<Self> {
+        toml::from_str(text).map_err(|e| anyhow::anyhow!("{name}: {e}"))
     }
 
     pub fn to_toml(&self) -> Result<String> {

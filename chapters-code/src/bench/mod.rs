@@ -1,0 +1,313 @@
+//! `lora bench`: what training, exporting and generating cost with candle, measured side by
+//! side with the tools a reader would otherwise use (PyTorch + PEFT for training, llama.cpp
+//! for generation) in the same run on the same machine. `scripts/bench.sh` sets up both and
+//! runs this; the results go to a JSON file and a markdown table for the book.
+//!
+//! Each measurement runs in its own process (see [`jobs`]), one after the other, never two
+//! at once: a 2-core machine has no room for a neighbour.
+
+pub mod flops;
+pub mod jobs;
+pub mod report;
+
+use crate::fetch::DEFAULT_MODEL;
+use anyhow::{Context, Result, bail};
+use jobs::{Engine, ExportResult, GemmShape, GenerateResult, Job, TrainResult};
+use report::{GenerateRow, Report, Skip, TrainRow};
+use serde::de::DeserializeOwned;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+/// Where tools/bench/torch_train.py and tools/llama/bench.mjs live (the repository's tools/).
+const TOOLS_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../tools");
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct Args {
+    /// One training step at sequence 16, tiny GEMMs, a q8_0 export and a 4-token generation:
+    /// checks that the benchmark runs (for tests), measures nothing worth reporting.
+    #[arg(long)]
+    pub smoke: bool,
+    /// Results file; a markdown table is written beside it (same name, .md).
+    /// Default: book/data/bench.json, or target/bench-smoke/bench.json with --smoke.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Python of a virtualenv with tools/bench/requirements.txt: runs the PyTorch + PEFT side.
+    #[arg(long)]
+    pub python: Option<PathBuf>,
+    /// node-llama-cpp's install directory (`bash scripts/llama.sh path`): runs the llama.cpp side.
+    #[arg(long)]
+    pub llama_dir: Option<PathBuf>,
+    /// Why the PyTorch side is missing (recorded in the results), when --python is not given.
+    #[arg(long)]
+    pub torch_skip_reason: Option<String>,
+    /// Why the llama.cpp side is missing (recorded in the results), when --llama-dir is not given.
+    #[arg(long)]
+    pub llama_skip_reason: Option<String>,
+    /// The base model (a GGUF file or `smollm2-135m`).
+    #[arg(long, default_value = DEFAULT_MODEL)]
+    pub model: String,
+    /// Threads for every engine.
+    #[arg(long, default_value_t = 2)]
+    pub threads: usize,
+    /// Training sequence lengths (default 64,128,256; 16 with --smoke).
+    #[arg(long, value_delimiter = ',')]
+    pub seq: Vec<usize>,
+    /// Rows per training step.
+    #[arg(long, default_value_t = 4)]
+    pub batch: usize,
+    /// Timed training steps per sequence length (default 10; 1 with --smoke).
+    #[arg(long)]
+    pub steps: Option<usize>,
+    /// Untimed training steps first (default 2; 0 with --smoke).
+    #[arg(long)]
+    pub warmup: Option<usize>,
+    /// Keep the exported GGUFs and adapter here (default: a temporary folder).
+    #[arg(long)]
+    pub work_dir: Option<PathBuf>,
+    /// Internal: run one measurement (a JSON job) and print its result.
+    #[arg(long, hide = true)]
+    pub worker: Option<String>,
+}
+
+/// What `lora bench` runs; the settings recorded with the results.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct Plan {
+    pub smoke: bool,
+    pub model: String,
+    pub threads: usize,
+    pub batch: usize,
+    pub seqs: Vec<usize>,
+    pub steps: usize,
+    pub warmup: usize,
+    pub lora: String,
+    pub prompt_tokens: usize,
+    pub decode_tokens: usize,
+    pub generate_reps: usize,
+    pub export_dtypes: Vec<Dtype>,
+}
+
+impl Plan {
+    fn new(a: &Args) -> Result<Self> {
+        let smoke = a.smoke;
+        let seqs = if a.seq.is_empty() { if smoke { vec![16] } else { vec![64, 128, 256] } } else { a.seq.clone() };
+        let plan = Self {
+            smoke,
+            model: a.model.clone(),
+            threads: a.threads,
+            batch: a.batch,
+            seqs,
+            steps: a.steps.unwrap_or(if smoke { 1 } else { 10 }),
+            warmup: a.warmup.unwrap_or(if smoke { 0 } else { 2 }),
+            lora: "r=8, alpha=16, dropout 0, q/k/v/o/gate/up/down of every layer, AdamW lr 1e-4, clip 1.0".into(),
+            prompt_tokens: if smoke { 8 } else { 128 },
+            decode_tokens: if smoke { 4 } else { 64 },
+            generate_reps: if smoke { 1 } else { 3 },
+            export_dtypes: if smoke { vec![Dtype::Q8_0] } else { vec![Dtype::F16, Dtype::Q8_0] },
+        };
+        if plan.threads == 0 || plan.batch == 0 || plan.steps == 0 || plan.seqs.iter().any(|&s| s < 2) {
+            bail!("--threads, --batch and --steps must be at least 1 and every --seq at least 2")
+        }
+        Ok(plan)
+    }
+}
+
+/// `lora bench`.
+pub fn main(args: &Args) -> Result<()> {
+    if let Some(job) = &args.worker {
+        return jobs::run_worker(job);
+    }
+    let plan = Plan::new(args)?;
+    let out = args.out.clone().unwrap_or_else(|| {
+        PathBuf::from(if plan.smoke { "target/bench-smoke/bench.json" } else { "book/data/bench.json" })
+    });
+    if out.extension().and_then(|e| e.to_str()) != Some("json") {
+        bail!("--out {}: give a .json path (the table goes beside it as .md)", out.display())
+    }
+    let torch = Side::new(args.python.clone(), args.torch_skip_reason.clone(), "--python", "tools/bench/torch_train.py")?;
+    let llama = Side::new(args.llama_dir.clone(), args.llama_skip_reason.clone(), "--llama-dir", "tools/llama/bench.mjs")?;
+    let tmp = tempfile::tempdir()?;
+    let work = args.work_dir.clone().unwrap_or_else(|| tmp.path().to_path_buf());
+    std::fs::create_dir_all(&work).with_context(|| format!("cannot create {}", work.display()))?;
+    let model_path = crate::load::resolve(&plan.model)?;
+    if model_path.extension().and_then(|e| e.to_str()) != Some("gguf") {
+        bail!("--model {}: the benchmark needs a GGUF base model (PyTorch reads the same file)", model_path.display())
+    }
+    let model = model_path.to_string_lossy().to_string();
+    let started = std::time::Instant::now();
+
+    let mut report = Report::start(&plan, std::env::args().skip(1).collect())?;
+    eprintln!("== load average before: {:?}", report.load_average.before);
+
+    eprintln!("== GEMM peak (candle f32 matmul, {} threads)", plan.threads);
+    let shapes: Vec<GemmShape> = worker(&plan, &Job::Gemm { smoke: plan.smoke })?;
+    report.set_gemm(shapes);
+
+    let adapter = work.join("adapter");
+    for (i, &seq) in plan.seqs.iter().enumerate() {
+        eprintln!("== training, batch {} × seq {seq}", plan.batch);
+        // The adapter of the first length's run is what the export and generation use.
+        let adapter_out = (i == 0).then(|| adapter.clone());
+        let job = Job::Train { model: model.clone(), batch: plan.batch, seq, steps: plan.steps, warmup: plan.warmup, adapter_out };
+        let candle: TrainResult = worker(&plan, &job)?;
+        report.sample_load(&format!("candle training, seq {seq}"))?;
+        let torch_result = match &torch.path {
+            Some(python) => optional(run_torch(python, &plan, &model_path, seq), "pytorch+peft", &mut report),
+            None => None,
+        };
+        report.sample_load(&format!("PyTorch training, seq {seq}"))?;
+        report.train.push(TrainRow::new(candle, torch_result, report.gemm_peak_gflops)?);
+    }
+    if let Some(reason) = &torch.skip {
+        report.skipped.push(Skip { side: "pytorch+peft".into(), reason: reason.clone() });
+    }
+
+    let prompt = bench_prompt(&model_path, plan.prompt_tokens)?;
+    for &dtype in &plan.export_dtypes {
+        let file = work.join(format!("merged-{}.gguf", dtype.name()));
+        eprintln!("== merged GGUF export, {}", dtype.name());
+        let job = Job::Export { model: model.clone(), adapter: adapter.clone(), dtype, out: file.clone() };
+        let exported: ExportResult = worker(&plan, &job)?;
+        report.export.push(exported);
+        eprintln!("== generation on {}: {} prompt tokens, {} decoded", file.display(), prompt.len(), plan.decode_tokens);
+        let generate = |engine| Job::Generate {
+            model: file.clone(),
+            prompt: prompt.clone(),
+            decode: plan.decode_tokens,
+            reps: plan.generate_reps,
+            engine,
+        };
+        let candle: GenerateResult = worker(&plan, &generate(Engine::Lorakit))?;
+        let quantized: GenerateResult = worker(&plan, &generate(Engine::CandleQuantized))?;
+        let llama_result = match &llama.path {
+            Some(dir) => optional(run_llama(dir, &plan, &file, &prompt), "llama.cpp", &mut report),
+            None => None,
+        };
+        report.sample_load(&format!("generation, {}", dtype.name()))?;
+        report.generate.push(GenerateRow::new(dtype, candle, Some(quantized), llama_result)?);
+    }
+    if let Some(reason) = &llama.skip {
+        report.skipped.push(Skip { side: "llama.cpp".into(), reason: reason.clone() });
+    }
+    report.finish(started.elapsed().as_secs_f64())?;
+    report.write(&out)?;
+    eprintln!("{}", report.markdown());
+    eprintln!("wrote {} and {}", out.display(), out.with_extension("md").display());
+    Ok(())
+}
+
+/// A comparison side's result; its failure is recorded (and shown) rather than ending the run.
+fn optional<T>(r: Result<T>, side: &str, report: &mut Report) -> Option<T> {
+    match r {
+        Ok(v) => Some(v),
+        Err(e) => {
+            eprintln!("bench: the {side} side failed: {e:#}");
+            report.skipped.push(Skip { side: side.into(), reason: format!("failed: {e:#}") });
+            None
+        }
+    }
+}
+
+/// An optional comparison side: its tool, or why it is skipped.
+struct Side {
+    path: Option<PathBuf>,
+    skip: Option<String>,
+}
+
+impl Side {
+    fn new(path: Option<PathBuf>, reason: Option<String>, flag: &str, script: &str) -> Result<Self> {
+        if let Some(p) = &path {
+            if !p.exists() {
+                bail!("{flag} {}: not found", p.display())
+            }
+            return Ok(Self { path, skip: None });
+        }
+        let skip = reason.unwrap_or_else(|| format!("not run: no {flag} given ({script}; scripts/bench.sh sets it up)"));
+        Ok(Self { path: None, skip: Some(skip) })
+    }
+}
+
+/// The merged-GGUF storage types benchmarked (a serde mirror of [`crate::export::ExportDtype`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Dtype {
+    F16,
+    Q8_0,
+}
+
+impl Dtype {
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::F16 => "f16",
+            Self::Q8_0 => "q8_0",
+        }
+    }
+
+    pub fn export(self) -> crate::export::ExportDtype {
+        match self {
+            Self::F16 => crate::export::ExportDtype::F16,
+            Self::Q8_0 => crate::export::ExportDtype::Q8_0,
+        }
+    }
+}
+
+/// Run one job in a fresh `lora bench --worker` process with the plan's thread count.
+fn worker<T: DeserializeOwned>(plan: &Plan, job: &Job) -> Result<T> {
+    let exe = std::env::current_exe().context("cannot find the running lora executable")?;
+    let mut cmd = Command::new(exe);
+    cmd.args(["bench", "--worker", &serde_json::to_string(job)?]);
+    run_json(cmd, plan, "lora bench worker")
+}
+
+fn run_torch(python: &Path, plan: &Plan, model: &Path, seq: usize) -> Result<serde_json::Value> {
+    let script = Path::new(TOOLS_DIR).join("bench/torch_train.py");
+    let mut cmd = Command::new(python);
+    cmd.arg(&script).arg("--gguf").arg(model);
+    for (flag, v) in [("--seq", seq), ("--batch", plan.batch), ("--steps", plan.steps), ("--warmup", plan.warmup), ("--threads", plan.threads)] {
+        cmd.args([flag, &v.to_string()]);
+    }
+    // No progress bars or deprecation notes from transformers in the log.
+    cmd.env("TQDM_DISABLE", "1").env("TRANSFORMERS_VERBOSITY", "error").env("PYTHONWARNINGS", "ignore::FutureWarning");
+    run_json(cmd, plan, &script.display().to_string())
+}
+
+fn run_llama(dir: &Path, plan: &Plan, model: &Path, prompt: &[u32]) -> Result<serde_json::Value> {
+    let script = Path::new(TOOLS_DIR).join("llama/bench.mjs");
+    let ids: Vec<String> = prompt.iter().map(|i| i.to_string()).collect();
+    let mut cmd = Command::new("node");
+    cmd.arg(&script).arg("--model").arg(model).args(["--prompt-ids", &ids.join(",")]);
+    for (flag, v) in [("--decode", plan.decode_tokens), ("--reps", plan.generate_reps), ("--threads", plan.threads)] {
+        cmd.args([flag, &v.to_string()]);
+    }
+    cmd.env("LORA_LLAMA_DIR", dir);
+    run_json(cmd, plan, &script.display().to_string())
+}
+
+/// Run `cmd` (stderr shown as it goes) and parse the JSON object on the last line of its stdout.
+fn run_json<T: DeserializeOwned>(mut cmd: Command, plan: &Plan, what: &str) -> Result<T> {
+    let n = plan.threads.to_string();
+    for var in ["RAYON_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"] {
+        cmd.env(var, &n);
+    }
+    let out = cmd.stderr(Stdio::inherit()).output().with_context(|| format!("cannot start {what}"))?;
+    if !out.status.success() {
+        bail!("{what} failed ({})", out.status)
+    }
+    let text = String::from_utf8_lossy(&out.stdout);
+    let last = text.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("");
+    serde_json::from_str(last).with_context(|| format!("{what} printed no result JSON (last line: {last:?})"))
+}
+
+/// A prompt of exactly `n` tokens: an ordinary English paragraph, repeated as needed (the
+/// base model is a GGUF file: the built-in one, or one given with --model).
+fn bench_prompt(model: &Path, n: usize) -> Result<Vec<u32>> {
+    const TEXT: &str = "The customer wrote that the order of two blue mugs and a teapot should reach Oslo by \
+        Friday, and asked whether the shop could wrap the teapot as a present. Write the order as JSON \
+        with the fields item, quantity, colour, city and deadline, and say nothing else. ";
+    let tok = crate::tokenizer::tokenizer_from_gguf(&crate::tokenizer::read_gguf(model)?)
+        .with_context(|| format!("{}: the benchmark prompt needs the model's tokenizer", model.display()))?;
+    let once = tok.encode(TEXT, false).map_err(anyhow::Error::msg)?.get_ids().to_vec();
+    if once.is_empty() {
+        bail!("the benchmark prompt tokenized to nothing")
+    }
+    Ok(once.iter().copied().cycle().take(n).collect())
+}

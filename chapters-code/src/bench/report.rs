@@ -1,0 +1,367 @@
+//! The benchmark's record: machine, versions, load, every measurement and the ratios, as JSON
+//! and as the markdown table the book's efficiency chapter includes.
+
+use super::Plan;
+use super::jobs::{ExportResult, GemmShape, GenerateResult, TrainResult};
+use super::Dtype;
+use anyhow::{Context, Result};
+use serde::{Deserialize, Serialize};
+use std::fmt::Write as _;
+use std::path::Path;
+use std::process::Command;
+
+const REPO_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Report {
+    pub schema: u32,
+    pub date: String,
+    pub git_commit: String,
+    pub command: String,
+    pub machine: Machine,
+    pub versions: Versions,
+    /// 1-, 5- and 15-minute load averages. Above ~1.5 on this 2-core machine other work was
+    /// competing for the cores and the numbers understate both sides.
+    pub load_average: LoadAverage,
+    pub plan: Plan,
+    pub gemm: Vec<GemmShape>,
+    /// The best of the GEMM shapes: the peak MFU is measured against.
+    pub gemm_peak_gflops: f64,
+    pub train: Vec<TrainRow>,
+    pub export: Vec<ExportResult>,
+    pub generate: Vec<GenerateRow>,
+    pub skipped: Vec<Skip>,
+    pub seconds: f64,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Machine {
+    pub cpu: String,
+    pub cores: usize,
+    pub ram_gib: f64,
+    pub os: String,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Versions {
+    pub lorakit: String,
+    pub candle: String,
+    pub rustc: String,
+    /// `dev` (opt-level 2, dependencies 3) or `release`.
+    pub profile: String,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct LoadAverage {
+    pub before: [f64; 3],
+    pub after: Option<[f64; 3]>,
+    /// The load after each phase.
+    pub during: Vec<(String, [f64; 3])>,
+    /// Whether the 1-minute load was below 1.5 before the run and below 3 (the benchmark's
+    /// own 2 plus a margin) after every phase.
+    pub quiet: bool,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct TrainRow {
+    pub seq: usize,
+    pub candle: TrainResult,
+    pub torch: Option<serde_json::Value>,
+    /// candle ÷ PyTorch tokens per second (above 1: candle is faster).
+    pub tokens_per_second_ratio: Option<f64>,
+    /// candle ÷ PyTorch peak RSS (below 1: candle uses less).
+    pub peak_rss_ratio: Option<f64>,
+    pub mfu_candle: f64,
+    pub mfu_torch: Option<f64>,
+    /// |candle − PyTorch| of the first step's loss: small when both trained the same thing.
+    pub first_loss_diff: Option<f64>,
+}
+
+impl TrainRow {
+    /// `torch` is the JSON tools/bench/torch_train.py printed: a [`TrainResult`] plus versions.
+    pub fn new(candle: TrainResult, torch: Option<serde_json::Value>, peak_gflops: f64) -> Result<Self> {
+        let mut parsed: Option<TrainResult> =
+            torch.clone().map(serde_json::from_value).transpose().context("torch_train.py's result")?;
+        if let Some(t) = parsed.as_mut() {
+            // The same step, so the same FLOP count.
+            t.flops_per_step = candle.flops_per_step;
+            t.gflops_per_second = candle.flops_per_step / t.median_step_seconds / 1e9;
+        }
+        let mfu = |r: &TrainResult| r.gflops_per_second / peak_gflops;
+        Ok(Self {
+            seq: candle.seq,
+            tokens_per_second_ratio: parsed.as_ref().map(|t| candle.tokens_per_second / t.tokens_per_second),
+            peak_rss_ratio: parsed.as_ref().map(|t| candle.peak_rss_mib / t.peak_rss_mib),
+            mfu_candle: mfu(&candle),
+            mfu_torch: parsed.as_ref().map(mfu),
+            first_loss_diff: parsed.as_ref().map(|t| (candle.first_loss - t.first_loss).abs()),
+            candle,
+            torch,
+        })
+    }
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct GenerateRow {
+    pub dtype: Dtype,
+    /// lorakit's model (weights dequantized to f32 on load).
+    pub candle: GenerateResult,
+    /// candle-transformers' quantized_llama on the file's own storage type.
+    pub candle_quantized: Option<GenerateResult>,
+    pub llama_cpp: Option<serde_json::Value>,
+    /// lorakit ÷ llama.cpp.
+    pub prefill_ratio: Option<f64>,
+    pub decode_ratio: Option<f64>,
+    /// quantized_llama ÷ llama.cpp.
+    pub quantized_prefill_ratio: Option<f64>,
+    pub quantized_decode_ratio: Option<f64>,
+    /// How many greedy tokens, from the first, lorakit and llama.cpp agree on.
+    pub same_greedy_prefix: Option<usize>,
+}
+
+impl GenerateRow {
+    pub fn new(dtype: Dtype, candle: GenerateResult, quantized: Option<GenerateResult>, llama: Option<serde_json::Value>) -> Result<Self> {
+        let parsed: Option<GenerateResult> = llama.clone().map(serde_json::from_value).transpose().context("bench.mjs's result")?;
+        let ratio = |c: Option<&GenerateResult>, f: fn(&GenerateResult) -> f64| Some(f(c?) / f(parsed.as_ref()?));
+        let prefill = |g: &GenerateResult| g.prefill_tokens_per_second;
+        let decode = |g: &GenerateResult| g.decode_tokens_per_second;
+        Ok(Self {
+            dtype,
+            prefill_ratio: ratio(Some(&candle), prefill),
+            decode_ratio: ratio(Some(&candle), decode),
+            quantized_prefill_ratio: ratio(quantized.as_ref(), prefill),
+            quantized_decode_ratio: ratio(quantized.as_ref(), decode),
+            same_greedy_prefix: parsed.as_ref().map(|l| candle.ids.iter().zip(&l.ids).take_while(|(a, b)| a == b).count()),
+            candle,
+            candle_quantized: quantized,
+            llama_cpp: llama,
+        })
+    }
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Skip {
+    pub side: String,
+    pub reason: String,
+}
+
+impl Report {
+    pub fn start(plan: &Plan, args: Vec<String>) -> Result<Self> {
+        Ok(Self {
+            schema: 1,
+            date: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            git_commit: git_commit(),
+            command: format!("lora {}", args.join(" ")),
+            machine: machine(),
+            versions: Versions {
+                lorakit: env!("CARGO_PKG_VERSION").into(),
+                candle: locked_version("candle-core").unwrap_or_else(|| "unknown".into()),
+                rustc: command_output("rustc", &["--version"]).unwrap_or_else(|| "unknown".into()),
+                profile: if cfg!(debug_assertions) { "dev".into() } else { "release".into() },
+            },
+            load_average: LoadAverage { before: load_average()?, after: None, during: Vec::new(), quiet: false },
+            plan: plan.clone(),
+            gemm: Vec::new(),
+            gemm_peak_gflops: f64::NAN,
+            train: Vec::new(),
+            export: Vec::new(),
+            generate: Vec::new(),
+            skipped: Vec::new(),
+            seconds: 0.0,
+        })
+    }
+
+    pub fn set_gemm(&mut self, shapes: Vec<GemmShape>) {
+        self.gemm_peak_gflops = shapes.iter().map(|s| s.gflops).fold(f64::NAN, f64::max);
+        self.gemm = shapes;
+    }
+
+    pub fn sample_load(&mut self, phase: &str) -> Result<()> {
+        self.load_average.during.push((phase.to_string(), load_average()?));
+        Ok(())
+    }
+
+    pub fn finish(&mut self, seconds: f64) -> Result<()> {
+        let after = load_average()?;
+        // The benchmark itself keeps both cores busy, so the 1-minute load during the run
+        // sits near 2; above 3 something else competed.
+        let busy_during = self.load_average.during.iter().any(|(_, l)| l[0] > 3.0);
+        self.load_average.quiet = self.load_average.before[0] < 1.5 && !busy_during;
+        self.load_average.after = Some(after);
+        self.seconds = seconds;
+        Ok(())
+    }
+
+    /// The JSON at `path` and the markdown table beside it, each written atomically.
+    pub fn write(&self, path: &Path) -> Result<()> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+        }
+        crate::io::atomic_write(path, (serde_json::to_string_pretty(self)? + "\n").as_bytes())?;
+        crate::io::atomic_write(&path.with_extension("md"), self.markdown().as_bytes())
+    }
+
+    pub fn markdown(&self) -> String {
+        let mut s = String::new();
+        let m = &self.machine;
+        let la = |l: &[f64; 3]| format!("{:.2}, {:.2}, {:.2}", l[0], l[1], l[2]);
+        let _ = writeln!(s, "<!-- written by `{}`; do not edit -->", self.command);
+        let _ = writeln!(
+            s,
+            "Machine: {}, {} cores, {:.0} GiB RAM, {}; {} threads per engine. {} (commit {}). \
+             candle {} ({} build), {}.\n",
+            m.cpu, m.cores, m.ram_gib, m.os, self.plan.threads, self.date, self.git_commit, self.versions.candle, self.versions.profile, torch_versions(self)
+        );
+        let after = self.load_average.after.as_ref().map(la).unwrap_or_else(|| "?".into());
+        let _ = writeln!(
+            s,
+            "Load average (1, 5, 15 min) before: {}; after: {}; highest 1-minute value after a phase: {:.2}.{}\n",
+            la(&self.load_average.before),
+            after,
+            self.load_average.during.iter().map(|(_, l)| l[0]).fold(f64::NAN, f64::max),
+            if self.load_average.quiet { "" } else { " **The machine was busy with other work: these numbers are unreliable.**" }
+        );
+        let _ = writeln!(
+            s,
+            "**Training** ({}; batch {}, median of {} steps after {} warm-up; MFU against candle's measured f32 GEMM peak of {:.0} GFLOP/s):\n",
+            self.plan.lora, self.plan.batch, self.plan.steps, self.plan.warmup, self.gemm_peak_gflops
+        );
+        s.push_str("| seq | candle tok/s | PyTorch+PEFT tok/s | ratio | candle peak RSS | PyTorch peak RSS | MFU candle | MFU PyTorch | CPU s/step candle / PyTorch | first-loss diff |\n");
+        s.push_str("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n");
+        for r in &self.train {
+            let t: Option<TrainResult> = r.torch.clone().and_then(|v| serde_json::from_value(v).ok());
+            let _ = writeln!(
+                s,
+                "| {} | {:.0} | {} | {} | {:.0} MiB | {} | {:.0}% | {} | {} / {} | {} |",
+                r.seq,
+                r.candle.tokens_per_second,
+                opt(t.as_ref().map(|t| t.tokens_per_second), |x| format!("{x:.0}")),
+                opt(r.tokens_per_second_ratio, |x| format!("{x:.2}×")),
+                r.candle.peak_rss_mib,
+                opt(t.as_ref().map(|t| t.peak_rss_mib), |x| format!("{x:.0} MiB")),
+                100.0 * r.mfu_candle,
+                opt(r.mfu_torch, |x| format!("{:.0}%", 100.0 * x)),
+                opt(r.candle.median_step_cpu_seconds, |x| format!("{x:.1}")),
+                opt(t.as_ref().and_then(|t| t.median_step_cpu_seconds), |x| format!("{x:.1}")),
+                opt(r.first_loss_diff, |x| format!("{x:.1e}")),
+            );
+        }
+        let _ = writeln!(
+            s,
+            "\n**Generation** on the merged GGUF ({} prompt tokens in one batch, then {} greedy tokens one by one; \
+             median of {} runs after a warm-up). lorakit's model dequantizes every file to f32 on load, so its F16 and \
+             Q8_0 rows compute the same; candle's `quantized_llama` multiplies in the file's own type, as llama.cpp does:\n",
+            self.plan.prompt_tokens, self.plan.decode_tokens, self.plan.generate_reps
+        );
+        s.push_str("| file | engine | prefill tok/s | decode tok/s | prefill vs llama.cpp | decode vs llama.cpp |\n");
+        s.push_str("| --- | --- | ---: | ---: | ---: | ---: |\n");
+        let ratio = |x: Option<f64>| opt(x, |x| format!("{x:.2}×"));
+        for g in &self.generate {
+            let name = g.dtype.name();
+            let row = |engine: &str, r: &GenerateResult, p: Option<f64>, d: Option<f64>| {
+                format!(
+                    "| {name} | {engine} | {:.0} | {:.1} | {} | {} |\n",
+                    r.prefill_tokens_per_second,
+                    r.decode_tokens_per_second,
+                    ratio(p),
+                    ratio(d)
+                )
+            };
+            s.push_str(&row("candle (lorakit, f32)", &g.candle, g.prefill_ratio, g.decode_ratio));
+            if let Some(q) = &g.candle_quantized {
+                s.push_str(&row("candle (quantized_llama)", q, g.quantized_prefill_ratio, g.quantized_decode_ratio));
+            }
+            if let Some(l) = g.llama_cpp.clone().and_then(|v| serde_json::from_value::<GenerateResult>(v).ok()) {
+                s.push_str(&row("llama.cpp", &l, None, None));
+            }
+        }
+        let agree: Vec<String> = self
+            .generate
+            .iter()
+            .filter_map(|g| Some(format!("{} {}/{}", g.dtype.name(), g.same_greedy_prefix?, g.candle.ids.len())))
+            .collect();
+        if !agree.is_empty() {
+            let _ = writeln!(s, "\nGreedy tokens on which lorakit and llama.cpp agree, from the first: {}.", agree.join(", "));
+        }
+        s.push_str("\n**Merged-GGUF export** (`lora export --format gguf`):\n\n| dtype | seconds | peak RSS | file size |\n| --- | ---: | ---: | ---: |\n");
+        for e in &self.export {
+            let _ = writeln!(s, "| {} | {:.1} | {:.0} MiB | {:.0} MiB |", e.dtype.name(), e.seconds, e.peak_rss_mib, e.bytes as f64 / 1048576.0);
+        }
+        for k in &self.skipped {
+            let _ = writeln!(s, "\nNot measured: {}: {}", k.side, k.reason);
+        }
+        s
+    }
+}
+
+fn opt<T>(x: Option<T>, f: impl Fn(T) -> String) -> String {
+    x.map(f).unwrap_or_else(|| "—".into())
+}
+
+/// "PyTorch x, transformers y, PEFT z" from the first PyTorch result, or "no PyTorch".
+fn torch_versions(r: &Report) -> String {
+    let v = r.train.iter().find_map(|t| t.torch.as_ref()?.get("versions").cloned());
+    let l = r.generate.iter().find_map(|g| g.llama_cpp.as_ref()?.get("llama_cpp").cloned());
+    let mut parts = Vec::new();
+    if let Some(v) = v {
+        let get = |k: &str| v.get(k).and_then(|x| x.as_str()).unwrap_or("?").to_string();
+        parts.push(format!("PyTorch {}, transformers {}, PEFT {}", get("torch"), get("transformers"), get("peft")));
+    }
+    if let Some(l) = l {
+        parts.push(format!("llama.cpp {} (node-llama-cpp)", l.as_str().unwrap_or("?")));
+    }
+    if parts.is_empty() { "no comparison engines".into() } else { parts.join(", ") }
+}
+
+pub fn load_average() -> Result<[f64; 3]> {
+    let text = std::fs::read_to_string("/proc/loadavg").context("cannot read /proc/loadavg")?;
+    let v: Vec<f64> = text.split_whitespace().take(3).filter_map(|x| x.parse().ok()).collect();
+    match v.as_slice() {
+        [a, b, c] => Ok([*a, *b, *c]),
+        _ => anyhow::bail!("/proc/loadavg: unexpected content {text:?}"),
+    }
+}
+
+fn machine() -> Machine {
+    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let cpu = cpuinfo
+        .lines()
+        .find(|l| l.starts_with("model name"))
+        .and_then(|l| l.split_once(':'))
+        .map(|(_, v)| v.trim().to_string())
+        .unwrap_or_else(|| "unknown".into());
+    let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
+    let kib: f64 = meminfo
+        .lines()
+        .find(|l| l.starts_with("MemTotal:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0.0);
+    Machine {
+        cpu,
+        cores: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0),
+        ram_gib: kib / 1048576.0,
+        os: command_output("uname", &["-sr"]).unwrap_or_else(|| std::env::consts::OS.into()),
+    }
+}
+
+/// HEAD, with `+dirty` when the tree has uncommitted changes.
+fn git_commit() -> String {
+    let Some(head) = command_output("git", &["-C", REPO_DIR, "rev-parse", "--short=12", "HEAD"]) else {
+        return "unknown".into();
+    };
+    let dirty = command_output("git", &["-C", REPO_DIR, "status", "--porcelain", "--untracked-files=no"]).is_some_and(|s| !s.is_empty());
+    if dirty { format!("{head}+dirty") } else { head }
+}
+
+fn locked_version(package: &str) -> Option<String> {
+    let lock = std::fs::read_to_string(Path::new(REPO_DIR).join("Cargo.lock")).ok()?;
+    let needle = format!("name = \"{package}\"\nversion = \"");
+    let start = lock.find(&needle)? + needle.len();
+    lock[start..].split('"').next().map(str::to_string)
+}
+
+fn command_output(cmd: &str, args: &[&str]) -> Option<String> {
+    let out = Command::new(cmd).args(args).output().ok()?;
+    out.status.success().then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
+}

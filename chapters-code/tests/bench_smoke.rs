@@ -1,0 +1,75 @@
+//! `lora bench --smoke`: one training step, a q8_0 export and a short generation on the real
+//! default model, without PyTorch or llama.cpp; the results file has the documented structure
+//! and plausible values. (The real benchmark is scripts/bench.sh, never a test.)
+
+use serde_json::Value;
+use std::process::Command;
+
+fn num(v: &Value, path: &str) -> f64 {
+    let mut cur = v;
+    for key in path.split('.') {
+        cur = match key.parse::<usize>() {
+            Ok(i) => &cur[i],
+            Err(_) => &cur[key],
+        };
+    }
+    cur.as_f64().unwrap_or_else(|| panic!("{path} is not a number: {cur}"))
+}
+
+#[test]
+fn smoke_run_writes_the_results_and_the_table() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("bench.json");
+    let started = std::time::Instant::now();
+    let run = Command::new(env!("CARGO_BIN_EXE_lora"))
+        .args(["bench", "--smoke", "--out"])
+        .arg(&out)
+        .args(["--torch-skip-reason", "not in the smoke test"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(run.status.success(), "lora bench --smoke failed:\n{stderr}");
+    assert!(started.elapsed().as_secs() < 60, "the smoke run took {:?}", started.elapsed());
+
+    let r: Value = serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
+    assert_eq!(r["schema"], 1);
+    assert_eq!(r["plan"]["smoke"], true);
+    assert!(r["git_commit"].as_str().is_some_and(|s| !s.is_empty()));
+    assert!(num(&r, "machine.cores") >= 1.0 && num(&r, "machine.ram_gib") > 0.0);
+    for i in 0..3 {
+        assert!(num(&r, &format!("load_average.before.{i}")) >= 0.0);
+        assert!(num(&r, &format!("load_average.after.{i}")) >= 0.0);
+    }
+    assert!(num(&r, "gemm_peak_gflops") > 0.0);
+
+    let train = r["train"].as_array().unwrap();
+    assert_eq!(train.len(), 1);
+    let c = &train[0]["candle"];
+    assert_eq!(num(c, "seq"), 16.0);
+    assert_eq!(c["step_seconds"].as_array().unwrap().len(), 1);
+    assert!(num(c, "tokens_per_second") > 0.0 && num(c, "peak_rss_mib") > 100.0);
+    // Random tokens under a trained model: a loss near ln(49152) ≈ 10.8 or above, finite.
+    let loss = num(c, "first_loss");
+    assert!(loss.is_finite() && loss > 5.0, "first loss {loss}");
+    // SmolLM2-135M, r=8 on all 7 projections of 30 layers: 30 × 8 × (2·1152 + 2·768 + 3·2112).
+    assert_eq!(num(c, "trainable_params"), 2_442_240.0);
+    assert!(num(&train[0], "mfu_candle") > 0.0);
+    assert!(train[0]["torch"].is_null() && train[0]["tokens_per_second_ratio"].is_null());
+
+    let export = r["export"].as_array().unwrap();
+    assert_eq!(export[0]["dtype"], "q8_0");
+    assert!(num(&export[0], "bytes") > 50e6 && num(&export[0], "seconds") > 0.0);
+    let generate = &r["generate"][0];
+    assert_eq!(generate["candle"]["ids"].as_array().unwrap().len(), 4);
+    assert!(num(generate, "candle.decode_tokens_per_second") > 0.0);
+    // candle's quantized_llama on the same file: same prompt, same count.
+    assert_eq!(generate["candle_quantized"]["ids"].as_array().unwrap().len(), 4);
+    assert!(num(generate, "candle_quantized.prefill_tokens_per_second") > 0.0);
+    assert!(generate["llama_cpp"].is_null());
+    let sides: Vec<&str> = r["skipped"].as_array().unwrap().iter().map(|s| s["side"].as_str().unwrap()).collect();
+    assert_eq!(sides, ["pytorch+peft", "llama.cpp"]);
+    assert_eq!(r["skipped"][0]["reason"], "not in the smoke test");
+
+    let md = std::fs::read_to_string(dir.path().join("bench.md")).unwrap();
+    assert!(md.contains("| 16 |") && md.contains("| q8_0 |"), "{md}");
+}
