@@ -32,3 +32,22 @@ pub fn tiny_adapter() -> LoraConfig {
         use_rslora: false,
     }
 }
+
+/// A dataset file through lorakit's loader (`path`'s extension picks the format): an error
+/// names the file; whatever loads is valid and survives a save and a reload unchanged.
+pub fn check_dataset(data: &[u8], path: &std::path::Path) {
+    use lorakit::data::load::{parse_dataset, to_jsonl};
+    match parse_dataset(data, path) {
+        Ok(records) => {
+            for r in &records {
+                r.validate().expect("loaded records are valid");
+            }
+            let again = parse_dataset(&to_jsonl(&records), std::path::Path::new("again.jsonl"));
+            assert_eq!(again.expect("saved records load back"), records);
+        }
+        Err(e) => {
+            let name = path.display().to_string();
+            assert!(format!("{e:#}").contains(&name), "error does not name the file: {e:#}")
+        }
+    }
+}

@@ -323,24 +323,12 @@ pub fn load_average() -> Result<[f64; 3]> {
 }
 
 fn machine() -> Machine {
-    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
-    let cpu = cpuinfo
-        .lines()
-        .find(|l| l.starts_with("model name"))
-        .and_then(|l| l.split_once(':'))
-        .map(|(_, v)| v.trim().to_string())
-        .unwrap_or_else(|| "unknown".into());
-    let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
-    let kib: f64 = meminfo
-        .lines()
-        .find(|l| l.starts_with("MemTotal:"))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0.0);
+    // The same description the experiments record (CPU model, cores, RAM), plus the kernel.
+    let m = crate::experiments::record::Machine::describe();
     Machine {
-        cpu,
-        cores: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0),
-        ram_gib: kib / 1048576.0,
+        cpu: m.cpu_model,
+        cores: m.cores,
+        ram_gib: m.ram_gib,
         os: command_output("uname", &["-sr"]).unwrap_or_else(|| std::env::consts::OS.into()),
     }
 }
