@@ -228,7 +228,8 @@ fn part_five_numbers_come_from_the_results() {
     let mut sources: Vec<PathBuf> = std::fs::read_dir(experiments_dir())
         .unwrap()
         .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|x| x == "json" || x == "md"))
+        // The results and the generated tables; not README.md, which is prose like the book.
+        .filter(|p| p.extension().is_some_and(|x| x == "json" || x == "md") && !p.ends_with("README.md"))
         .collect();
     sources.extend([data.join("bench.json"), data.join("bench.md")]);
     for p in &sources {
