@@ -4,6 +4,7 @@
 use super::Plan;
 use super::jobs::{ExportResult, GemmShape, GenerateResult, TrainResult};
 use super::Dtype;
+use crate::experiments::record::load_averages as load_average;
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 use std::fmt::Write as _;
@@ -311,15 +312,6 @@ fn torch_versions(r: &Report) -> String {
         parts.push(format!("llama.cpp {} (node-llama-cpp)", l.as_str().unwrap_or("?")));
     }
     if parts.is_empty() { "no comparison engines".into() } else { parts.join(", ") }
-}
-
-pub fn load_average() -> Result<[f64; 3]> {
-    let text = std::fs::read_to_string("/proc/loadavg").context("cannot read /proc/loadavg")?;
-    let v: Vec<f64> = text.split_whitespace().take(3).filter_map(|x| x.parse().ok()).collect();
-    match v.as_slice() {
-        [a, b, c] => Ok([*a, *b, *c]),
-        _ => anyhow::bail!("/proc/loadavg: unexpected content {text:?}"),
-    }
 }
 
 fn machine() -> Machine {

@@ -12,7 +12,7 @@ use crate::data::{TokenizedExample, collate};
 use crate::eval::evaluate;
 use crate::model::{Checkpoint, Llama};
 use crate::train::schedule::lr_at;
-use crate::train::trainer::{StepMetrics, batch_indices, eval_loss, global_norm, peak_rss_mib, tokenize_file};
+use crate::train::trainer::{StepMetrics, accumulate, batch_indices, clip_to_norm, eval_loss, global_norm, peak_rss_mib, tokenize_file};
 use crate::train::{AdamW, AdamWConfig, causal_lm_loss};
 use anyhow::{Context, Result, bail};
 use candle_core::{DType, Device, Tensor, Var};
@@ -146,17 +146,11 @@ fn full_fine_tune(runner: &mut Runner, spec: &RunSpec) -> Result<Side> {
             }
             loss_sum += value * weight;
             let g = opt.collect_grads(&(loss * weight)?.backward()?)?;
-            grads = Some(match grads {
-                None => g,
-                Some(acc) => acc.iter().zip(&g).map(|(a, b)| a + b).collect::<candle_core::Result<_>>()?,
-            });
+            grads = Some(accumulate(grads, g)?);
         }
-        let mut grads = grads.expect("grad_accum >= 1");
+        let grads = grads.expect("grad_accum >= 1");
         let norm = global_norm(&grads)?;
-        if cfg.max_grad_norm > 0.0 && norm > cfg.max_grad_norm {
-            let s = cfg.max_grad_norm / (norm + 1e-6);
-            grads = grads.iter().map(|g| g * s).collect::<candle_core::Result<_>>()?;
-        }
+        let grads = clip_to_norm(grads, norm, cfg.max_grad_norm)?;
         let lr = lr_at(step, total, cfg.warmup_steps, cfg.lr, cfg.schedule);
         opt.update(&grads, lr)?;
         drop(grads);

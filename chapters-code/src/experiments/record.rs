@@ -51,7 +51,17 @@ impl Machine {
 
 /// The 1-minute load average (Linux), if readable.
 pub fn load_average() -> Option<f64> {
-    std::fs::read_to_string("/proc/loadavg").ok()?.split_whitespace().next()?.parse().ok()
+    load_averages().ok().map(|l| l[0])
+}
+
+/// The 1-, 5- and 15-minute load averages (Linux).
+pub fn load_averages() -> Result<[f64; 3]> {
+    let text = std::fs::read_to_string("/proc/loadavg").context("cannot read /proc/loadavg")?;
+    let v: Vec<f64> = text.split_whitespace().take(3).filter_map(|x| x.parse().ok()).collect();
+    match v.as_slice() {
+        [a, b, c] => Ok([*a, *b, *c]),
+        _ => anyhow::bail!("/proc/loadavg: unexpected content {text:?}"),
+    }
 }
 
 /// `git rev-parse HEAD` of the working tree, and whether it had uncommitted changes (then

@@ -196,20 +196,14 @@ pub fn train(cfg: &TrainConfig, m: &mut LoadedModel, opts: &TrainOptions) -> Res
             let weight = n as f64 / n_total as f64;
             loss_sum += value * weight;
             let g = opt.collect_grads(&(loss * weight)?.backward()?)?;
-            grads = Some(match grads {
-                None => g,
-                Some(acc) => acc.iter().zip(&g).map(|(a, b)| a + b).collect::<candle_core::Result<_>>()?,
-            });
+            grads = Some(accumulate(grads, g)?);
         }
-        let mut grads = grads.expect("grad_accum >= 1");
+        let grads = grads.expect("grad_accum >= 1");
         let norm = global_norm(&grads)?;
         if !norm.is_finite() {
             bail!("the gradient norm became {norm} at step {}: stopping, the last checkpoint is kept", state.step + 1)
         }
-        if cfg.max_grad_norm > 0.0 && norm > cfg.max_grad_norm {
-            let s = cfg.max_grad_norm / (norm + 1e-6);
-            grads = grads.iter().map(|g| g * s).collect::<candle_core::Result<_>>()?;
-        }
+        let grads = clip_to_norm(grads, norm, cfg.max_grad_norm)?;
         let lr = lr_at(state.step, total_steps, cfg.warmup_steps, cfg.lr, cfg.schedule);
         opt.update(&grads, lr)?;
 
@@ -295,6 +289,23 @@ pub(crate) fn batch_indices(k: usize, per_epoch: usize, n: usize, cfg: &TrainCon
     order.shuffle(&mut ChaCha8Rng::seed_from_u64(cfg.seed.wrapping_add(epoch as u64)));
     let start = (offset * cfg.micro_batch).min(n);
     order[start..(start + cfg.micro_batch).min(n)].to_vec()
+}
+
+/// `acc + g`, element by element (the first micro-batch's gradients start the sum).
+pub(crate) fn accumulate(acc: Option<Vec<Tensor>>, g: Vec<Tensor>) -> Result<Vec<Tensor>> {
+    Ok(match acc {
+        None => g,
+        Some(acc) => acc.iter().zip(&g).map(|(a, b)| a + b).collect::<candle_core::Result<_>>()?,
+    })
+}
+
+/// Scale `grads` (whose global norm is `norm`) down to `max_norm` if above it; 0 disables.
+pub(crate) fn clip_to_norm(grads: Vec<Tensor>, norm: f64, max_norm: f64) -> Result<Vec<Tensor>> {
+    if max_norm > 0.0 && norm > max_norm {
+        let s = max_norm / (norm + 1e-6);
+        return Ok(grads.iter().map(|g| g * s).collect::<candle_core::Result<_>>()?);
+    }
+    Ok(grads)
 }
 
 pub(crate) fn global_norm(grads: &[Tensor]) -> Result<f64> {
