@@ -7,6 +7,11 @@ use lorakit::{LoraAdapter, LoraConfig};
 use std::time::Instant;
 
 fn main() -> anyhow::Result<()> {
+    // On the compute pool, as `lora` runs (see lorakit::runtime).
+    lorakit::runtime::install(run)
+}
+
+fn run() -> anyhow::Result<()> {
     let args = std::env::args()
         .skip(1)
         .map(|a| a.parse::<usize>().map_err(|_| anyhow::anyhow!("{a:?} is not a count (usage: [batch] [seq] [steps])")))

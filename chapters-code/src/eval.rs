@@ -35,6 +35,10 @@ pub struct EvalReport {
 
 /// Evaluate `m` (with whatever adapter is applied) on `records`.
 pub fn evaluate(m: &LoadedModel, records: &[Record], task: Task, max_new_tokens: usize, quiet: bool) -> Result<EvalReport> {
+    crate::runtime::install(|| evaluate_on_pool(m, records, task, max_new_tokens, quiet))
+}
+
+fn evaluate_on_pool(m: &LoadedModel, records: &[Record], task: Task, max_new_tokens: usize, quiet: bool) -> Result<EvalReport> {
     let bar = if quiet || !std::io::stderr().is_terminal() {
         ProgressBar::hidden()
     } else {

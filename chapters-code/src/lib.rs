@@ -5,6 +5,7 @@
 //! naming candle's own crates.
 pub use candle_core as candle;
 pub use candle_nn;
+pub use candle_transformers;
 
 pub mod bench;
 pub mod chat;
@@ -23,6 +24,7 @@ pub mod model;
 pub mod modelfile;
 pub mod ops;
 pub mod plot;
+pub mod runtime;
 pub mod score;
 pub mod tokenizer;
 pub mod train;

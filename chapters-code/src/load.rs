@@ -51,6 +51,8 @@ pub fn load(spec: &str, dtype: DType) -> Result<LoadedModel> {
 }
 
 pub fn load_path(path: &Path, dtype: DType) -> Result<LoadedModel> {
+    // Before candle's first op starts its worker thread (see runtime).
+    crate::runtime::configure();
     let dev = Device::Cpu;
     let ckpt = Checkpoint::load(path, dtype, &dev)?;
     let eos = ckpt.config.eos_token_ids.clone();

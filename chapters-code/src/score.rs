@@ -36,7 +36,7 @@ pub fn score(model: &Llama, ids: &[u32], top: usize, full: bool) -> Result<Score
         bail!("nothing to score: the sequence is empty")
     }
     let t = model.ids_tensor(&[ids.to_vec()])?;
-    let logits = model.forward(&t)?.squeeze(0)?.to_dtype(DType::F32)?; // (n, vocab)
+    let logits = crate::ops::no_grad(|| model.forward(&t))?.squeeze(0)?.to_dtype(DType::F32)?; // (n, vocab)
     let lse = logits.log_sum_exp(D::Minus1)?.to_dtype(DType::F64)?.to_vec1::<f64>()?;
     let rows = logits.to_vec2::<f32>()?;
     let positions = rows

@@ -32,7 +32,7 @@ fn smoke_run_writes_the_results_and_the_table() {
     assert!(started.elapsed().as_secs() < 60, "the smoke run took {:?}", started.elapsed());
 
     let r: Value = serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
-    assert_eq!(r["schema"], 1);
+    assert_eq!(r["schema"], 2);
     assert_eq!(r["plan"]["smoke"], true);
     assert!(r["git_commit"].as_str().is_some_and(|s| !s.is_empty()));
     assert!(num(&r, "machine.cores") >= 1.0 && num(&r, "machine.ram_gib") > 0.0);
@@ -59,12 +59,16 @@ fn smoke_run_writes_the_results_and_the_table() {
     let export = r["export"].as_array().unwrap();
     assert_eq!(export[0]["dtype"], "q8_0");
     assert!(num(&export[0], "bytes") > 50e6 && num(&export[0], "seconds") > 0.0);
+    // On the q8_0 file: lorakit in f32, lorakit quantized to q8_0, candle's quantized_llama;
+    // same prompt, same count of tokens.
     let generate = &r["generate"][0];
-    assert_eq!(generate["candle"]["ids"].as_array().unwrap().len(), 4);
-    assert!(num(generate, "candle.decode_tokens_per_second") > 0.0);
-    // candle's quantized_llama on the same file: same prompt, same count.
-    assert_eq!(generate["candle_quantized"]["ids"].as_array().unwrap().len(), 4);
-    assert!(num(generate, "candle_quantized.prefill_tokens_per_second") > 0.0);
+    let engines: Vec<&str> = generate["engines"].as_array().unwrap().iter().map(|e| e["engine"].as_str().unwrap()).collect();
+    assert_eq!(engines, ["lorakit", "lorakit_quantized", "candle_quantized"]);
+    for e in generate["engines"].as_array().unwrap() {
+        assert_eq!(e["result"]["ids"].as_array().unwrap().len(), 4, "{e}");
+        assert!(num(e, "result.decode_tokens_per_second") > 0.0 && num(e, "result.prefill_tokens_per_second") > 0.0);
+        assert!(e["decode_ratio"].is_null(), "no llama.cpp, no ratio");
+    }
     assert!(generate["llama_cpp"].is_null());
     let sides: Vec<&str> = r["skipped"].as_array().unwrap().iter().map(|s| s["side"].as_str().unwrap()).collect();
     assert_eq!(sides, ["pytorch+peft", "llama.cpp"]);

@@ -38,7 +38,9 @@ fn check_envelope(v: &Value) {
     assert!(u(&m["cores"]) >= 1 && f(&m["ram_gib"]) > 0.0, "{m}");
     assert!(v["date"].as_str().unwrap().ends_with('Z'));
     assert_eq!(v["quick"], Value::Bool(true));
-    assert!(f(&v["wall_seconds"]) > 0.0);
+    // An experiment whose runs were all trained by an earlier one (subspace reuses the rank
+    // sweep's adapters) can take less than the 0.1 s the file rounds to.
+    assert!(f(&v["wall_seconds"]) >= 0.0, "wall_seconds = {}", v["wall_seconds"]);
     assert!(v["settings"]["steps"]["extract"].as_u64().is_some());
 }
 
@@ -66,9 +68,13 @@ fn quick_experiments_write_consistent_results() {
         .status()
         .unwrap();
     assert!(status.success());
+    let mut wall = 0.0;
     for name in ["before_after", "rank", "subspace", "efficiency"] {
-        check_envelope(&read(&out, &format!("{name}.json")));
+        let v = read(&out, &format!("{name}.json"));
+        check_envelope(&v);
+        wall += f(&v["wall_seconds"]);
     }
+    assert!(wall > 1.0, "the experiments trained for {wall} s in all");
     for svg in ["before_after", "rank_loss", "rank_metric", "subspace", "efficiency"] {
         let text = std::fs::read_to_string(out.join(format!("{svg}.svg"))).unwrap();
         assert!(text.starts_with("<svg") && text.trim_end().ends_with("</svg>"), "{svg}.svg");

@@ -24,19 +24,33 @@ pub enum Job {
     Gemm { smoke: bool },
     Train { model: String, batch: usize, seq: usize, steps: usize, warmup: usize, adapter_out: Option<PathBuf> },
     Export { model: String, adapter: PathBuf, dtype: Dtype, out: PathBuf },
-    Generate { model: PathBuf, prompt: Vec<u32>, decode: usize, reps: usize, engine: Engine },
+    Generate { model: PathBuf, dtype: Dtype, prompt: Vec<u32>, decode: usize, reps: usize, engine: Engine },
 }
 
 /// Which candle code generates.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Engine {
-    /// lorakit's `Llama` (what `lora generate` and `lora chat` use): every weight
-    /// dequantized to f32 on load, so F16 and Q8_0 files compute the same.
+    /// lorakit's `Llama` as `lora generate` runs it by default: every weight dequantized to
+    /// f32 on load (the model training uses), so F16 and Q8_0 files compute the same.
     Lorakit,
+    /// lorakit's `Llama` quantized back to the file's block type (`lora generate
+    /// --quantize q8_0`): the projections multiply in Q8_0, as llama.cpp does.
+    LorakitQuantized,
     /// candle-transformers' `quantized_llama`: matmuls on the file's own storage type
-    /// (candle's Q8_0 kernels), as llama.cpp does.
+    /// (candle's Q8_0 kernels).
     CandleQuantized,
+}
+
+impl Engine {
+    /// The engine's row name in the table, for a file of `dtype`.
+    pub fn label(self, dtype: Dtype) -> String {
+        match self {
+            Self::Lorakit => "lorakit, f32".into(),
+            Self::LorakitQuantized => format!("lorakit, --quantize {}", dtype.name()),
+            Self::CandleQuantized => "candle quantized_llama".into(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -114,7 +128,9 @@ pub fn run_worker(spec: &str) -> Result<()> {
             serde_json::to_value(train(&model, batch, seq, steps, warmup, adapter_out)?)?
         }
         Job::Export { model, adapter, dtype, out } => serde_json::to_value(export_merged(&model, adapter, dtype, out)?)?,
-        Job::Generate { model, prompt, decode, reps, engine } => serde_json::to_value(generate(&model, &prompt, decode, reps, engine)?)?,
+        Job::Generate { model, dtype, prompt, decode, reps, engine } => {
+            serde_json::to_value(generate(&model, dtype, &prompt, decode, reps, engine)?)?
+        }
     };
     println!("{out}");
     Ok(())
@@ -250,11 +266,14 @@ fn export_merged(model: &str, adapter: PathBuf, dtype: Dtype, out: PathBuf) -> R
 }
 
 /// Prompt processing and decoding on a merged GGUF with `engine`; see [`timed_generation`].
-fn generate(model: &Path, prompt: &[u32], decode: usize, reps: usize, engine: Engine) -> Result<GenerateResult> {
+fn generate(model: &Path, dtype: Dtype, prompt: &[u32], decode: usize, reps: usize, engine: Engine) -> Result<GenerateResult> {
     let dev = &Device::Cpu;
     let mut result = match engine {
-        Engine::Lorakit => {
-            let m = crate::load::load_path(model, DType::F32)?;
+        Engine::Lorakit | Engine::LorakitQuantized => {
+            let mut m = crate::load::load_path(model, DType::F32)?;
+            if engine == Engine::LorakitQuantized {
+                m.model.quantize(dtype.export().ggml())?;
+            }
             let m = &m.model;
             timed_generation(prompt, decode, reps, || {
                 let mut cache = KvCache::new(m.config.num_hidden_layers);

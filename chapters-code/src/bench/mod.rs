@@ -171,19 +171,28 @@ pub fn main(args: &Args) -> Result<()> {
         eprintln!("== generation on {}: {} prompt tokens, {} decoded", file.display(), prompt.len(), plan.decode_tokens);
         let generate = |engine| Job::Generate {
             model: file.clone(),
+            dtype,
             prompt: prompt.clone(),
             decode: plan.decode_tokens,
             reps: plan.generate_reps,
             engine,
         };
-        let candle: GenerateResult = worker(&plan, &generate(Engine::Lorakit))?;
-        let quantized: GenerateResult = worker(&plan, &generate(Engine::CandleQuantized))?;
+        // lorakit quantized only where the file is (an F16 file has no block type to use).
+        let engines: &[Engine] = match dtype {
+            Dtype::F16 => &[Engine::Lorakit, Engine::CandleQuantized],
+            Dtype::Q8_0 => &[Engine::Lorakit, Engine::LorakitQuantized, Engine::CandleQuantized],
+        };
+        let mut runs = Vec::new();
+        for &engine in engines {
+            let r: GenerateResult = worker(&plan, &generate(engine))?;
+            runs.push((engine, r));
+        }
         let llama_result = match &llama.path {
             Some(dir) => optional(run_llama(dir, &plan, &file, &prompt), "llama.cpp", &mut report),
             None => None,
         };
         report.sample_load(&format!("generation, {}", dtype.name()))?;
-        report.generate.push(GenerateRow::new(dtype, candle, Some(quantized), llama_result)?);
+        report.generate.push(GenerateRow::new(dtype, runs, llama_result)?);
     }
     if let Some(reason) = &llama.skip {
         report.skipped.push(Skip { side: "llama.cpp".into(), reason: reason.clone() });

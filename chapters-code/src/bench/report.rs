@@ -2,7 +2,7 @@
 //! and as the markdown table the book's efficiency chapter includes.
 
 use super::Plan;
-use super::jobs::{ExportResult, GemmShape, GenerateResult, TrainResult};
+use super::jobs::{Engine, ExportResult, GemmShape, GenerateResult, TrainResult};
 use super::Dtype;
 use crate::experiments::record::load_averages as load_average;
 use anyhow::{Context, Result};
@@ -105,38 +105,40 @@ impl TrainRow {
 #[derive(Debug, Serialize, Deserialize)]
 pub struct GenerateRow {
     pub dtype: Dtype,
-    /// lorakit's model (weights dequantized to f32 on load).
-    pub candle: GenerateResult,
-    /// candle-transformers' quantized_llama on the file's own storage type.
-    pub candle_quantized: Option<GenerateResult>,
+    /// Every candle engine that ran on the file, in the order of the table.
+    pub engines: Vec<EngineRun>,
     pub llama_cpp: Option<serde_json::Value>,
-    /// lorakit ÷ llama.cpp.
+}
+
+/// One candle engine's generation on one file, compared with llama.cpp on the same file.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct EngineRun {
+    pub engine: Engine,
+    pub result: GenerateResult,
+    /// This engine ÷ llama.cpp.
     pub prefill_ratio: Option<f64>,
     pub decode_ratio: Option<f64>,
-    /// quantized_llama ÷ llama.cpp.
-    pub quantized_prefill_ratio: Option<f64>,
-    pub quantized_decode_ratio: Option<f64>,
-    /// How many greedy tokens, from the first, lorakit and llama.cpp agree on.
+    /// How many greedy tokens, from the first, this engine and llama.cpp agree on.
     pub same_greedy_prefix: Option<usize>,
 }
 
 impl GenerateRow {
-    pub fn new(dtype: Dtype, candle: GenerateResult, quantized: Option<GenerateResult>, llama: Option<serde_json::Value>) -> Result<Self> {
+    pub fn new(dtype: Dtype, runs: Vec<(Engine, GenerateResult)>, llama: Option<serde_json::Value>) -> Result<Self> {
         let parsed: Option<GenerateResult> = llama.clone().map(serde_json::from_value).transpose().context("bench.mjs's result")?;
-        let ratio = |c: Option<&GenerateResult>, f: fn(&GenerateResult) -> f64| Some(f(c?) / f(parsed.as_ref()?));
-        let prefill = |g: &GenerateResult| g.prefill_tokens_per_second;
-        let decode = |g: &GenerateResult| g.decode_tokens_per_second;
-        Ok(Self {
-            dtype,
-            prefill_ratio: ratio(Some(&candle), prefill),
-            decode_ratio: ratio(Some(&candle), decode),
-            quantized_prefill_ratio: ratio(quantized.as_ref(), prefill),
-            quantized_decode_ratio: ratio(quantized.as_ref(), decode),
-            same_greedy_prefix: parsed.as_ref().map(|l| candle.ids.iter().zip(&l.ids).take_while(|(a, b)| a == b).count()),
-            candle,
-            candle_quantized: quantized,
-            llama_cpp: llama,
-        })
+        let engines = runs
+            .into_iter()
+            .map(|(engine, result)| {
+                let l = parsed.as_ref();
+                EngineRun {
+                    engine,
+                    prefill_ratio: l.map(|l| result.prefill_tokens_per_second / l.prefill_tokens_per_second),
+                    decode_ratio: l.map(|l| result.decode_tokens_per_second / l.decode_tokens_per_second),
+                    same_greedy_prefix: l.map(|l| result.ids.iter().zip(&l.ids).take_while(|(a, b)| a == b).count()),
+                    result,
+                }
+            })
+            .collect();
+        Ok(Self { dtype, engines, llama_cpp: llama })
     }
 }
 
@@ -149,7 +151,7 @@ pub struct Skip {
 impl Report {
     pub fn start(plan: &Plan, args: Vec<String>) -> Result<Self> {
         Ok(Self {
-            schema: 1,
+            schema: 2,
             date: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
             git_commit: git_commit(),
             command: format!("lora {}", args.join(" ")),
@@ -250,40 +252,41 @@ impl Report {
         let _ = writeln!(
             s,
             "\n**Generation** on the merged GGUF ({} prompt tokens in one batch, then {} greedy tokens one by one; \
-             median of {} runs after a warm-up). lorakit's model dequantizes every file to f32 on load, so its F16 and \
-             Q8_0 rows compute the same; candle's `quantized_llama` multiplies in the file's own type, as llama.cpp does:\n",
+             median of {} runs after a warm-up). lorakit's model in f32 (the file dequantized, as training uses it) and \
+             with `--quantize` in the file's own block type; candle-transformers' `quantized_llama`; llama.cpp:\n",
             self.plan.prompt_tokens, self.plan.decode_tokens, self.plan.generate_reps
         );
-        s.push_str("| file | engine | prefill tok/s | decode tok/s | prefill vs llama.cpp | decode vs llama.cpp |\n");
-        s.push_str("| --- | --- | ---: | ---: | ---: | ---: |\n");
+        s.push_str("| file | engine | prefill tok/s | decode tok/s | prefill vs llama.cpp | decode vs llama.cpp | greedy tokens as llama.cpp |\n");
+        s.push_str("| --- | --- | ---: | ---: | ---: | ---: | ---: |\n");
         let ratio = |x: Option<f64>| opt(x, |x| format!("{x:.2}×"));
         for g in &self.generate {
             let name = g.dtype.name();
-            let row = |engine: &str, r: &GenerateResult, p: Option<f64>, d: Option<f64>| {
-                format!(
-                    "| {name} | {engine} | {:.0} | {:.1} | {} | {} |\n",
+            for e in &g.engines {
+                let r = &e.result;
+                let _ = writeln!(
+                    s,
+                    "| {name} | {} | {:.0} | {:.1} | {} | {} | {} |",
+                    e.engine.label(g.dtype),
                     r.prefill_tokens_per_second,
                     r.decode_tokens_per_second,
-                    ratio(p),
-                    ratio(d)
-                )
-            };
-            s.push_str(&row("candle (lorakit, f32)", &g.candle, g.prefill_ratio, g.decode_ratio));
-            if let Some(q) = &g.candle_quantized {
-                s.push_str(&row("candle (quantized_llama)", q, g.quantized_prefill_ratio, g.quantized_decode_ratio));
+                    ratio(e.prefill_ratio),
+                    ratio(e.decode_ratio),
+                    opt(e.same_greedy_prefix, |n| format!("{n}/{}", r.ids.len())),
+                );
             }
             if let Some(l) = g.llama_cpp.clone().and_then(|v| serde_json::from_value::<GenerateResult>(v).ok()) {
-                s.push_str(&row("llama.cpp", &l, None, None));
+                let _ = writeln!(
+                    s,
+                    "| {name} | llama.cpp | {:.0} | {:.1} | — | — | — |",
+                    l.prefill_tokens_per_second, l.decode_tokens_per_second
+                );
             }
         }
-        let agree: Vec<String> = self
-            .generate
-            .iter()
-            .filter_map(|g| Some(format!("{} {}/{}", g.dtype.name(), g.same_greedy_prefix?, g.candle.ids.len())))
-            .collect();
-        if !agree.is_empty() {
-            let _ = writeln!(s, "\nGreedy tokens on which lorakit and llama.cpp agree, from the first: {}.", agree.join(", "));
-        }
+        s.push_str(
+            "\nThe last column counts the greedy tokens, from the first, that the engine and llama.cpp agree on: \
+             engines that round differently (f32 against quantized activations) part ways where two candidate \
+             tokens are nearly tied.\n",
+        );
         s.push_str("\n**Merged-GGUF export** (`lora export --format gguf`):\n\n| dtype | seconds | peak RSS | file size |\n| --- | ---: | ---: | ---: |\n");
         for e in &self.export {
             let _ = writeln!(s, "| {} | {:.1} | {:.0} MiB | {:.0} MiB |", e.dtype.name(), e.seconds, e.peak_rss_mib, e.bytes as f64 / 1048576.0);

@@ -43,6 +43,18 @@ impl ModelArgs {
         }
         Ok(m)
     }
+
+    /// [`ModelArgs::load`], then the projections quantized when asked (`--quantize`).
+    fn load_for_inference(&self, quantize: Option<lorakit::export::ExportDtype>) -> Result<LoadedModel> {
+        use lorakit::export::ExportDtype;
+        let mut m = self.load()?;
+        match quantize {
+            None => {}
+            Some(d @ (ExportDtype::Q8_0 | ExportDtype::Q4_0)) => m.model.quantize(d.ggml())?,
+            Some(other) => anyhow::bail!("--quantize takes q8_0 or q4_0 (got {other:?}); f32 and f16 are the default"),
+        }
+        Ok(m)
+    }
 }
 
 /// Training settings; each flag overrides the config file (or the default).
@@ -177,6 +189,10 @@ enum Command {
         temperature: f64,
         #[arg(long, default_value_t = 42)]
         seed: u64,
+        /// Run the projections in this block type (q8_0 or q4_0), as llama.cpp and Ollama
+        /// do: faster, within quantization error of the full-precision answers.
+        #[arg(long, value_enum)]
+        quantize: Option<lorakit::export::ExportDtype>,
     },
     /// The whole loop on the sample data: answers before, train a LoRA, answers after.
     Demo {
@@ -329,6 +345,10 @@ enum Command {
         top_p: Option<f64>,
         #[arg(long, default_value_t = 42)]
         seed: u64,
+        /// Run the projections in this block type (q8_0 or q4_0), as llama.cpp and Ollama
+        /// do: faster, within quantization error of the full-precision answers.
+        #[arg(long, value_enum)]
+        quantize: Option<lorakit::export::ExportDtype>,
     },
 }
 
@@ -376,7 +396,9 @@ enum DataCommand {
 }
 
 fn main() {
-    if let Err(e) = run(Cli::parse()) {
+    let cli = Cli::parse();
+    // Every command computes on lorakit's rayon pool (see lorakit::runtime).
+    if let Err(e) = lorakit::runtime::install(|| run(cli)) {
         eprintln!("error: {e:#}");
         std::process::exit(1);
     }
@@ -458,8 +480,8 @@ fn run(cli: Cli) -> Result<()> {
                 println!("{}: {} records", path.display(), set.len());
             }
         }
-        Command::Chat { model, system, max_new_tokens, temperature, seed } => {
-            let m = model.load()?;
+        Command::Chat { model, system, max_new_tokens, temperature, seed, quantize } => {
+            let m = model.load_for_inference(quantize)?;
             let mut history: Vec<Message> = system.map(|s| vec![Message::new("system", s)]).unwrap_or_default();
             let cfg = GenerationConfig { max_new_tokens, temperature, top_k: None, top_p: None, seed };
             let stdin = std::io::stdin();
@@ -542,8 +564,8 @@ fn run(cli: Cli) -> Result<()> {
                 }
             }
         }
-        Command::Generate { model, prompt, system, raw, max_new_tokens, temperature, top_k, top_p, seed } => {
-            let m = model.load()?;
+        Command::Generate { model, prompt, system, raw, max_new_tokens, temperature, top_k, top_p, seed, quantize } => {
+            let m = model.load_for_inference(quantize)?;
             let text = if raw {
                 prompt
             } else {

@@ -44,6 +44,6 @@ pub fn causal_lm_loss(
         bail!("the batch has no label to score (every label is {IGNORE})")
     }
     let idx = Tensor::new(rows.as_slice(), hidden.device())?;
-    let logits = model.logits(&hidden.index_select(&idx, 0)?)?;
-    Ok(ops::cross_entropy(&logits, &targets)?)
+    // The vocabulary projection and the loss together, a chunk of rows at a time.
+    Ok(ops::linear_cross_entropy(&hidden.index_select(&idx, 0)?, model.head_weight(), &targets)?)
 }

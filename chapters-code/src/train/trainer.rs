@@ -91,7 +91,7 @@ pub fn eval_loss(m: &LoadedModel, set: &[TokenizedExample], batch: usize) -> Res
     for chunk in set.chunks(batch.max(1)) {
         let refs: Vec<&TokenizedExample> = chunk.iter().collect();
         let (ids, labels) = collate(&refs, pad);
-        let (loss, n) = causal_lm_loss(&m.model, &m.model.ids_tensor(&ids)?, &labels, None)?;
+        let (loss, n) = crate::ops::no_grad(|| causal_lm_loss(&m.model, &m.model.ids_tensor(&ids)?, &labels, None))?;
         total += loss.to_dtype(DType::F64)?.to_scalar::<f64>()? * n as f64;
         count += n;
     }
@@ -100,6 +100,10 @@ pub fn eval_loss(m: &LoadedModel, set: &[TokenizedExample], batch: usize) -> Res
 
 /// Train a LoRA adapter on `m` (the adapter is applied to the model and returned).
 pub fn train(cfg: &TrainConfig, m: &mut LoadedModel, opts: &TrainOptions) -> Result<(LoraAdapter, TrainSummary)> {
+    crate::runtime::install(|| train_on_pool(cfg, m, opts))
+}
+
+fn train_on_pool(cfg: &TrainConfig, m: &mut LoadedModel, opts: &TrainOptions) -> Result<(LoraAdapter, TrainSummary)> {
     cfg.validate()?;
     let lora = cfg.lora();
     lora.validate(Some(&m.model.config))?;
