@@ -7,6 +7,7 @@ use super::Dtype;
 use crate::export::{ExportFormat, ExportRequest, export};
 use crate::model::KvCache;
 use crate::model::llama::argmax_rows;
+use crate::experiments::reset_peak_rss;
 use crate::train::trainer::peak_rss_mib;
 use crate::train::{AdamW, AdamWConfig, causal_lm_loss};
 use crate::{LoraAdapter, LoraConfig};
@@ -239,11 +240,6 @@ fn cpu_seconds() -> Option<f64> {
     let ticks: f64 = f.get(11)?.parse::<f64>().ok()? + f.get(12)?.parse::<f64>().ok()?;
     // USER_HZ is 100 on every Linux architecture candle builds for.
     Some(ticks / 100.0)
-}
-
-/// Restart the peak-RSS mark from the current RSS (Linux); false where that is not possible.
-fn reset_peak_rss() -> bool {
-    std::fs::write("/proc/self/clear_refs", "5").is_ok()
 }
 
 fn global_norm(grads: &[Tensor]) -> Result<f64> {

@@ -13,7 +13,7 @@ pub mod report;
 use crate::fetch::DEFAULT_MODEL;
 use anyhow::{Context, Result, bail};
 use jobs::{Engine, ExportResult, GemmShape, GenerateResult, Job, TrainResult};
-use report::{GenerateRow, Report, Skip, TrainRow};
+use report::{GenerateRow, LlamaRun, Report, Skip, TrainRow};
 use serde::de::DeserializeOwned;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -187,12 +187,18 @@ pub fn main(args: &Args) -> Result<()> {
             let r: GenerateResult = worker(&plan, &generate(engine))?;
             runs.push((engine, r));
         }
-        let llama_result = match &llama.path {
-            Some(dir) => optional(run_llama(dir, &plan, &file, &prompt), "llama.cpp", &mut report),
-            None => None,
-        };
+        let mut llama_runs = Vec::new();
+        if let Some(dir) = &llama.path {
+            // The plan's threads, and one (see GenerateRow::new for why both).
+            let threads: Vec<usize> = if plan.threads > 1 { vec![plan.threads, 1] } else { vec![1] };
+            for t in threads {
+                if let Some(run) = optional(run_llama(dir, &plan, &file, &prompt, t), "llama.cpp", &mut report) {
+                    llama_runs.push(run);
+                }
+            }
+        }
         report.sample_load(&format!("generation, {}", dtype.name()))?;
-        report.generate.push(GenerateRow::new(dtype, runs, llama_result)?);
+        report.generate.push(GenerateRow::new(dtype, runs, llama_runs));
     }
     if let Some(reason) = &llama.skip {
         report.skipped.push(Skip { side: "llama.cpp".into(), reason: reason.clone() });
@@ -279,16 +285,19 @@ fn run_torch(python: &Path, plan: &Plan, model: &Path, seq: usize) -> Result<ser
     run_json(cmd, plan, &script.display().to_string())
 }
 
-fn run_llama(dir: &Path, plan: &Plan, model: &Path, prompt: &[u32]) -> Result<serde_json::Value> {
+fn run_llama(dir: &Path, plan: &Plan, model: &Path, prompt: &[u32], threads: usize) -> Result<LlamaRun> {
     let script = Path::new(TOOLS_DIR).join("llama/bench.mjs");
     let ids: Vec<String> = prompt.iter().map(|i| i.to_string()).collect();
     let mut cmd = Command::new("node");
     cmd.arg(&script).arg("--model").arg(model).args(["--prompt-ids", &ids.join(",")]);
-    for (flag, v) in [("--decode", plan.decode_tokens), ("--reps", plan.generate_reps), ("--threads", plan.threads)] {
+    for (flag, v) in [("--decode", plan.decode_tokens), ("--reps", plan.generate_reps), ("--threads", threads)] {
         cmd.args([flag, &v.to_string()]);
     }
     cmd.env("LORA_LLAMA_DIR", dir);
-    run_json(cmd, plan, &script.display().to_string())
+    let raw: serde_json::Value = run_json(cmd, plan, &script.display().to_string())?;
+    let llama_cpp = raw.get("llama_cpp").and_then(|v| v.as_str()).map(str::to_string);
+    let result = serde_json::from_value(raw).context("bench.mjs's result")?;
+    Ok(LlamaRun { threads, result, llama_cpp })
 }
 
 /// Run `cmd` (stderr shown as it goes) and parse the JSON object on the last line of its stdout.

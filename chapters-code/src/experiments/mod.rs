@@ -293,6 +293,8 @@ impl Stat {
 /// Reset the kernel's peak-RSS mark (Linux ≥ 4.0), so the next `peak_rss_mib` is the peak
 /// of what follows, not of the whole process. Returns false where that is not possible.
 pub fn reset_peak_rss() -> bool {
+    // Freed heap kept for reuse (see runtime) would otherwise count towards the next peak.
+    crate::runtime::release_memory();
     std::fs::write("/proc/self/clear_refs", "5").is_ok()
 }
 
