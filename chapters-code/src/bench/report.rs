@@ -354,11 +354,9 @@ fn machine() -> Machine {
 
 /// HEAD, with `+dirty` when the tree has uncommitted changes.
 fn git_commit() -> String {
-    let Some(head) = command_output("git", &["-C", REPO_DIR, "rev-parse", "--short=12", "HEAD"]) else {
-        return "unknown".into();
-    };
-    let dirty = command_output("git", &["-C", REPO_DIR, "status", "--porcelain", "--untracked-files=no"]).is_some_and(|s| !s.is_empty());
-    if dirty { format!("{head}+dirty") } else { head }
+    let (commit, dirty) = crate::experiments::record::git_commit_in(Path::new(REPO_DIR));
+    let short: String = commit.chars().take(12).collect();
+    if dirty { format!("{short}+dirty") } else { short }
 }
 
 fn locked_version(package: &str) -> Option<String> {

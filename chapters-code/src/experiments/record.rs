@@ -64,17 +64,25 @@ pub fn load_averages() -> Result<[f64; 3]> {
     }
 }
 
-/// `git rev-parse HEAD` of the working tree, and whether it had uncommitted changes (then
-/// the commit alone does not reproduce the run).
-pub fn git_commit() -> (String, bool) {
+/// `git rev-parse HEAD` of the repository at `dir`, and whether tracked files other than
+/// the results under `book/data/` had uncommitted changes (then the commit alone does not
+/// reproduce the run). The results are left out because a run writes them itself: the
+/// second file of a run would otherwise call the first one a local change.
+pub fn git_commit_in(dir: &Path) -> (String, bool) {
     let run = |args: &[&str]| {
-        Command::new("git").args(args).output().ok().filter(|o| o.status.success()).map(|o| {
+        Command::new("git").arg("-C").arg(dir).args(args).output().ok().filter(|o| o.status.success()).map(|o| {
             String::from_utf8_lossy(&o.stdout).trim().to_string()
         })
     };
     let commit = run(&["rev-parse", "HEAD"]).unwrap_or_else(|| "unknown".into());
-    let dirty = run(&["status", "--porcelain", "--untracked-files=no"]).is_some_and(|s| !s.is_empty());
+    let dirty = run(&["status", "--porcelain", "--untracked-files=no", "--", ".", ":(exclude,top)book/data"])
+        .is_some_and(|s| !s.is_empty());
     (commit, dirty)
+}
+
+/// [`git_commit_in`] the current directory.
+pub fn git_commit() -> (String, bool) {
+    git_commit_in(Path::new("."))
 }
 
 /// One results file: `{command, git_commit, git_dirty, machine, date, quick, wall_seconds,
