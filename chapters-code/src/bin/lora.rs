@@ -203,7 +203,7 @@ enum Command {
         data_dir: PathBuf,
         #[arg(long, value_enum, default_value = "extract")]
         task: Task,
-        /// Test examples to answer before and after (30 keeps the demo near 9 minutes).
+        /// Test examples to answer before and after (30 keep the whole demo near 3 minutes).
         #[arg(long, default_value_t = 30)]
         eval_examples: usize,
         /// Where the trained adapter is exported for Ollama (merged Q8_0 GGUF + Modelfile).
