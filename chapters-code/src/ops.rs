@@ -38,7 +38,7 @@ pub fn grad_enabled() -> bool {
 }
 
 /// Whether a graph node is needed for an op on these inputs.
-fn tracks(inputs: &[&Tensor]) -> bool {
+pub fn tracks(inputs: &[&Tensor]) -> bool {
     grad_enabled() && inputs.iter().any(|t| t.track_op())
 }
 
@@ -275,8 +275,14 @@ pub fn lora_linear(
     let mut out_dims = lead.to_vec();
     out_dims.push(d_out);
     let x2 = x.detach().reshape((rows, d_in))?;
-    let xl = match dropout {
-        Some((keep, p)) => x2.mul(&(keep.reshape((rows, d_in))?.to_dtype(x.dtype())? / (1.0 - p))?)?,
+    // The keep-mask scaled by 1/(1 − p), which multiplies the branch's input and, in the
+    // backward pass, its input gradient.
+    let mask = match dropout {
+        Some((keep, p)) => Some((keep.reshape((rows, d_in))?.to_dtype(x.dtype())? / (1.0 - p))?),
+        None => None,
+    };
+    let xl = match &mask {
+        Some(m) => x2.mul(m)?,
         None => x2.clone(),
     };
     let (ad, bd) = (a.detach(), b.detach());
@@ -289,14 +295,14 @@ pub fn lora_linear(
     if tracks(&[w]) {
         candle_core::bail!("lora_linear: the base weight must be frozen")
     }
-    let (w, keep) = (w.clone(), dropout.map(|(k, p)| (k.clone(), p)));
+    let w = w.clone();
     attach3((x, a, b), y, move |g| {
         let g = g.reshape((rows, d_out))?;
         let gb = (g.matmul(&bd)? * scale)?; // (rows, r)
         let dx = if x_tracks {
             let through_lora = gb.matmul(&ad)?;
-            let through_lora = match &keep {
-                Some((k, p)) => through_lora.mul(&(k.reshape((rows, d_in))?.to_dtype(g.dtype())? / (1.0 - p))?)?,
+            let through_lora = match &mask {
+                Some(m) => through_lora.mul(m)?,
                 None => through_lora,
             };
             Some((g.matmul(&w)? + through_lora)?.reshape(dims.clone())?)

@@ -41,7 +41,7 @@ impl Linear {
     /// Inference on quantized weights: the base product in the weights' own block type (as
     /// llama.cpp computes it), the LoRA branch, if any, in full precision beside it.
     fn forward_quantized(&self, q: &QMatMul, x: &Tensor) -> Result<Tensor> {
-        if ops::grad_enabled() && (x.track_op() || self.lora.as_ref().is_some_and(|l| l.a.track_op() || l.b.track_op())) {
+        if ops::tracks(&[x]) || self.lora.as_ref().is_some_and(|l| ops::tracks(&[&l.a, &l.b])) {
             bail!("this model's weights are quantized for inference; training needs the full-precision model")
         }
         let base = if decoding(x) { q.forward(x)? } else { ops::frozen_linear(x, &self.weight)? };
@@ -412,12 +412,10 @@ impl Llama {
     /// Project hidden states to vocabulary logits (the tied embedding when there is no
     /// separate `lm_head`).
     pub fn logits(&self, hidden: &Tensor) -> Result<Tensor> {
-        if let (Some(q), false) = (&self.quantized_head, ops::grad_enabled() && hidden.track_op()) {
-            if decoding(hidden) {
-                return Ok(q.forward(hidden)?);
-            }
+        match &self.quantized_head {
+            Some(q) if decoding(hidden) && !ops::tracks(&[hidden]) => Ok(q.forward(hidden)?),
+            _ => Ok(ops::frozen_linear(hidden, self.head_weight())?),
         }
-        Ok(ops::frozen_linear(hidden, self.head_weight())?)
     }
 
     /// The vocabulary projection's weight (vocab, hidden): `lm_head`, or the embedding when tied.
