@@ -261,7 +261,8 @@ cmd_outputs() {
     if (($#)) && [[ " $* " != *" $name "* ]]; then continue; fi
     cmd="$(head -1 "$f")"
     if [[ $cmd != '$ cargo run '* && $cmd != '$ lora '* ]]; then say "$name: no command on its first line, left as is"; continue; fi
-    read -ra argv <<<"${cmd#'$ '}"
+    # Split as a shell would (xargs honours the quotes of a --prompt "…").
+    mapfile -d '' argv < <(xargs printf '%s\0' <<<"${cmd#'$ '}")
     if [[ ${argv[0]} == lora ]]; then
       # The CLI as the book's readers call it (the alias the README suggests).
       cargo build -q -p lorakit --bin lora

@@ -24,6 +24,7 @@ fn main() -> anyhow::Result<()> {
         max_tokens: 48,
         timeout: Duration::from_secs(300),
         dry_run,
+        system: Default::default(), // the Modelfile's SYSTEM: the prompt the adapter trained under
     };
     let report = deploy(&opts)?;
     if report.answer.is_some() {

@@ -25,7 +25,7 @@ use reqwest::Url;
 use reqwest::blocking::{Body, Client};
 use sha2::{Digest, Sha256};
 
-use crate::modelfile::{Command, Modelfile, parameter_json, parse_commands};
+use crate::modelfile::{Command, Modelfile, SystemChoice, parameter_json, parse_commands};
 
 /// Where Ollama listens unless `OLLAMA_HOST` says otherwise.
 pub const DEFAULT_HOST: &str = "http://127.0.0.1:11434";
@@ -54,6 +54,9 @@ pub struct DeployOptions {
     pub timeout: Duration,
     /// Print what would be sent, send nothing.
     pub dry_run: bool,
+    /// The model's system message: the Modelfile's SYSTEM ([`SystemChoice::Inherit`]), another
+    /// text, or none.
+    pub system: SystemChoice,
 }
 
 /// What happened.
@@ -146,6 +149,16 @@ impl Plan {
         }
         let parameters = parameters(&commands, path)?;
         Ok(Plan { path: path.to_path_buf(), modelfile, parameters, blobs, from_model })
+    }
+
+    /// The plan with its SYSTEM replaced or removed as `choice` says.
+    pub fn with_system(mut self, choice: &SystemChoice) -> Plan {
+        match choice {
+            SystemChoice::Inherit => {}
+            SystemChoice::Text(s) => self.modelfile.system = Some(s.clone()),
+            SystemChoice::Omit => self.modelfile.system = None,
+        }
+        self
     }
 
     /// The `/api/create` body for model `name`.
@@ -408,7 +421,7 @@ pub fn deploy(opts: &DeployOptions) -> Result<DeployReport> {
     validate_model_name(&opts.name)?;
     let url = resolve_host(opts.host.as_deref())?;
     let path = modelfile_path(&opts.modelfile)?;
-    let plan = Plan::read(&path)?;
+    let plan = Plan::read(&path)?.with_system(&opts.system);
     let fallback = if plan.blobs.iter().any(|b| b.adapter) { merged_sibling(&path) } else { None };
     if opts.dry_run {
         return dry_run(opts, &url, &plan, fallback.as_deref());
@@ -421,7 +434,7 @@ pub fn deploy(opts: &DeployOptions) -> Result<DeployReport> {
             let merged_path = fallback.unwrap_or_default();
             eprintln!("{e:#}");
             eprintln!("the adapter route was refused; falling back to the merged model in {}", merged_path.display());
-            let merged = Plan::read(&merged_path)?;
+            let merged = Plan::read(&merged_path)?.with_system(&opts.system);
             uploaded.extend(server.upload_missing(&merged)?);
             let answer = server.create_and_check(&merged, opts)?;
             (merged, answer, true)
@@ -438,7 +451,7 @@ pub fn deploy(opts: &DeployOptions) -> Result<DeployReport> {
     let ollama_create = ollama_create_line(&opts.name, &plan.path);
     println!("created {} on Ollama at {} from {}{}", opts.name, server.shown, plan.path.display(), if fell_back { " (fallback: merged model)" } else { "" });
     println!("smoke test: {:?} -> {:?}", opts.prompt, answer);
-    println!("the same with Ollama's CLI: {ollama_create}");
+    println!("the same with Ollama's CLI: {ollama_create}{}", system_caveat(&opts.system));
     Ok(DeployReport {
         name: opts.name.clone(),
         host: server.shown.clone(),
@@ -448,6 +461,15 @@ pub fn deploy(opts: &DeployOptions) -> Result<DeployReport> {
         answer: Some(answer),
         ollama_create,
     })
+}
+
+/// `ollama create -f` reads SYSTEM from the file, which --system/--no-system overrode.
+fn system_caveat(choice: &SystemChoice) -> &'static str {
+    match choice {
+        SystemChoice::Inherit => "",
+        SystemChoice::Text(_) => " (after editing the Modelfile's SYSTEM line as --system says)",
+        SystemChoice::Omit => " (after deleting the Modelfile's SYSTEM line)",
+    }
 }
 
 fn is_refusal(e: &anyhow::Error) -> bool {
@@ -470,7 +492,7 @@ fn dry_run(opts: &DeployOptions, url: &Url, plan: &Plan, fallback: Option<&Path>
         println!("if the server refuses the adapter: the merged model in {}", f.display());
     }
     let ollama_create = ollama_create_line(&opts.name, &plan.path);
-    println!("the same with Ollama's CLI: {ollama_create}");
+    println!("the same with Ollama's CLI: {ollama_create}{}", system_caveat(&opts.system));
     Ok(DeployReport {
         name: opts.name.clone(),
         host: redact(url),

@@ -190,6 +190,92 @@ impl Modelfile {
     }
 }
 
+/// Where a Modelfile's SYSTEM line comes from.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum SystemChoice {
+    /// The natural source: for an export, the system prompt the adapter was trained under
+    /// (its run's records); for a deploy, the Modelfile's own SYSTEM.
+    #[default]
+    Inherit,
+    /// This text.
+    Text(String),
+    /// No SYSTEM: the chat template's default system turn applies.
+    Omit,
+}
+
+impl Modelfile {
+    /// The conversation Ollama templates for a chat request's `conversation` (or for
+    /// `/api/generate`'s prompt as one user message): the MESSAGE lines first, SYSTEM in front
+    /// when the conversation brings no system message of its own, and runs of one role
+    /// joined (server/routes.go and `collate` in template/template.go).
+    pub fn ollama_messages(&self, conversation: &[Message]) -> Vec<Message> {
+        let mut msgs: Vec<Message> = self.messages.iter().chain(conversation).cloned().collect();
+        if let Some(system) = &self.system
+            && conversation.first().is_some_and(|m| m.role != "system")
+        {
+            msgs.insert(0, Message::new("system", system.clone()));
+        }
+        let mut collated: Vec<Message> = Vec::new();
+        for m in msgs {
+            match collated.last_mut() {
+                Some(last) if last.role == m.role => last.content = format!("{}\n\n{}", last.content, m.content),
+                _ => collated.push(m),
+            }
+        }
+        collated
+    }
+
+    /// The prompt text Ollama hands the model for `conversation`, before tokenization
+    /// (llama.cpp adds BOS where the GGUF asks for it).
+    pub fn ollama_prompt(&self, conversation: &[Message]) -> Result<String> {
+        let messages = self.ollama_messages(conversation);
+        match &self.template {
+            Some(t) => render_go_template(t, &messages, &chrono::Local::now().format("%Y-%m-%d").to_string()),
+            // Ollama's default TEMPLATE is `{{ .Prompt }}`.
+            None => Ok(last_user(&messages)),
+        }
+    }
+}
+
+fn last_user(messages: &[Message]) -> String {
+    messages.iter().rev().find(|m| m.role == "user").map(|m| m.content.clone()).unwrap_or_default()
+}
+
+/// Renders an Ollama TEMPLATE over `messages` (already collated) with the variables Ollama
+/// gives a `.Messages` template; `today` is what `currentDate` prints.
+pub fn render_go_template(template: &str, messages: &[Message], today: &str) -> Result<String> {
+    use gtmpl::{FuncError, Value};
+    use std::collections::HashMap;
+    if !template.contains(".Messages") {
+        bail!("TEMPLATE does not range over .Messages; only such templates (the ones lora writes) are rendered here")
+    }
+    let object = |pairs: Vec<(&str, Value)>| {
+        Value::Object(pairs.into_iter().map(|(k, v)| (k.to_string(), v)).collect::<HashMap<_, _>>())
+    };
+    // gtmpl takes plain function pointers, so the date reaches `currentDate` through a
+    // thread-local.
+    thread_local!(static TODAY: std::cell::RefCell<String> = const { std::cell::RefCell::new(String::new()) });
+    fn current_date(_: &[Value]) -> Result<Value, FuncError> {
+        Ok(TODAY.with(|d| Value::from(d.borrow().as_str())))
+    }
+    TODAY.with(|d| *d.borrow_mut() = today.to_string());
+    let mut t = gtmpl::Template::default();
+    t.add_func("currentDate", current_date);
+    t.parse(template).map_err(|e| anyhow::anyhow!("TEMPLATE does not parse as a Go template: {e}"))?;
+    let msgs = messages
+        .iter()
+        .map(|m| object(vec![("Role", m.role.as_str().into()), ("Content", m.content.as_str().into())]))
+        .collect();
+    let system: Vec<&str> = messages.iter().filter(|m| m.role == "system").map(|m| m.content.as_str()).collect();
+    let ctx = object(vec![
+        ("Messages", Value::Array(msgs)),
+        ("System", system.join("\n\n").into()),
+        ("Prompt", last_user(messages).into()),
+        ("Response", "".into()),
+    ]);
+    t.render(&gtmpl::Context::from(ctx)).map_err(|e| anyhow::anyhow!("rendering TEMPLATE: {e}"))
+}
+
 /// Quotes a value the way Ollama's parser reads it back unchanged.
 fn quote(value: &str) -> String {
     let needs_quotes = value.is_empty()
@@ -688,53 +774,13 @@ mod tests {
     /// The date Ollama's `currentDate` would print; the Jinja gets the same string.
     const DATE: &str = "2026-08-21";
 
-    fn current_date(_: &[gtmpl::Value]) -> Result<gtmpl::Value, gtmpl::FuncError> {
-        Ok(gtmpl::Value::from(DATE))
-    }
-
-    /// What Ollama does with a chat request before templating (server/routes.go and
-    /// template.collate): put the Modelfile's SYSTEM in front when the conversation does
-    /// not start with a system message, and join consecutive messages of one role.
     fn ollama_messages(modelfile_system: Option<&str>, messages: &[Message]) -> Vec<Message> {
-        let mut msgs = messages.to_vec();
-        if let Some(s) = modelfile_system
-            && msgs.first().is_some_and(|m| m.role != "system")
-        {
-            msgs.insert(0, Message::new("system", s));
-        }
-        let mut out: Vec<Message> = Vec::new();
-        for m in msgs {
-            match out.last_mut() {
-                Some(last) if last.role == m.role => last.content = format!("{}\n\n{}", last.content, m.content),
-                _ => out.push(m),
-            }
-        }
-        out
+        let m = Modelfile { system: modelfile_system.map(String::from), ..Modelfile::new("x") };
+        m.ollama_messages(messages)
     }
 
     fn render_go(template: &str, messages: &[Message]) -> String {
-        let mut t = gtmpl::Template::default();
-        t.add_func("currentDate", current_date);
-        t.parse(template).unwrap_or_else(|e| panic!("{e}\n{template}"));
-        let msgs: Vec<gtmpl::Value> = messages
-            .iter()
-            .map(|m| {
-                let fields: HashMap<String, gtmpl::Value> = [
-                    ("Role".to_string(), gtmpl::Value::from(m.role.as_str())),
-                    ("Content".to_string(), gtmpl::Value::from(m.content.as_str())),
-                ]
-                .into_iter()
-                .collect();
-                gtmpl::Value::Object(fields)
-            })
-            .collect();
-        let ctx: HashMap<String, gtmpl::Value> = [
-            ("Messages".to_string(), gtmpl::Value::Array(msgs)),
-            ("System".to_string(), gtmpl::Value::from("")),
-        ]
-        .into_iter()
-        .collect();
-        t.render(&gtmpl::Context::from(gtmpl::Value::Object(ctx))).unwrap_or_else(|e| panic!("{e}"))
+        render_go_template(template, messages, DATE).unwrap_or_else(|e| panic!("{e}\n{template}"))
     }
 
     fn conversations() -> Vec<(&'static str, Vec<Message>)> {

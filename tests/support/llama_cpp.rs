@@ -53,6 +53,15 @@ fn project_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
+/// One answer of [`LlamaCpp::answer_like_ollama`].
+#[derive(Debug, Clone)]
+pub struct OllamaAnswer {
+    pub prompt_ids: Vec<u32>,
+    pub text: String,
+    /// "eog", "stop" or "length".
+    pub stopped_by: String,
+}
+
 /// The installed runner, or None when `bash scripts/llama.sh install` has not been run (or is
 /// out of date). Installs nothing.
 pub fn runner() -> Option<LlamaCpp> {
@@ -185,6 +194,34 @@ impl LlamaCpp {
 
     pub fn greedy(&self, model: &Path, lora: Option<(&Path, f32)>, prompt_ids: &[u32], n: usize) -> Vec<u32> {
         self.try_greedy(model, lora, prompt_ids, n).unwrap_or_else(|e| panic!("{e:#}"))
+    }
+
+    /// Ollama's path from prompt text to answer, for each of `prompts`: tokenized by the
+    /// GGUF's own tokenizer (BOS as the GGUF asks), greedy for up to `n` tokens, stopped at an
+    /// end-of-generation token or cut before the first of `stops` in the answer's text.
+    pub fn answer_like_ollama(
+        &self,
+        model: &Path,
+        lora: Option<(&Path, f32)>,
+        prompts: &[String],
+        stops: &[&str],
+        n: usize,
+    ) -> Vec<OllamaAnswer> {
+        let spec = tempfile::NamedTempFile::new().expect("temp file");
+        std::fs::write(spec.path(), serde_json::json!({ "prompts": prompts, "stops": stops }).to_string()).expect("write");
+        let mut args = Self::model_args(model, lora);
+        args.extend(["--prompts".into(), spec.path().display().to_string(), "--greedy".into(), n.to_string()]);
+        let v = self.run(&args).unwrap_or_else(|e| panic!("{e:#}"));
+        v["rows"]
+            .as_array()
+            .expect("rows")
+            .iter()
+            .map(|r| OllamaAnswer {
+                prompt_ids: u32s(&r["prompt_ids"]),
+                text: r["text"].as_str().expect("text").to_string(),
+                stopped_by: r["stopped_by"].as_str().expect("stopped_by").to_string(),
+            })
+            .collect()
     }
 
     /// What llama.cpp reports about the model.

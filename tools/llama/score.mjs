@@ -12,6 +12,13 @@
 //   --model F.gguf [--lora A.gguf [--lora-scale S]] --prompt-ids 1,2,3 --greedy N
 //       llama.cpp's greedy sampler (temperature 0) for N tokens, stopping at an end-of-generation
 //       token (not included): {"prompt_ids", "ids", "stopped_at_eog"}
+//   --model F.gguf [--lora A.gguf] --prompts P.json --greedy N
+//       Ollama's path from prompt text to answer, for each prompt of P.json
+//       ({"prompts": [text…], "stops": [text…]}): tokenize with the GGUF's own tokenizer
+//       (special tokens parsed, BOS added when the GGUF asks for it), decode greedily in a fresh
+//       context for up to N tokens, stop at an end-of-generation token or where the answer's
+//       text first contains a stop string (cut there, as Ollama does):
+//       {"rows": [{"prompt_ids", "ids", "text", "stopped_by"}]}
 //   --model F.gguf --info [--tokenize TEXT]
 //       what llama.cpp reports: architecture, n_vocab, n_ctx_train, n_embd, special tokens, the
 //       chat template; with --tokenize, the ids of TEXT (special tokens parsed, no BOS added)
@@ -43,7 +50,7 @@ function parseArgs(argv) {
         if (i + 1 >= argv.length) fail(`${a} needs a value`);
         out[a.slice(2)] = argv[++i];
     }
-    const known = ["model", "lora", "lora-scale", "ids", "logits", "top", "prompt-ids", "greedy", "info", "tokenize", "verbose"];
+    const known = ["model", "lora", "lora-scale", "ids", "logits", "top", "prompt-ids", "prompts", "greedy", "info", "tokenize", "verbose"];
     for (const k of Object.keys(out)) if (!known.includes(k)) fail(`unknown option --${k}`);
     return out;
 }
@@ -92,8 +99,11 @@ async function importNodeLlamaCpp() {
 
 const args = parseArgs(process.argv.slice(2));
 if (!args.model) fail("--model F.gguf is needed");
-const mode = args.info ? "info" : args.greedy !== undefined ? "greedy" : args.ids !== undefined ? "logits" : null;
-if (!mode) fail("one of --ids, --prompt-ids with --greedy, or --info is needed");
+const mode = args.info ? "info"
+    : args.prompts !== undefined ? "prompts"
+    : args.greedy !== undefined ? "greedy"
+    : args.ids !== undefined ? "logits" : null;
+if (!mode) fail("one of --ids, --prompt-ids with --greedy, --prompts with --greedy, or --info is needed");
 const modelPath = path.resolve(args.model);
 checkFile(modelPath, "model");
 const loraPath = args.lora ? path.resolve(args.lora) : null;
@@ -220,6 +230,47 @@ const common = {
     lora_scale: loraPath ? loraScale : null,
 };
 
+function greedyCount() {
+    const n = Number(args.greedy);
+    if (!Number.isInteger(n) || n < 0) fail(`--greedy ${args.greedy} is not a count`);
+    return n;
+}
+
+// llama.cpp's greedy sampler (temperature 0) for up to n tokens in a fresh context. Stops at an
+// end-of-generation token (not kept) or once the answer's text contains one of `stops` (the
+// text is cut before it). Returns the kept token ids, the text (special tokens written out) and
+// why it stopped: "eog", "stop" or "length".
+// `shared` (a context's sequence) is reused and cleared after when given; otherwise a context
+// is made for this prompt.
+async function greedy(prompt, n, stops, shared = null) {
+    const ctx = shared ? null : await newContext(prompt.length + n + 1);
+    const seq = shared ?? ctx.getSequence();
+    const ids = [];
+    let text = "";
+    let stoppedBy = "length";
+    const next = { generateNext: { token: true, options: { temperature: 0 } } };
+    let input = prompt.map((t, i) => (i === prompt.length - 1 ? [t, next] : t));
+    for (let step = 0; step < n; step++) {
+        let res;
+        try {
+            res = await seq.controlledEvaluate(input, noContextShift);
+        } catch (e) {
+            await failWithLog(`llama.cpp failed to evaluate on ${modelPath}: ${e.message}`);
+        }
+        const tok = res[input.length - 1]?.next?.token;
+        if (tok === undefined || tok === null) await failWithLog(`llama.cpp sampled no token at step ${step}`);
+        if (model.isEogToken(tok)) { stoppedBy = "eog"; break; }
+        ids.push(tok);
+        text = model.detokenize(ids, true);
+        const cut = Math.min(...stops.map((s) => text.indexOf(s)).filter((i) => i >= 0));
+        if (Number.isFinite(cut)) { text = text.slice(0, cut); stoppedBy = "stop"; break; }
+        input = [[tok, next]];
+    }
+    if (shared) await seq.clearHistory();
+    else await ctx.dispose();
+    return { ids, text, stoppedBy };
+}
+
 let result;
 if (mode === "logits") {
     const rows = args.ids.split(";").filter((r) => r.trim() !== "").map((r, i) => parseIds(r, `--ids row ${i}`));
@@ -261,29 +312,39 @@ if (mode === "logits") {
 } else if (mode === "greedy") {
     if (args["prompt-ids"] === undefined) fail("--greedy needs --prompt-ids");
     const prompt = parseIds(args["prompt-ids"], "--prompt-ids");
-    const n = Number(args.greedy);
-    if (!Number.isInteger(n) || n < 0) fail(`--greedy ${args.greedy} is not a count`);
+    const n = greedyCount();
     checkIds(prompt, "--prompt-ids");
-    const ctx = await newContext(prompt.length + n + 1);
+    const { ids, stoppedBy } = await greedy(prompt, n, []);
+    result = { ...common, prompt_ids: prompt, ids, stopped_at_eog: stoppedBy === "eog" };
+} else if (mode === "prompts") {
+    const n = greedyCount();
+    let spec;
+    try {
+        spec = JSON.parse(fs.readFileSync(args.prompts, "utf8"));
+    } catch (e) {
+        fail(`--prompts ${args.prompts}: ${e.message}`);
+    }
+    if (!Array.isArray(spec.prompts) || !spec.prompts.every((p) => typeof p === "string"))
+        fail(`--prompts ${args.prompts}: "prompts" must be a list of strings`);
+    const stops = spec.stops ?? [];
+    if (!Array.isArray(stops) || !stops.every((p) => typeof p === "string" && p !== ""))
+        fail(`--prompts ${args.prompts}: "stops" must be a list of non-empty strings`);
+    const tokenized = spec.prompts.map((text) => {
+        const ids = Array.from(model.tokenize(text, true));
+        const bos = model.tokens.bos;
+        if (model.tokens.shouldPrependBosToken && bos != null && ids[0] !== bos) ids.unshift(bos);
+        return ids;
+    });
+    // One context for every prompt, each in a cleared sequence (as Ollama reuses its slots).
+    const ctx = await newContext(Math.max(1, ...tokenized.map((ids) => ids.length)) + n + 1);
     const seq = ctx.getSequence();
-    const gen = [];
-    let stoppedAtEog = false;
-    let input = prompt.map((t, i) => (i === prompt.length - 1 ? [t, { generateNext: { token: true, options: { temperature: 0 } } }] : t));
-    for (let step = 0; step < n; step++) {
-        let res;
-        try {
-            res = await seq.controlledEvaluate(input, noContextShift);
-        } catch (e) {
-            await failWithLog(`llama.cpp failed to evaluate on ${modelPath}: ${e.message}`);
-        }
-        const tok = res[input.length - 1]?.next?.token;
-        if (tok === undefined || tok === null) await failWithLog(`llama.cpp sampled no token at step ${step}`);
-        if (model.isEogToken(tok)) { stoppedAtEog = true; break; }
-        gen.push(tok);
-        input = [[tok, { generateNext: { token: true, options: { temperature: 0 } } }]];
+    const rows = [];
+    for (const ids of tokenized) {
+        const out = await greedy(ids, n, stops, seq);
+        rows.push({ prompt_ids: ids, ids: out.ids, text: out.text, stopped_by: out.stoppedBy });
     }
     await ctx.dispose();
-    result = { ...common, prompt_ids: prompt, ids: gen, stopped_at_eog: stoppedAtEog };
+    result = { ...common, rows };
 } else {
     const tokens = model.tokens;
     const chatTemplate = meta.tokenizer?.chat_template ?? null;

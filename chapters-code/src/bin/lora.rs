@@ -104,8 +104,10 @@ struct TrainFlags {
     max_len: Option<usize>,
     #[arg(long)]
     train_on_prompt: bool,
+    /// Validation loss every N steps and at the end (0: only at the end)
     #[arg(long)]
     eval_every: Option<usize>,
+    /// A checkpoint every N steps and at the end (0: only at the end)
     #[arg(long)]
     save_every: Option<usize>,
     #[arg(long)]
@@ -281,9 +283,13 @@ enum Command {
         /// Take the vocabulary from this GGUF (for HF bases without a convertible tokenizer).
         #[arg(long)]
         vocab_from: Option<PathBuf>,
-        /// A SYSTEM message for the Modelfile.
-        #[arg(long)]
+        /// The Modelfile's SYSTEM message (default: the system prompt the adapter was
+        /// trained under, from its run's records).
+        #[arg(long, conflicts_with = "no_system")]
         system: Option<String>,
+        /// Write no SYSTEM line (the chat template's default system turn applies).
+        #[arg(long)]
+        no_system: bool,
         /// A Jinja chat template for the Modelfile (for a base without one, or to replace it).
         #[arg(long)]
         chat_template: Option<PathBuf>,
@@ -320,6 +326,12 @@ enum Command {
         /// Print the requests that would be sent, and send nothing.
         #[arg(long)]
         dry_run: bool,
+        /// Replace the Modelfile's SYSTEM message on the server.
+        #[arg(long, conflicts_with = "no_system")]
+        system: Option<String>,
+        /// Create the model without the Modelfile's SYSTEM message.
+        #[arg(long)]
+        no_system: bool,
     },
     /// Generate an answer to a prompt (rendered with the model's chat template).
     Generate {
@@ -415,7 +427,8 @@ fn run(cli: Cli) -> Result<()> {
                 print_summary(&cfg.output_dir, &summary);
             }
         }
-        Command::Export { model, adapter, format, out, dtype, name, vocab_from, system, chat_template, force, json } => {
+        Command::Export { model, adapter, format, out, dtype, name, vocab_from, system, no_system, chat_template, force, json } => {
+            let system = system_choice(system, no_system);
             let req =
                 lorakit::export::ExportRequest { model, adapter, format, out, dtype, name, vocab_from, system, chat_template, force };
             let report = lorakit::export::export(&req)?;
@@ -425,8 +438,15 @@ fn run(cli: Cli) -> Result<()> {
                 print_export_report(&report);
             }
         }
-        Command::Deploy { path, name, host, prompt, max_tokens, timeout, dry_run } => {
-            cmd_deploy(path, name, host, prompt, max_tokens, timeout, dry_run)?;
+        Command::Deploy { path, name, host, prompt, max_tokens, timeout, dry_run, system, no_system } => {
+            use lorakit::deploy::{DeployOptions, default_name, deploy};
+            let name = match name {
+                Some(n) => n,
+                None => default_name(&path)?,
+            };
+            let timeout = std::time::Duration::from_secs(timeout);
+            let system = system_choice(system, no_system);
+            deploy(&DeployOptions { modelfile: path, name, host, prompt, max_tokens, timeout, dry_run, system })?;
         }
         Command::Eval { model, data, task, limit, max_new_tokens, report } => {
             let mut records = load_dataset(&data)?;
@@ -584,23 +604,14 @@ fn run(cli: Cli) -> Result<()> {
     Ok(())
 }
 
-fn cmd_deploy(
-    path: PathBuf,
-    name: Option<String>,
-    host: Option<String>,
-    prompt: String,
-    max_tokens: i32,
-    timeout: u64,
-    dry_run: bool,
-) -> Result<()> {
-    use lorakit::deploy::{DeployOptions, default_name, deploy};
-    let name = match name {
-        Some(n) => n,
-        None => default_name(&path)?,
-    };
-    let timeout = std::time::Duration::from_secs(timeout);
-    deploy(&DeployOptions { modelfile: path, name, host, prompt, max_tokens, timeout, dry_run })?;
-    Ok(())
+/// `--system TEXT` / `--no-system`, as the library takes them.
+fn system_choice(system: Option<String>, no_system: bool) -> lorakit::modelfile::SystemChoice {
+    use lorakit::modelfile::SystemChoice;
+    match (system, no_system) {
+        (Some(text), _) => SystemChoice::Text(text),
+        (None, true) => SystemChoice::Omit,
+        (None, false) => SystemChoice::Inherit,
+    }
 }
 
 fn parse_ids(s: &str) -> Result<Vec<u32>> {

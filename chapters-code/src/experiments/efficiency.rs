@@ -165,7 +165,7 @@ fn full_fine_tune(runner: &mut Runner, spec: &RunSpec) -> Result<Side> {
             elapsed_secs: started.elapsed().as_secs_f64(),
             val_loss: None,
         };
-        if done % cfg.eval_every.max(1) == 0 || done == total {
+        if crate::train::trainer::every(done, cfg.eval_every) || done == total {
             h.val_loss = Some(eval_loss(m, &val_set, cfg.micro_batch * 2)?);
         }
         history.push(h);

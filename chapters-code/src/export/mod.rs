@@ -16,6 +16,7 @@ pub use gguf::ExportDtype;
 use crate::io::{atomic_dir, sha256_file};
 use crate::load::{LoadedModel, load};
 use crate::lora::{CONFIG_FILE, LoraAdapter, WEIGHTS_FILE};
+use crate::modelfile::SystemChoice;
 use anyhow::{Context, Result, bail};
 use candle_core::DType;
 use serde::Serialize;
@@ -63,8 +64,9 @@ pub struct ExportRequest {
     pub name: Option<String>,
     /// Copy the vocabulary (`tokenizer.*` keys) from this GGUF instead of the base's.
     pub vocab_from: Option<PathBuf>,
-    /// A SYSTEM line for the Modelfile.
-    pub system: Option<String>,
+    /// The Modelfile's SYSTEM line; by default the system prompt the adapter was trained
+    /// under, read from its run's records.
+    pub system: SystemChoice,
     /// A Jinja chat template file for the Modelfile, for a base without one (or to replace it).
     pub chat_template: Option<PathBuf>,
     /// Replace an existing output.
@@ -82,7 +84,7 @@ impl ExportRequest {
             dtype: None,
             name: None,
             vocab_from: None,
-            system: None,
+            system: SystemChoice::Inherit,
             chat_template: None,
             force: false,
         }

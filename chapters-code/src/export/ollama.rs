@@ -5,7 +5,8 @@
 use super::{ExportDtype, ExportRequest, ollama_name, write_gguf_adapter, write_merged};
 use crate::load::LoadedModel;
 use crate::lora::LoraAdapter;
-use crate::modelfile::{Modelfile, check_stops, ollama_template};
+use crate::modelfile::{Modelfile, SystemChoice, check_stops, ollama_template};
+use crate::train::SystemPrompts;
 use anyhow::{Context, Result};
 use std::path::Path;
 
@@ -29,12 +30,16 @@ pub fn write_dir(
     let tmpl = ollama_template(&jinja)?;
     let tokenizer = base.tokenizer()?;
     check_stops(&tmpl.stops, tokenizer)?;
+    let system = system_line(req, &mut notes)?;
     let modelfile = |from: String, adapters: Vec<String>| {
         let mut m = Modelfile::new(from).with_template(&tmpl);
         m.adapters = adapters;
-        m.system = req.system.clone();
-        // Greedy by default: the adapter was trained to give one right answer.
+        m.system = system.clone();
+        // Greedy by default: the adapter was trained to give one right answer. And no repeat
+        // penalty: Ollama's llama.cpp runner (the one that applies ADAPTER) defaults to 1.1,
+        // which would push down the quotes and braces a JSON answer must repeat.
         m.parameters.push(("temperature".into(), "0".into()));
+        m.parameters.push(("repeat_penalty".into(), "1".into()));
         m
     };
     if base.path.is_file() {
@@ -50,3 +55,44 @@ pub fn write_dir(
     Ok((notes, cmd))
 }
 
+
+/// The SYSTEM line. An adapter learns its task under the system prompt of its training
+/// examples; served under another (the chat template's default, say), it can fail outright.
+/// So by default SYSTEM is that prompt, read from the run's records.
+fn system_line(req: &ExportRequest, notes: &mut Vec<String>) -> Result<Option<String>> {
+    match &req.system {
+        SystemChoice::Text(s) => Ok(Some(s.clone())),
+        SystemChoice::Omit => Ok(None),
+        SystemChoice::Inherit => {
+            let Some((record, source)) = SystemPrompts::of_run(&req.adapter)? else {
+                notes.push(format!(
+                    "{} holds no training records (system_prompts.json, or a train_config.toml whose data is still there), \
+                     so the Modelfile has no SYSTEM line: give --system with the prompt the adapter was trained under",
+                    req.adapter.display()
+                ));
+                return Ok(None);
+            };
+            let Some(top) = record.most_frequent() else {
+                notes.push(
+                    "the training examples carry no system prompt, so the Modelfile has none either \
+                     (the chat template's default applies, as it did in training)"
+                        .into(),
+                );
+                return Ok(None);
+            };
+            let (n, total) = (top.examples, record.examples);
+            notes.push(if record.prompts.len() > 1 {
+                format!(
+                    "the training data carry {} different system prompts; SYSTEM is the most frequent, used by {n} of {total} \
+                     examples (choose another with --system)",
+                    record.prompts.len()
+                )
+            } else if n < total {
+                format!("SYSTEM is the system prompt of {n} of {total} training examples (the others have none)")
+            } else {
+                format!("SYSTEM is the system prompt all {total} training examples carry (from {})", source.display())
+            });
+            Ok(Some(top.text.clone()))
+        }
+    }
+}

@@ -60,7 +60,9 @@ pub struct TrainConfig {
     /// Score every token, not only the answer.
     pub train_on_prompt: bool,
 
+    /// Validation loss every this many steps and at the end (0: only at the end).
     pub eval_every: usize,
+    /// A checkpoint every this many steps and at the end (0: only at the end).
     pub save_every: usize,
     pub seed: u64,
 }

@@ -4,9 +4,11 @@ pub mod config;
 pub mod loss;
 pub mod optim;
 pub mod schedule;
+pub mod system_prompts;
 pub mod trainer;
 
 pub use config::{Schedule, TrainConfig};
 pub use loss::{IGNORE, causal_lm_loss};
 pub use optim::{AdamW, AdamWConfig};
+pub use system_prompts::SystemPrompts;
 pub use trainer::{TrainOptions, TrainSummary, train};

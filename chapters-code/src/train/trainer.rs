@@ -4,6 +4,7 @@
 use super::checkpoint::{self, TrainState};
 use super::config::TrainConfig;
 use super::schedule::lr_at;
+use super::system_prompts::SystemPrompts;
 use super::{AdamW, AdamWConfig, causal_lm_loss};
 use crate::data::{Record, TokenizedExample, collate, load_dataset, tokenize_chat};
 use crate::io::atomic_write;
@@ -107,7 +108,8 @@ fn train_on_pool(cfg: &TrainConfig, m: &mut LoadedModel, opts: &TrainOptions) ->
     cfg.validate()?;
     let lora = cfg.lora();
     lora.validate(Some(&m.model.config))?;
-    let train_set = tokenize_file(m, &cfg.train_data, cfg)?;
+    let train_records = load_dataset(&cfg.train_data)?;
+    let train_set = tokenize_records(m, &train_records, cfg).with_context(|| format!("{}", cfg.train_data.display()))?;
     if train_set.is_empty() {
         bail!("{}: no training examples", cfg.train_data.display())
     }
@@ -117,6 +119,8 @@ fn train_on_pool(cfg: &TrainConfig, m: &mut LoadedModel, opts: &TrainOptions) ->
     };
     std::fs::create_dir_all(&cfg.output_dir)
         .with_context(|| format!("cannot create output directory {}", cfg.output_dir.display()))?;
+    // Written first, so even an interrupted run's adapter can be served under its prompt.
+    SystemPrompts::count(&train_records).write(&cfg.output_dir)?;
     let ckpt_dir = cfg.output_dir.join("checkpoints");
 
     let dev = m.model.device().clone();
@@ -226,7 +230,7 @@ fn train_on_pool(cfg: &TrainConfig, m: &mut LoadedModel, opts: &TrainOptions) ->
             val_loss: None,
         };
         let last = state.step == total_steps;
-        if !val_set.is_empty() && (state.step % cfg.eval_every.max(1) == 0 || last) {
+        if !val_set.is_empty() && (every(state.step, cfg.eval_every) || last) {
             metrics.val_loss = Some(eval_loss(m, &val_set, cfg.micro_batch * 2)?);
         }
         let rate = (state.tokens_seen as f64) / state.elapsed_secs.max(1e-9);
@@ -242,7 +246,7 @@ fn train_on_pool(cfg: &TrainConfig, m: &mut LoadedModel, opts: &TrainOptions) ->
         history.push(metrics);
 
         let stop_now = opts.stop.as_ref().is_some_and(|s| s.load(Ordering::SeqCst));
-        if state.step % cfg.save_every.max(1) == 0 || last || stop_now {
+        if every(state.step, cfg.save_every) || last || stop_now {
             let path = checkpoint::save(&ckpt_dir, &adapter, &opt, &state, 2)?;
             write_metrics(&path.join("metrics.jsonl"), &history)?;
             write_metrics(&cfg.output_dir.join("metrics.jsonl"), &history)?;
@@ -318,6 +322,12 @@ pub(crate) fn global_norm(grads: &[Tensor]) -> Result<f64> {
         sq += g.sqr()?.sum_all()?.to_dtype(DType::F64)?.to_scalar::<f64>()?;
     }
     Ok(sq.sqrt())
+}
+
+/// Whether `step` is one of every `n` steps; `n = 0` means never (only the last step, which the
+/// callers add).
+pub(crate) fn every(step: usize, n: usize) -> bool {
+    n > 0 && step % n == 0
 }
 
 /// Config and training data, hashed: a checkpoint only resumes the run that made it.
