@@ -43,7 +43,7 @@ fn run() -> anyhow::Result<()> {
     }
     times.sort_by(f64::total_cmp);
     let med = times[times.len() / 2];
-    let rss = lorakit::train::trainer::peak_rss_mib();
+    let rss = lorakit::runtime::peak_rss_mib();
     println!("median {:.2}s/step = {:.0} tokens/s; peak RSS {rss:.0} MiB", med, (batch * seq) as f64 / med);
     Ok(())
 }

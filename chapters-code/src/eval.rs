@@ -64,6 +64,6 @@ fn evaluate_on_pool(m: &LoadedModel, records: &[Record], task: Task, max_new_tok
     let n = answers.len().max(1) as f64;
     let metric = answers.iter().map(|a| a.score).sum::<f64>() / n;
     let exact = answers.iter().filter(|a| a.score >= 1.0).count() as f64 / n;
-    let loss = crate::train::trainer::eval_loss(m, &tokenized, 8)?;
+    let loss = crate::train::eval_loss(m, &tokenized, 8)?;
     Ok(EvalReport { task, examples: answers.len(), metric, exact, loss, answers })
 }

@@ -23,7 +23,6 @@ pub mod lora;
 pub mod model;
 pub mod modelfile;
 pub mod ops;
-pub mod plot;
 pub mod runtime;
 pub mod score;
 pub mod tokenizer;

@@ -83,3 +83,24 @@ fn pool() -> Option<&'static rayon::ThreadPool> {
 fn single_threaded() -> bool {
     std::fs::read_dir("/proc/self/task").map(|d| d.count() == 1).unwrap_or(false)
 }
+
+/// Peak resident memory of this process so far (Linux), in MiB.
+pub fn peak_rss_mib() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1).and_then(|kb| kb.parse::<f64>().ok()))
+        })
+        .map(|kb| kb / 1024.0)
+        .unwrap_or(0.0)
+}
+
+/// Reset the kernel's peak-RSS mark (Linux ≥ 4.0), so the next `peak_rss_mib` is the peak
+/// of what follows, not of the whole process. Returns false where that is not possible.
+pub fn reset_peak_rss() -> bool {
+    // Freed heap kept for reuse (see runtime) would otherwise count towards the next peak.
+    release_memory();
+    std::fs::write("/proc/self/clear_refs", "5").is_ok()
+}

@@ -6,8 +6,11 @@
 
 use crate::chat::Message;
 use crate::load::LoadedModel;
-use crate::train::IGNORE;
 use anyhow::{Context, Result, bail};
+
+/// Label value that is not scored (PyTorch's `ignore_index`), used for prompt tokens and
+/// padding.
+pub const IGNORE: i64 = -100;
 
 /// One training sequence: `labels[t]` is the token the model should predict at `t`
 /// (after the causal shift in the loss), or `IGNORE`.

@@ -9,7 +9,7 @@ pub mod synth;
 pub mod teacher;
 
 pub use check::{DatasetReport, check};
-pub use format::{TokenizedExample, collate, tokenize_chat};
+pub use format::{IGNORE, TokenizedExample, collate, tokenize_chat};
 pub use load::{DataError, Record, load_dataset, save_dataset};
 pub use metrics::{exact_match, json_field_accuracy, persona_ok, task_metric};
 pub use synth::{Splits, Task, split, synthesize, task_splits};

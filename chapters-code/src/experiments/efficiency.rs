@@ -7,12 +7,14 @@
 //! (same batches, accumulation, clipping, schedule, AdamW); only the learning rate differs,
 //! as it must: a rate that suits LoRA's small fresh matrices wrecks pretrained weights.
 
-use super::{CurvePoint, Plan, RunSpec, Runner, curve, reset_peak_rss, step_seconds};
+use super::{CurvePoint, Plan, RunSpec, Runner, curve, step_seconds};
+use crate::runtime::{peak_rss_mib, reset_peak_rss};
+use crate::train::eval_loss;
 use crate::data::{TokenizedExample, collate};
 use crate::eval::evaluate;
 use crate::model::{Checkpoint, Llama};
 use crate::train::schedule::lr_at;
-use crate::train::trainer::{StepMetrics, accumulate, batch_indices, clip_to_norm, eval_loss, global_norm, peak_rss_mib, tokenize_file};
+use crate::train::trainer::{StepMetrics, accumulate, batch_indices, clip_to_norm, global_norm, tokenize_file};
 use crate::train::{AdamW, AdamWConfig, causal_lm_loss};
 use anyhow::{Context, Result, bail};
 use candle_core::{DType, Device, Tensor, Var};

@@ -290,14 +290,6 @@ impl Stat {
     }
 }
 
-/// Reset the kernel's peak-RSS mark (Linux ≥ 4.0), so the next `peak_rss_mib` is the peak
-/// of what follows, not of the whole process. Returns false where that is not possible.
-pub fn reset_peak_rss() -> bool {
-    // Freed heap kept for reuse (see runtime) would otherwise count towards the next peak.
-    crate::runtime::release_memory();
-    std::fs::write("/proc/self/clear_refs", "5").is_ok()
-}
-
 /// Loads the model once, trains and evaluates runs on demand, and remembers them.
 pub struct Runner {
     pub plan: Plan,
@@ -421,7 +413,7 @@ impl Runner {
             cfg.max_steps.unwrap_or(0)
         ));
         self.m.model.remove_adapter();
-        self.peak_rss_per_run &= reset_peak_rss();
+        self.peak_rss_per_run &= crate::runtime::reset_peak_rss();
         let opts = TrainOptions { resume: false, quiet: true, stop: None };
         let (_, summary) = train(&cfg, &mut self.m, &opts).with_context(|| format!("training run {}", spec.dir_name()))?;
         let history = read_history(&dir.join("metrics.jsonl"))?;

@@ -1,14 +1,13 @@
 //! The causal language-modelling loss with label masking.
 
+use crate::data::{IGNORE, TokenizedExample, collate};
+use crate::load::LoadedModel;
 use crate::model::Llama;
 use crate::ops;
 use anyhow::{Result, bail};
-use candle_core::{D, Tensor};
+use candle_core::{D, DType, Tensor};
 use rand_chacha::ChaCha8Rng;
 
-/// Label value that is not scored (PyTorch's `ignore_index`), used for prompt tokens and
-/// padding.
-pub const IGNORE: i64 = -100;
 
 /// Mean cross-entropy of next-token prediction over a batch: the logits at position t are
 /// scored against `labels[t + 1]`, averaged over every non-ignored label of the batch.
@@ -46,4 +45,18 @@ pub fn causal_lm_loss(
     let idx = Tensor::new(rows.as_slice(), hidden.device())?;
     // The vocabulary projection and the loss together, a chunk of rows at a time.
     Ok(ops::linear_cross_entropy(&hidden.index_select(&idx, 0)?, model.head_weight(), &targets)?)
+}
+
+/// Mean loss over a set (token-weighted), in batches, without building a graph.
+pub fn eval_loss(m: &LoadedModel, set: &[TokenizedExample], batch: usize) -> Result<f64> {
+    let pad = *m.stop_ids.first().unwrap_or(&0);
+    let (mut total, mut count) = (0.0, 0usize);
+    for chunk in set.chunks(batch.max(1)) {
+        let refs: Vec<&TokenizedExample> = chunk.iter().collect();
+        let (ids, labels) = collate(&refs, pad);
+        let (loss, n) = crate::ops::no_grad(|| causal_lm_loss(&m.model, &m.model.ids_tensor(&ids)?, &labels, None))?;
+        total += loss.to_dtype(DType::F64)?.to_scalar::<f64>()? * n as f64;
+        count += n;
+    }
+    Ok(if count == 0 { f64::NAN } else { total / count as f64 })
 }

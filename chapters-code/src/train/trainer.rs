@@ -85,20 +85,6 @@ pub fn tokenize_records(m: &LoadedModel, records: &[Record], cfg: &TrainConfig) 
         .collect()
 }
 
-/// Mean loss over a set (token-weighted), in batches, without building a graph.
-pub fn eval_loss(m: &LoadedModel, set: &[TokenizedExample], batch: usize) -> Result<f64> {
-    let pad = *m.stop_ids.first().unwrap_or(&0);
-    let (mut total, mut count) = (0.0, 0usize);
-    for chunk in set.chunks(batch.max(1)) {
-        let refs: Vec<&TokenizedExample> = chunk.iter().collect();
-        let (ids, labels) = collate(&refs, pad);
-        let (loss, n) = crate::ops::no_grad(|| causal_lm_loss(&m.model, &m.model.ids_tensor(&ids)?, &labels, None))?;
-        total += loss.to_dtype(DType::F64)?.to_scalar::<f64>()? * n as f64;
-        count += n;
-    }
-    Ok(if count == 0 { f64::NAN } else { total / count as f64 })
-}
-
 /// Train a LoRA adapter on `m` (the adapter is applied to the model and returned).
 pub fn train(cfg: &TrainConfig, m: &mut LoadedModel, opts: &TrainOptions) -> Result<(LoraAdapter, TrainSummary)> {
     crate::runtime::install(|| train_on_pool(cfg, m, opts))
@@ -231,7 +217,7 @@ fn train_on_pool(cfg: &TrainConfig, m: &mut LoadedModel, opts: &TrainOptions) ->
         };
         let last = state.step == total_steps;
         if !val_set.is_empty() && (every(state.step, cfg.eval_every) || last) {
-            metrics.val_loss = Some(eval_loss(m, &val_set, cfg.micro_batch * 2)?);
+            metrics.val_loss = Some(super::loss::eval_loss(m, &val_set, cfg.micro_batch * 2)?);
         }
         let rate = (state.tokens_seen as f64) / state.elapsed_secs.max(1e-9);
         let msg = match metrics.val_loss {
@@ -262,7 +248,7 @@ fn train_on_pool(cfg: &TrainConfig, m: &mut LoadedModel, opts: &TrainOptions) ->
     adapter.save_peft(&cfg.output_dir)?;
     atomic_write(&cfg.output_dir.join("train_config.toml"), cfg.to_toml()?.as_bytes())?;
     write_metrics(&cfg.output_dir.join("metrics.jsonl"), &history)?;
-    crate::plot::loss_curve(&cfg.output_dir.join("loss.svg"), &history)?;
+    super::curve::loss_curve(&cfg.output_dir.join("loss.svg"), &history)?;
     let adapter_bytes = std::fs::metadata(cfg.output_dir.join(crate::lora::WEIGHTS_FILE)).map(|x| x.len()).unwrap_or(0);
     let base = m.model.config.num_parameters();
     let summary = TrainSummary {
@@ -276,7 +262,7 @@ fn train_on_pool(cfg: &TrainConfig, m: &mut LoadedModel, opts: &TrainOptions) ->
         tokens_seen: state.tokens_seen,
         tokens_per_second: state.tokens_seen as f64 / state.elapsed_secs.max(1e-9),
         wall_time_secs: state.elapsed_secs,
-        peak_rss_mib: peak_rss_mib(),
+        peak_rss_mib: crate::runtime::peak_rss_mib(),
         adapter_bytes,
         first_loss: history.first().map(|h| h.loss),
         final_loss: history.last().map(|h| h.loss),
@@ -381,15 +367,3 @@ fn log(opts: &TrainOptions, msg: &str) {
     }
 }
 
-/// Peak resident memory of this process so far (Linux), in MiB.
-pub fn peak_rss_mib() -> f64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
-                .and_then(|l| l.split_whitespace().nth(1).and_then(|kb| kb.parse::<f64>().ok()))
-        })
-        .map(|kb| kb / 1024.0)
-        .unwrap_or(0.0)
-}

@@ -1,7 +1,8 @@
-//! SVG plots people can open in a browser (plotters' SVG backend, no fonts needed).
+//! The run's loss curve as an SVG people can open in a browser (plotters' SVG backend, no
+//! fonts needed).
 
 use crate::io::atomic_write;
-use crate::train::trainer::StepMetrics;
+use super::trainer::StepMetrics;
 use anyhow::Result;
 use plotters::prelude::*;
 use std::path::Path;
