@@ -1,23 +1,25 @@
 //! LoRA (Hu et al. 2021): a frozen weight W plus a trainable low-rank update,
 //! `h = W x + (alpha / r) · B A x`, with A (r × in) and B (out × r).
 //!
-//! The adapter lives beside the model as candle `Var`s; [`crate::model::Llama::apply_adapter`]
+//! The adapter lives beside the model as candle `Var`s; [`Llama::apply_adapter`]
 //! routes the targeted projections through it. On disk an adapter is a PEFT directory
 //! (`adapter_config.json` + `adapter_model.safetensors`), the format PEFT itself loads.
 
 use crate::io::atomic_write_with;
-use crate::model::LlamaConfig;
+use crate::model::llama::LoraBranch;
+use crate::model::projection::Projection;
+use crate::model::{Llama, LlamaConfig};
 use anyhow::{Context, Result, bail};
 use candle_core::{DType, Device, Tensor, Var};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
+use std::fmt;
 use std::path::Path;
 
 /// The projections of a Llama block, by their Hugging Face names.
-pub const TARGET_MODULES: [&str; 7] =
-    ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"];
+pub const TARGET_MODULES: [&str; 7] = Projection::NAMES;
 
 pub const CONFIG_FILE: &str = "adapter_config.json";
 pub const WEIGHTS_FILE: &str = "adapter_model.safetensors";
@@ -70,18 +72,30 @@ impl LoraConfig {
         if self.target_modules.is_empty() {
             bail!("lora target_modules is empty")
         }
-        for m in &self.target_modules {
-            if !TARGET_MODULES.contains(&m.as_str()) {
-                bail!("unknown lora target module {m:?} (expected some of {TARGET_MODULES:?})")
-            }
+        for p in self.projections()? {
             if let Some(cfg) = model {
-                let (i, o) = cfg.module_shape(m).expect("checked above");
+                let (i, o) = p.shape(cfg);
                 if self.r > i.min(o) {
-                    bail!("lora r = {} exceeds the size of {m} ({o} × {i})", self.r)
+                    bail!("lora r = {} exceeds the size of {p} ({o} × {i})", self.r)
                 }
             }
         }
         Ok(())
+    }
+
+    /// The targeted projections, in the order `target_modules` lists them.
+    pub fn projections(&self) -> Result<Vec<Projection>> {
+        self.target_modules
+            .iter()
+            .map(|m| match Projection::from_name(m) {
+                Some(p) => Ok(p),
+                None => bail!("unknown lora target module {m:?} (expected some of {TARGET_MODULES:?})"),
+            })
+            .collect()
+    }
+
+    pub fn targets(&self, p: Projection) -> bool {
+        self.target_modules.iter().any(|t| t == p.name())
     }
 
     /// Trainable parameters for a model: Σ over layers and targets of r·(in + out).
@@ -107,33 +121,49 @@ pub struct LoraAdapter {
     pub config: LoraConfig,
     /// Written to `base_model_name_or_path` (informational, as in PEFT).
     pub base_model: String,
-    pairs: BTreeMap<(usize, String), LoraPair>,
+    pairs: BTreeMap<(usize, Projection), LoraPair>,
+}
+
+/// Which factor of a LoRA pair: A (r × in) or B (out × r).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Factor {
+    A,
+    B,
+}
+
+impl fmt::Display for Factor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Factor::A => "A",
+            Factor::B => "B",
+        })
+    }
 }
 
 /// `model.layers.3.self_attn.q_proj` for (3, "q_proj").
-pub fn module_path(layer: usize, module: &str) -> String {
-    let group = if matches!(module, "gate_proj" | "up_proj" | "down_proj") { "mlp" } else { "self_attn" };
+pub fn module_path(layer: usize, module: impl AsRef<str>) -> String {
+    let module = module.as_ref();
+    let group = Projection::from_name(module).map_or("self_attn", Projection::group);
     format!("model.layers.{layer}.{group}.{module}")
 }
 
 /// PEFT's key for a LoRA tensor: `base_model.model.<module path>.lora_A.weight`.
-pub fn peft_key(layer: usize, module: &str, which: char) -> String {
+pub fn peft_key(layer: usize, module: impl AsRef<str>, which: Factor) -> String {
     format!("base_model.model.{}.lora_{which}.weight", module_path(layer, module))
 }
 
-/// Parse a PEFT key into (layer, module, 'A' | 'B').
-pub fn parse_peft_key(key: &str) -> Option<(usize, String, char)> {
+/// Parse a PEFT key into (layer, projection, factor).
+pub fn parse_peft_key(key: &str) -> Option<(usize, Projection, Factor)> {
     let rest = key.strip_prefix("base_model.model.model.layers.")?;
     let (layer, rest) = rest.split_once('.')?;
     let layer = layer.parse().ok()?;
     let (path, which) = if let Some(p) = rest.strip_suffix(".lora_A.weight") {
-        (p, 'A')
+        (p, Factor::A)
     } else {
-        (rest.strip_suffix(".lora_B.weight")?, 'B')
+        (rest.strip_suffix(".lora_B.weight")?, Factor::B)
     };
-    let module = path.rsplit_once('.')?.1;
-    let canonical = TARGET_MODULES.contains(&module) && module_path(layer, module) == format!("model.layers.{layer}.{path}");
-    canonical.then(|| (layer, module.to_string(), which))
+    let p = Projection::from_name(path.rsplit_once('.')?.1)?;
+    (p.hf_path(layer) == format!("model.layers.{layer}.{path}")).then_some((layer, p, which))
 }
 
 impl LoraAdapter {
@@ -144,30 +174,32 @@ impl LoraAdapter {
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
         let mut pairs = BTreeMap::new();
         for layer in 0..model.num_hidden_layers {
-            for module in TARGET_MODULES.iter().filter(|m| config.target_modules.iter().any(|t| t == *m)) {
-                let (fan_in, fan_out) = model.module_shape(module).expect("known module");
+            // In the forward pass's order, whatever order target_modules has: it decides which
+            // draws of the generator each A gets.
+            for module in Projection::ALL.into_iter().filter(|&p| config.targets(p)) {
+                let (fan_in, fan_out) = module.shape(model);
                 let bound = 1.0 / (fan_in as f64).sqrt();
                 let a: Vec<f32> =
                     (0..config.r * fan_in).map(|_| rng.random_range(-bound..bound) as f32).collect();
                 let a = Tensor::from_vec(a, (config.r, fan_in), dev)?.to_dtype(dtype)?;
                 let b = Tensor::zeros((fan_out, config.r), dtype, dev)?;
-                pairs.insert((layer, module.to_string()), LoraPair { a: Var::from_tensor(&a)?, b: Var::from_tensor(&b)? });
+                pairs.insert((layer, module), LoraPair { a: Var::from_tensor(&a)?, b: Var::from_tensor(&b)? });
             }
         }
         Ok(Self { config, base_model: String::new(), pairs })
     }
 
     /// The adapted projections, in a stable order (layer, then module name).
-    pub fn layers(&self) -> impl Iterator<Item = ((usize, String), &LoraPair)> {
-        self.pairs.iter().map(|(k, v)| (k.clone(), v))
+    pub fn layers(&self) -> impl Iterator<Item = ((usize, Projection), &LoraPair)> {
+        self.pairs.iter().map(|(k, v)| (*k, v))
     }
 
     /// The trainable tensors with their PEFT names, A before B, in a stable order.
     pub fn named_vars(&self) -> Vec<(String, &Var)> {
         let mut out = Vec::with_capacity(self.pairs.len() * 2);
         for ((layer, module), pair) in &self.pairs {
-            out.push((peft_key(*layer, module, 'A'), &pair.a));
-            out.push((peft_key(*layer, module, 'B'), &pair.b));
+            out.push((peft_key(*layer, module, Factor::A), &pair.a));
+            out.push((peft_key(*layer, module, Factor::B), &pair.b));
         }
         out
     }
@@ -281,8 +313,8 @@ impl LoraAdapter {
         model: &LlamaConfig,
         dtype: DType,
     ) -> Result<Self> {
-        let mut a_parts: BTreeMap<(usize, String), Tensor> = BTreeMap::new();
-        let mut b_parts: BTreeMap<(usize, String), Tensor> = BTreeMap::new();
+        let mut a_parts: BTreeMap<(usize, Projection), Tensor> = BTreeMap::new();
+        let mut b_parts: BTreeMap<(usize, Projection), Tensor> = BTreeMap::new();
         let mut keys: Vec<_> = tensors.keys().cloned().collect();
         keys.sort();
         for key in keys {
@@ -292,15 +324,15 @@ impl LoraAdapter {
             if layer >= model.num_hidden_layers {
                 bail!("{wname}: tensor {key} is for layer {layer}, the model has {}", model.num_hidden_layers)
             }
-            if !config.target_modules.contains(&module) {
+            if !config.targets(module) {
                 bail!("{wname}: tensor {key} is for {module}, which is not in target_modules")
             }
-            let (fan_in, fan_out) = model.module_shape(&module).expect("known module");
+            let (fan_in, fan_out) = module.shape(model);
             let t = &tensors[&key];
             if !t.dtype().is_float() {
                 bail!("{wname}: tensor {key} has dtype {:?}; LoRA weights are floating point", t.dtype())
             }
-            let want = if which == 'A' { [config.r, fan_in] } else { [fan_out, config.r] };
+            let want = if which == Factor::A { [config.r, fan_in] } else { [fan_out, config.r] };
             if t.dims() != want {
                 bail!(
                     "{wname}: tensor {key} has shape {:?}, expected {want:?} (an adapter for another base model?)",
@@ -308,14 +340,15 @@ impl LoraAdapter {
                 )
             }
             let t = t.to_dtype(dtype)?;
-            if which == 'A' { a_parts.insert((layer, module), t) } else { b_parts.insert((layer, module), t) };
+            if which == Factor::A { a_parts.insert((layer, module), t) } else { b_parts.insert((layer, module), t) };
         }
         let mut pairs = BTreeMap::new();
+        let projections = config.projections()?;
         for layer in 0..model.num_hidden_layers {
-            for module in &config.target_modules {
-                let k = (layer, module.clone());
+            for &module in &projections {
+                let k = (layer, module);
                 let (Some(a), Some(b)) = (a_parts.remove(&k), b_parts.remove(&k)) else {
-                    bail!("{wname}: tensor {} or its B is missing", peft_key(layer, module, 'A'))
+                    bail!("{wname}: tensor {} or its B is missing", peft_key(layer, module, Factor::A))
                 };
                 pairs.insert(k, LoraPair { a: Var::from_tensor(&a)?, b: Var::from_tensor(&b)? });
             }
@@ -377,4 +410,37 @@ pub fn peft_config_from_str(text: &str, name: &str) -> Result<LoraConfig> {
         }
     }
     Ok(LoraConfig { r: r as usize, alpha, dropout, target_modules, use_rslora })
+}
+
+/// Attaching an adapter to a model (here rather than in `model`, which knows nothing of
+/// adapter files).
+impl Llama {
+    /// Route every targeted projection through the adapter's A and B (shared tensors: an
+    /// optimizer step on the adapter is seen by the model at once).
+    pub fn apply_adapter(&mut self, adapter: &LoraAdapter) -> Result<()> {
+        self.remove_adapter();
+        let (scale, dropout, dtype) = (adapter.config.scaling(), adapter.config.dropout, self.dtype());
+        for ((layer, module), pair) in adapter.layers() {
+            self.projection_mut(layer, module)?.lora = Some(LoraBranch {
+                a: pair.a.as_tensor().to_dtype(dtype)?,
+                b: pair.b.as_tensor().to_dtype(dtype)?,
+                scale,
+                dropout,
+            });
+        }
+        Ok(())
+    }
+
+    /// Subtract an adapter's update from the weights: undoes [`Llama::merge_adapter`] up to
+    /// rounding.
+    pub fn unmerge_adapter(&mut self, adapter: &LoraAdapter) -> Result<()> {
+        self.drop_quantized();
+        let scale = adapter.config.scaling();
+        for ((layer, module), pair) in adapter.layers() {
+            let lin = self.projection_mut(layer, module)?;
+            let delta = (pair.b.as_tensor().matmul(pair.a.as_tensor())? * scale)?;
+            lin.weight = (&lin.weight - delta.to_dtype(lin.weight.dtype())?)?;
+        }
+        Ok(())
+    }
 }

@@ -7,17 +7,18 @@
 //! frozen projections, not the usual 6·N. Both PyTorch and candle are measured against
 //! this same count.
 
-use crate::lora::{LoraConfig, TARGET_MODULES};
+use crate::lora::LoraConfig;
+use crate::model::Projection;
 use crate::model::LlamaConfig;
 
 /// FLOPs of one training step on `batch` rows of `seq` tokens, every next token scored.
 pub fn train_step_flops(cfg: &LlamaConfig, lora: &LoraConfig, batch: usize, seq: usize) -> f64 {
     let tokens = (batch * seq) as f64;
     let (mut frozen, mut adapter) = (0.0, 0.0);
-    for module in TARGET_MODULES {
-        let (i, o) = cfg.module_shape(module).expect("a Llama projection");
+    for module in Projection::ALL {
+        let (i, o) = module.shape(cfg);
         frozen += (i * o) as f64;
-        if lora.target_modules.iter().any(|t| t == module) {
+        if lora.targets(module) {
             adapter += (lora.r * (i + o)) as f64;
         }
     }

@@ -128,7 +128,7 @@ pub fn runs(plan: &Plan) -> Vec<RunSpec> {
 fn a_matrix(adapter: &LoraAdapter, layer: usize, module: &str) -> Result<(Vec<f64>, usize, usize)> {
     let ((_, _), pair) = adapter
         .layers()
-        .find(|((l, m), _)| *l == layer && m == module)
+        .find(|((l, m), _)| *l == layer && m.name() == module)
         .with_context(|| format!("the adapter has no {module} at layer {layer}"))?;
     let a = pair.a.as_tensor().to_dtype(DType::F64)?;
     let (r, n) = a.dims2()?;

@@ -4,8 +4,8 @@
 use super::gguf::{ExportDtype, f32v, strv, to_qtensor};
 use crate::lora::LoraAdapter;
 use crate::model::LlamaConfig;
-use crate::model::weights::{hf_module_to_gguf, permute_qk};
-use anyhow::{Context, Result, bail};
+use crate::model::weights::permute_qk;
+use anyhow::{Result, bail};
 use candle_core::quantized::QTensor;
 use candle_core::quantized::gguf_file::Value;
 use candle_core::DType;
@@ -41,13 +41,12 @@ pub fn adapter_gguf(
     ];
     let mut tensors = Vec::new();
     for ((layer, module), pair) in adapter.layers() {
-        let g = hf_module_to_gguf(&module).with_context(|| format!("no GGUF name for module {module}"))?;
+        let g = module.gguf_name();
         let a = pair.a.as_tensor().to_dtype(DType::F32)?;
         let mut b = pair.b.as_tensor().to_dtype(DType::F32)?;
-        match module.as_str() {
-            "q_proj" => b = permute_qk(&b, cfg.num_attention_heads)?,
-            "k_proj" => b = permute_qk(&b, cfg.num_key_value_heads)?,
-            _ => {}
+        // llama.cpp stores Q and K rows interleaved for its RoPE; B's rows are output rows.
+        if let Some(heads) = module.qk_heads(cfg) {
+            b = permute_qk(&b, heads)?;
         }
         for (suffix, t) in [("lora_a", a), ("lora_b", b)] {
             let tname = format!("blk.{layer}.{g}.weight.{suffix}");

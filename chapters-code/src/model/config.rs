@@ -60,17 +60,7 @@ impl LlamaConfig {
 
     /// (in, out) features of a target module such as `q_proj` or `down_proj`.
     pub fn module_shape(&self, module: &str) -> Option<(usize, usize)> {
-        let (h, f) = (self.hidden_size, self.intermediate_size);
-        let q = self.num_attention_heads * self.head_dim;
-        let kv = self.num_key_value_heads * self.head_dim;
-        Some(match module {
-            "q_proj" => (h, q),
-            "k_proj" | "v_proj" => (h, kv),
-            "o_proj" => (q, h),
-            "gate_proj" | "up_proj" => (h, f),
-            "down_proj" => (f, h),
-            _ => return None,
-        })
+        Some(super::Projection::from_name(module)?.shape(self))
     }
 
     fn validate(self, origin: &str) -> Result<Self> {

@@ -6,7 +6,7 @@
 use super::config::LlamaConfig;
 use super::rope::Rope;
 use super::weights::Checkpoint;
-use crate::lora::{LoraAdapter, TARGET_MODULES, module_path};
+use super::projection::Projection;
 use crate::ops;
 use anyhow::{Context, Result, bail};
 use candle_core::quantized::{GgmlDType, QMatMul, QTensor};
@@ -207,20 +207,20 @@ impl Llama {
         let mut blocks = Vec::with_capacity(config.num_hidden_layers);
         for l in 0..config.num_hidden_layers {
             let p = format!("model.layers.{l}");
-            let mut lin = |m: &str| -> Result<Linear> { Ok(Linear::new(take(format!("{p}.{m}.weight"))?)) };
+            let mut lin = |m: Projection| -> Result<Linear> { Ok(Linear::new(take(format!("{}.weight", m.hf_path(l)))?)) };
             let self_attn = Attention {
-                q_proj: lin("self_attn.q_proj")?,
-                k_proj: lin("self_attn.k_proj")?,
-                v_proj: lin("self_attn.v_proj")?,
-                o_proj: lin("self_attn.o_proj")?,
+                q_proj: lin(Projection::Q)?,
+                k_proj: lin(Projection::K)?,
+                v_proj: lin(Projection::V)?,
+                o_proj: lin(Projection::O)?,
                 n_head: config.num_attention_heads,
                 n_kv_head: config.num_key_value_heads,
                 head_dim: config.head_dim,
             };
             let mlp = Mlp {
-                gate_proj: lin("mlp.gate_proj")?,
-                up_proj: lin("mlp.up_proj")?,
-                down_proj: lin("mlp.down_proj")?,
+                gate_proj: lin(Projection::Gate)?,
+                up_proj: lin(Projection::Up)?,
+                down_proj: lin(Projection::Down)?,
             };
             blocks.push(Block {
                 input_layernorm: take(format!("{p}.input_layernorm.weight"))?,
@@ -246,42 +246,18 @@ impl Llama {
         &self.rope
     }
 
-    fn linear_mut(&mut self, layer: usize, module: &str) -> Result<&mut Linear> {
+    /// Projection `p` of layer `layer`, e.g. to attach a LoRA branch (see
+    /// [`crate::lora`]) or change its weight.
+    pub fn projection_mut(&mut self, layer: usize, p: Projection) -> Result<&mut Linear> {
         let block = self.blocks.get_mut(layer).with_context(|| format!("no layer {layer}"))?;
-        Ok(match module {
-            "q_proj" => &mut block.self_attn.q_proj,
-            "k_proj" => &mut block.self_attn.k_proj,
-            "v_proj" => &mut block.self_attn.v_proj,
-            "o_proj" => &mut block.self_attn.o_proj,
-            "gate_proj" => &mut block.mlp.gate_proj,
-            "up_proj" => &mut block.mlp.up_proj,
-            "down_proj" => &mut block.mlp.down_proj,
-            other => bail!("unknown target module {other:?}"),
-        })
-    }
-
-    /// Route every targeted projection through the adapter's A and B (shared tensors: an
-    /// optimizer step on the adapter is seen by the model at once).
-    pub fn apply_adapter(&mut self, adapter: &LoraAdapter) -> Result<()> {
-        self.remove_adapter();
-        let (scale, dropout, dtype) = (adapter.config.scaling(), adapter.config.dropout, self.dtype);
-        for ((layer, module), pair) in adapter.layers() {
-            let lin = self.linear_mut(layer, &module)?;
-            lin.lora = Some(LoraBranch {
-                a: pair.a.as_tensor().to_dtype(dtype)?,
-                b: pair.b.as_tensor().to_dtype(dtype)?,
-                scale,
-                dropout,
-            });
-        }
-        Ok(())
+        Ok(block.linear_mut(p))
     }
 
     /// Drop every LoRA branch (back to the base model).
     pub fn remove_adapter(&mut self) {
         for block in &mut self.blocks {
-            for lin in block.linears_mut() {
-                lin.lora = None;
+            for p in Projection::ALL {
+                block.linear_mut(p).lora = None;
             }
         }
     }
@@ -290,8 +266,8 @@ impl Llama {
     pub fn merge_adapter(&mut self) -> Result<()> {
         self.drop_quantized();
         for block in &mut self.blocks {
-            for lin in block.linears_mut() {
-                lin.merge()?;
+            for p in Projection::ALL {
+                block.linear_mut(p).merge()?;
             }
         }
         Ok(())
@@ -315,8 +291,9 @@ impl Llama {
             Ok(Arc::new(QMatMul::from_qtensor(t)?))
         };
         for (l, block) in self.blocks.iter_mut().enumerate() {
-            for (module, lin) in TARGET_MODULES.iter().zip(block.linears_mut()) {
-                lin.quantized = Some(q(&lin.weight, &module_path(l, module))?);
+            for p in Projection::ALL {
+                let lin = block.linear_mut(p);
+                lin.quantized = Some(q(&lin.weight, &p.hf_path(l))?);
             }
         }
         self.quantized_head = Some(q(self.head_weight(), "the vocabulary projection")?);
@@ -325,11 +302,11 @@ impl Llama {
 
     /// Back to full-precision products only (the quantized copies would go stale when the
     /// weights change).
-    fn drop_quantized(&mut self) {
+    pub(crate) fn drop_quantized(&mut self) {
         self.quantized_head = None;
         for block in &mut self.blocks {
-            for lin in block.linears_mut() {
-                lin.quantized = None;
+            for p in Projection::ALL {
+                block.linear_mut(p).quantized = None;
             }
         }
     }
@@ -339,19 +316,6 @@ impl Llama {
         self.quantized_head.is_some()
     }
 
-    /// Subtract an adapter's update from the weights: undoes [`Llama::merge_adapter`] up to
-    /// rounding.
-    pub fn unmerge_adapter(&mut self, adapter: &LoraAdapter) -> Result<()> {
-        self.drop_quantized();
-        let scale = adapter.config.scaling();
-        for ((layer, module), pair) in adapter.layers() {
-            let lin = self.linear_mut(layer, &module)?;
-            let delta = (pair.b.as_tensor().matmul(pair.a.as_tensor())? * scale)?;
-            lin.weight = (&lin.weight - delta.to_dtype(lin.weight.dtype())?)?;
-        }
-        Ok(())
-    }
-
     /// The base weights by HF name (after any merge), e.g. for exporting a merged model.
     pub fn named_weights(&self) -> Vec<(String, Tensor)> {
         let mut out = vec![("model.embed_tokens.weight".to_string(), self.embed_tokens.clone())];
@@ -359,8 +323,8 @@ impl Llama {
             let p = format!("model.layers.{l}");
             out.push((format!("{p}.input_layernorm.weight"), block.input_layernorm.clone()));
             out.push((format!("{p}.post_attention_layernorm.weight"), block.post_attention_layernorm.clone()));
-            for (module, lin) in TARGET_MODULES.iter().zip(block.linears()) {
-                out.push((format!("{}.weight", module_path(l, module)), lin.weight.clone()));
+            for p in Projection::ALL {
+                out.push((format!("{}.weight", p.hf_path(l)), block.linear(p).weight.clone()));
             }
         }
         out.push(("model.norm.weight".into(), self.norm.clone()));
@@ -461,21 +425,29 @@ impl Llama {
 }
 
 impl Block {
-    fn linears(&self) -> [&Linear; 7] {
+    fn linear(&self, p: Projection) -> &Linear {
         let (a, m) = (&self.self_attn, &self.mlp);
-        [&a.q_proj, &a.k_proj, &a.v_proj, &a.o_proj, &m.gate_proj, &m.up_proj, &m.down_proj]
+        match p {
+            Projection::Q => &a.q_proj,
+            Projection::K => &a.k_proj,
+            Projection::V => &a.v_proj,
+            Projection::O => &a.o_proj,
+            Projection::Gate => &m.gate_proj,
+            Projection::Up => &m.up_proj,
+            Projection::Down => &m.down_proj,
+        }
     }
-    fn linears_mut(&mut self) -> [&mut Linear; 7] {
+    fn linear_mut(&mut self, p: Projection) -> &mut Linear {
         let (a, m) = (&mut self.self_attn, &mut self.mlp);
-        [
-            &mut a.q_proj,
-            &mut a.k_proj,
-            &mut a.v_proj,
-            &mut a.o_proj,
-            &mut m.gate_proj,
-            &mut m.up_proj,
-            &mut m.down_proj,
-        ]
+        match p {
+            Projection::Q => &mut a.q_proj,
+            Projection::K => &mut a.k_proj,
+            Projection::V => &mut a.v_proj,
+            Projection::O => &mut a.o_proj,
+            Projection::Gate => &mut m.gate_proj,
+            Projection::Up => &mut m.up_proj,
+            Projection::Down => &mut m.down_proj,
+        }
     }
 }
 

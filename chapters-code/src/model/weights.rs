@@ -5,6 +5,7 @@
 //! half-split RoPE. GGUF files are translated on load: names mapped, quantized blocks
 //! dequantized, and the Q/K rows un-permuted (llama.cpp stores them for interleaved RoPE).
 
+use super::projection::Projection;
 use super::config::{HfConfig, LlamaConfig, config_from_gguf};
 use anyhow::{Context, Result, bail};
 use candle_core::quantized::gguf_file;
@@ -77,40 +78,25 @@ pub fn gguf_name_from_hf(name: &str) -> Option<String> {
     let (layer, tail) = rest.split_once('.')?;
     let layer: usize = layer.parse().ok()?;
     let module = tail.strip_suffix(".weight")?;
-    let gguf = ["attn_norm", "ffn_norm", "attn_q", "attn_k", "attn_v", "attn_output", "ffn_gate", "ffn_up", "ffn_down"]
+    let gguf = ["attn_norm", "ffn_norm"]
         .into_iter()
-        .find(|g| gguf_to_hf_module(g) == Some(module))?;
+        .chain(Projection::ALL.map(Projection::gguf_name))
+        .find(|g| gguf_to_hf_module(g).as_deref() == Some(module))?;
     Some(format!("blk.{layer}.{gguf}.weight"))
 }
 
 /// `attn_q` → `self_attn.q_proj` and so on, for the per-layer tensors.
-pub fn gguf_to_hf_module(gguf: &str) -> Option<&'static str> {
-    Some(match gguf {
-        "attn_norm" => "input_layernorm",
-        "ffn_norm" => "post_attention_layernorm",
-        "attn_q" => "self_attn.q_proj",
-        "attn_k" => "self_attn.k_proj",
-        "attn_v" => "self_attn.v_proj",
-        "attn_output" => "self_attn.o_proj",
-        "ffn_gate" => "mlp.gate_proj",
-        "ffn_up" => "mlp.up_proj",
-        "ffn_down" => "mlp.down_proj",
-        _ => return None,
-    })
+pub fn gguf_to_hf_module(gguf: &str) -> Option<String> {
+    match gguf {
+        "attn_norm" => Some("input_layernorm".into()),
+        "ffn_norm" => Some("post_attention_layernorm".into()),
+        _ => Projection::from_gguf(gguf).map(|p| format!("{}.{}", p.group(), p.name())),
+    }
 }
 
 /// The inverse of [`gguf_to_hf_module`] for the seven LoRA target modules.
 pub fn hf_module_to_gguf(module: &str) -> Option<&'static str> {
-    Some(match module {
-        "q_proj" => "attn_q",
-        "k_proj" => "attn_k",
-        "v_proj" => "attn_v",
-        "o_proj" => "attn_output",
-        "gate_proj" => "ffn_gate",
-        "up_proj" => "ffn_up",
-        "down_proj" => "ffn_down",
-        _ => return None,
-    })
+    Projection::from_name(module).map(Projection::gguf_name)
 }
 
 /// llama.cpp's Q/K row permutation (HF rotate-half → interleaved pairs), as in
@@ -271,10 +257,7 @@ impl Checkpoint {
     /// Every tensor the model needs is present with the shape the config implies.
     fn check(&self, origin: &str) -> Result<()> {
         let c = &self.config;
-        let (h, f, v) = (c.hidden_size, c.intermediate_size, c.vocab_size);
-        // Saturating: header values are untrusted, and a saturated size matches no tensor.
-        let q = c.num_attention_heads.saturating_mul(c.head_dim);
-        let kv = c.num_key_value_heads.saturating_mul(c.head_dim);
+        let (h, v) = (c.hidden_size, c.vocab_size);
         // A GGUF reader knows the file's own names: give those, with ours in brackets.
         let shown = |name: &str| match gguf_name_from_hf(name) {
             Some(g) if origin.ends_with(".gguf") => format!("{g} ({name})"),
@@ -298,13 +281,11 @@ impl Checkpoint {
             let p = format!("model.layers.{l}");
             expect(&format!("{p}.input_layernorm.weight"), &[h])?;
             expect(&format!("{p}.post_attention_layernorm.weight"), &[h])?;
-            expect(&format!("{p}.self_attn.q_proj.weight"), &[q, h])?;
-            expect(&format!("{p}.self_attn.k_proj.weight"), &[kv, h])?;
-            expect(&format!("{p}.self_attn.v_proj.weight"), &[kv, h])?;
-            expect(&format!("{p}.self_attn.o_proj.weight"), &[h, q])?;
-            expect(&format!("{p}.mlp.gate_proj.weight"), &[f, h])?;
-            expect(&format!("{p}.mlp.up_proj.weight"), &[f, h])?;
-            expect(&format!("{p}.mlp.down_proj.weight"), &[h, f])?;
+            for proj in Projection::ALL {
+                // Saturated sizes for untrusted header values (see `shape`).
+                let (fan_in, fan_out) = proj.shape(c);
+                expect(&format!("{}.weight", proj.hf_path(l)), &[fan_out, fan_in])?;
+            }
         }
         Ok(())
     }
