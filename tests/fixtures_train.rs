@@ -3,7 +3,7 @@
 
 use lora_book::*;
 use lorakit::candle::{DType, Device, Tensor};
-use lorakit::train::{AdamW, AdamWConfig, causal_lm_loss};
+use lorakit::train::{AdamW, AdamWConfig, MicroBatch, StepSettings, causal_lm_loss, step};
 use lorakit::{Checkpoint, Llama, LoraAdapter};
 
 struct Tol {
@@ -52,11 +52,12 @@ fn run(variant: &str, dtype: DType, tol: Tol) {
     let cfg = AdamWConfig { lr: 1e-2, beta1: 0.9, beta2: 0.999, eps: 1e-8, weight_decay: 0.0 };
     let vars = adapter.named_vars().into_iter().map(|(_, v)| v.clone()).collect();
     let mut opt = AdamW::new(vars, cfg).unwrap();
+    // The trainer's own step (PyTorch's reference clips nothing).
+    let batches = [MicroBatch::new(ids.clone(), labels.clone())];
+    let settings = StepSettings { lr: cfg.lr, max_grad_norm: 0.0 };
     let mut losses = Vec::new();
     for _ in 0..5 {
-        let (loss, _) = causal_lm_loss(&model, &ids, &labels, None).unwrap();
-        losses.push(loss.to_dtype(DType::F64).unwrap().to_scalar::<f64>().unwrap());
-        opt.step(&loss.backward().unwrap()).unwrap();
+        losses.push(step(&model, &mut opt, &batches, &settings, None).unwrap().loss);
     }
     let (loss, _) = causal_lm_loss(&model, &ids, &labels, None).unwrap();
     losses.push(loss.to_dtype(DType::F64).unwrap().to_scalar::<f64>().unwrap());

@@ -8,7 +8,7 @@ use crate::export::{ExportFormat, ExportRequest, export};
 use crate::model::KvCache;
 use crate::model::llama::argmax_rows;
 use crate::runtime::{peak_rss_mib, reset_peak_rss};
-use crate::train::{AdamW, AdamWConfig, causal_lm_loss};
+use crate::train::{self, AdamW, AdamWConfig, MicroBatch, StepSettings};
 use crate::{LoraAdapter, LoraConfig};
 use anyhow::{Context, Result};
 use candle_core::quantized::gguf_file;
@@ -167,8 +167,8 @@ pub fn bench_batch(batch: usize, seq: usize, vocab: usize) -> Vec<Vec<u32>> {
     (0..batch).map(|b| (0..seq).map(|t| ((b * 7919 + t * 104_729) % span + 100).min(vocab - 1) as u32).collect()).collect()
 }
 
-/// Training steps as the trainer takes them (loss, backward, global-norm clipping at 1.0,
-/// AdamW), timed one by one.
+/// Training steps as the trainer takes them ([`train::step`]: loss, backward, global-norm
+/// clipping at 1.0, AdamW), timed one by one.
 fn train(model: &str, batch: usize, seq: usize, steps: usize, warmup: usize, adapter_out: Option<PathBuf>) -> Result<TrainResult> {
     let mut m = crate::load::load(model, DType::F32)?;
     let lora = LoraConfig::default();
@@ -177,7 +177,8 @@ fn train(model: &str, batch: usize, seq: usize, steps: usize, warmup: usize, ada
     m.model.apply_adapter(&adapter)?;
     let rows = bench_batch(batch, seq, m.model.config.vocab_size);
     let labels: Vec<Vec<i64>> = rows.iter().map(|r| r.iter().map(|&x| x as i64).collect()).collect();
-    let ids = m.model.ids_tensor(&rows)?;
+    let batches = [MicroBatch::new(m.model.ids_tensor(&rows)?, labels)];
+    let settings = StepSettings { lr: 1e-4, max_grad_norm: 1.0 };
     let vars = adapter.named_vars().into_iter().map(|(_, v)| v.clone()).collect();
     let mut opt = AdamW::new(vars, AdamWConfig { lr: 1e-4, ..Default::default() })?;
     let process_peak = peak_rss_mib();
@@ -188,14 +189,7 @@ fn train(model: &str, batch: usize, seq: usize, steps: usize, warmup: usize, ada
     for step in 0..warmup + steps {
         let t = Instant::now();
         let cpu = cpu_seconds();
-        let (loss, _) = causal_lm_loss(&m.model, &ids, &labels, None)?;
-        let value = loss.to_dtype(DType::F64)?.to_scalar::<f64>()?;
-        let mut grads = opt.collect_grads(&loss.backward()?)?;
-        let norm = global_norm(&grads)?;
-        if norm > 1.0 {
-            grads = grads.iter().map(|g| g * (1.0 / (norm + 1e-6))).collect::<candle_core::Result<_>>()?;
-        }
-        opt.update(&grads, 1e-4)?;
+        let value = train::step(&m.model, &mut opt, &batches, &settings, None)?.loss;
         let dt = t.elapsed().as_secs_f64();
         if step == 0 {
             first_loss = value;
@@ -239,14 +233,6 @@ fn cpu_seconds() -> Option<f64> {
     let ticks: f64 = f.get(11)?.parse::<f64>().ok()? + f.get(12)?.parse::<f64>().ok()?;
     // USER_HZ is 100 on every Linux architecture candle builds for.
     Some(ticks / 100.0)
-}
-
-fn global_norm(grads: &[Tensor]) -> Result<f64> {
-    let mut sq = 0.0;
-    for g in grads {
-        sq += g.sqr()?.sum_all()?.to_dtype(DType::F64)?.to_scalar::<f64>()?;
-    }
-    Ok(sq.sqrt())
 }
 
 fn export_merged(model: &str, adapter: PathBuf, dtype: Dtype, out: PathBuf) -> Result<ExportResult> {

@@ -8,14 +8,14 @@
 //! as it must: a rate that suits LoRA's small fresh matrices wrecks pretrained weights.
 
 use super::{CurvePoint, Plan, RunSpec, Runner, curve, step_seconds};
-use crate::runtime::{peak_rss_mib, reset_peak_rss};
-use crate::train::eval_loss;
-use crate::data::{TokenizedExample, collate};
+use crate::data::TokenizedExample;
 use crate::eval::evaluate;
 use crate::model::{Checkpoint, Llama};
+use crate::runtime::{peak_rss_mib, reset_peak_rss};
 use crate::train::schedule::lr_at;
-use crate::train::trainer::{StepMetrics, accumulate, batch_indices, clip_to_norm, global_norm, tokenize_file};
-use crate::train::{AdamW, AdamWConfig, causal_lm_loss};
+use crate::train::step::NonFinite;
+use crate::train::trainer::{StepMetrics, every, tokenize_file};
+use crate::train::{self, AdamW, AdamWConfig, MicroBatch, StepSettings, batch_indices, eval_loss};
 use anyhow::{Context, Result, bail};
 use candle_core::{DType, Device, Tensor, Var};
 use serde::{Deserialize, Serialize};
@@ -131,43 +131,32 @@ fn full_fine_tune(runner: &mut Runner, spec: &RunSpec) -> Result<Side> {
     let mut history: Vec<StepMetrics> = Vec::new();
     let mut micro_batches = 0;
     for step in 0..total {
-        // As the trainer does: micro-batches weighted by their share of the scored tokens.
-        let group: Vec<Vec<usize>> =
-            (0..cfg.grad_accum).map(|k| batch_indices(micro_batches + k, per_epoch, train_set.len(), &cfg)).collect();
-        let n_total: usize = group.iter().flatten().map(|&i| train_set[i].n_targets()).sum();
-        let (mut grads, mut loss_sum, mut tokens): (Option<Vec<Tensor>>, f64, usize) = (None, 0.0, 0);
-        for idx in &group {
-            let batch: Vec<&TokenizedExample> = idx.iter().map(|&i| &train_set[i]).collect();
-            let (ids, labels) = collate(&batch, pad);
-            tokens += ids.iter().map(|r| r.len()).sum::<usize>();
-            let (loss, n) = causal_lm_loss(&m.model, &m.model.ids_tensor(&ids)?, &labels, None)?;
-            let weight = n as f64 / n_total as f64;
-            let value = loss.to_dtype(DType::F64)?.to_scalar::<f64>()?;
-            if !value.is_finite() {
-                bail!("full fine-tuning: the loss became {value} at step {}; lower full_lr", step + 1)
-            }
-            loss_sum += value * weight;
-            let g = opt.collect_grads(&(loss * weight)?.backward()?)?;
-            grads = Some(accumulate(grads, g)?);
-        }
-        let grads = grads.expect("grad_accum >= 1");
-        let norm = global_norm(&grads)?;
-        let grads = clip_to_norm(grads, norm, cfg.max_grad_norm)?;
+        // The trainer's batches, schedule and step.
+        let batches = (0..cfg.grad_accum)
+            .map(|k| {
+                let idx = batch_indices(micro_batches + k, per_epoch, train_set.len(), &cfg);
+                let examples: Vec<&TokenizedExample> = idx.iter().map(|&i| &train_set[i]).collect();
+                MicroBatch::collate(&m.model, &examples, pad)
+            })
+            .collect::<Result<Vec<_>>>()?;
         let lr = lr_at(step, total, cfg.warmup_steps, cfg.lr, cfg.schedule);
-        opt.update(&grads, lr)?;
-        drop(grads);
+        let settings = StepSettings { lr, max_grad_norm: cfg.max_grad_norm };
+        let out = train::step(&m.model, &mut opt, &batches, &settings, None).map_err(|e| match e.downcast_ref() {
+            Some(NonFinite::Loss(_)) => anyhow::anyhow!("full fine-tuning: {e} at step {}; lower full_lr", step + 1),
+            _ => e,
+        })?;
         micro_batches += cfg.grad_accum;
         let done = step + 1;
         let mut h = StepMetrics {
             step: done,
-            loss: loss_sum,
+            loss: out.loss,
             lr,
-            grad_norm: norm,
-            tokens,
+            grad_norm: out.grad_norm,
+            tokens: out.tokens,
             elapsed_secs: started.elapsed().as_secs_f64(),
             val_loss: None,
         };
-        if crate::train::trainer::every(done, cfg.eval_every) || done == total {
+        if every(done, cfg.eval_every) || done == total {
             h.val_loss = Some(eval_loss(m, &val_set, cfg.micro_batch * 2)?);
         }
         history.push(h);

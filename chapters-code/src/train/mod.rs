@@ -1,10 +1,11 @@
-//! Training: the masked causal-LM loss, AdamW, the schedule, checkpoints and the loop.
+//! Training: the masked causal-LM loss, AdamW, the schedule, one step, checkpoints and the loop.
 pub mod checkpoint;
 pub mod config;
 pub mod curve;
 pub mod loss;
 pub mod optim;
 pub mod schedule;
+pub mod step;
 pub mod system_prompts;
 pub mod trainer;
 
@@ -12,5 +13,7 @@ pub use config::{Schedule, TrainConfig};
 pub use crate::data::IGNORE;
 pub use loss::{causal_lm_loss, eval_loss};
 pub use optim::{AdamW, AdamWConfig};
+pub use step::{MicroBatch, StepOutcome, StepSettings, step};
 pub use system_prompts::SystemPrompts;
+pub use trainer::batch_indices;
 pub use trainer::{TrainOptions, TrainSummary, train};

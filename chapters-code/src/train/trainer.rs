@@ -5,13 +5,15 @@ use super::checkpoint::{self, TrainState};
 use super::config::TrainConfig;
 use super::schedule::lr_at;
 use super::system_prompts::SystemPrompts;
-use super::{AdamW, AdamWConfig, causal_lm_loss};
-use crate::data::{Record, TokenizedExample, collate, load_dataset, tokenize_chat};
+use super::loss::eval_loss;
+use super::step::{MicroBatch, NonFinite, StepSettings, step};
+use super::{AdamW, AdamWConfig};
+use crate::data::{Record, TokenizedExample, load_dataset, tokenize_chat};
 use crate::io::atomic_write;
 use crate::load::LoadedModel;
 use crate::lora::LoraAdapter;
 use anyhow::{Context, Result, bail};
-use candle_core::{DType, Tensor};
+use candle_core::DType;
 use indicatif::{ProgressBar, ProgressStyle};
 use rand::SeedableRng;
 use rand::seq::SliceRandom;
@@ -19,7 +21,7 @@ use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::io::IsTerminal;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
@@ -91,6 +93,26 @@ pub fn train(cfg: &TrainConfig, m: &mut LoadedModel, opts: &TrainOptions) -> Res
 }
 
 fn train_on_pool(cfg: &TrainConfig, m: &mut LoadedModel, opts: &TrainOptions) -> Result<(LoraAdapter, TrainSummary)> {
+    let mut run = prepare(cfg, m, opts)?;
+    let interrupted = run_loop(&mut run, cfg, m, opts)?;
+    write_records(run, cfg, m, opts, interrupted)
+}
+
+/// A run in progress: its data, adapter, optimizer and position.
+struct Run {
+    train_set: Vec<TokenizedExample>,
+    val_set: Vec<TokenizedExample>,
+    adapter: LoraAdapter,
+    opt: AdamW,
+    state: TrainState,
+    history: Vec<StepMetrics>,
+    per_epoch: usize,
+    total_steps: usize,
+    ckpt_dir: PathBuf,
+}
+
+/// Data, adapter and optimizer, fresh or restored from the newest checkpoint.
+fn prepare(cfg: &TrainConfig, m: &mut LoadedModel, opts: &TrainOptions) -> Result<Run> {
     cfg.validate()?;
     let lora = cfg.lora();
     lora.validate(Some(&m.model.config))?;
@@ -151,73 +173,61 @@ fn train_on_pool(cfg: &TrainConfig, m: &mut LoadedModel, opts: &TrainOptions) ->
             ckpt_dir.display()
         )
     }
+    Ok(Run { train_set, val_set, adapter, opt, state, history, per_epoch, total_steps, ckpt_dir })
+}
 
+/// Steps until the end or a stop request, with evaluation, progress and checkpoints.
+/// Returns whether the run was interrupted.
+fn run_loop(run: &mut Run, cfg: &TrainConfig, m: &LoadedModel, opts: &TrainOptions) -> Result<bool> {
+    let total_steps = run.total_steps;
     let mut dropout_rng = ChaCha8Rng::seed_from_u64(cfg.seed ^ 0x00d0_d0d0);
-    dropout_rng.set_word_pos(state.dropout_rng_word_pos);
+    dropout_rng.set_word_pos(run.state.dropout_rng_word_pos);
     let pad = *m.stop_ids.first().unwrap_or(&0);
-    let bar = progress_bar(opts, total_steps, state.step);
+    let bar = progress_bar(opts, total_steps, run.state.step);
     let started = Instant::now();
-    let elapsed_before = state.elapsed_secs;
-    let mut interrupted = false;
+    let elapsed_before = run.state.elapsed_secs;
 
-    while state.step < total_steps {
-        // The micro-batches of this update, and their scored-token total for the mean.
-        let group: Vec<Vec<usize>> = (0..cfg.grad_accum)
-            .map(|k| batch_indices(state.micro_batches_done + k, per_epoch, train_set.len(), cfg))
-            .collect();
-        let n_total: usize = group.iter().flatten().map(|&i| train_set[i].n_targets()).sum();
-        let mut grads: Option<Vec<Tensor>> = None;
-        let mut loss_sum = 0.0;
-        let mut tokens = 0;
-        for idx in &group {
-            let batch: Vec<&TokenizedExample> = idx.iter().map(|&i| &train_set[i]).collect();
-            let (ids, labels) = collate(&batch, pad);
-            tokens += ids.iter().map(|r| r.len()).sum::<usize>();
-            let ids = m.model.ids_tensor(&ids)?;
-            let rng = if cfg.dropout > 0.0 { Some(&mut dropout_rng) } else { None };
-            let (loss, n) = causal_lm_loss(&m.model, &ids, &labels, rng)?;
-            let value = loss.to_dtype(DType::F64)?.to_scalar::<f64>()?;
-            if !value.is_finite() {
-                bail!(
-                    "the loss became {value} at step {}: stopping. The last good checkpoint is kept in {} \
-                     (try a lower lr or max_grad_norm)",
-                    state.step + 1,
-                    ckpt_dir.display()
-                )
-            }
-            // Weight each micro-batch by its share of the update's scored tokens, so the
-            // update is the mean over all of them (as one big batch would be).
-            let weight = n as f64 / n_total as f64;
-            loss_sum += value * weight;
-            let g = opt.collect_grads(&(loss * weight)?.backward()?)?;
-            grads = Some(accumulate(grads, g)?);
-        }
-        let grads = grads.expect("grad_accum >= 1");
-        let norm = global_norm(&grads)?;
-        if !norm.is_finite() {
-            bail!("the gradient norm became {norm} at step {}: stopping, the last checkpoint is kept", state.step + 1)
-        }
-        let grads = clip_to_norm(grads, norm, cfg.max_grad_norm)?;
+    while run.state.step < total_steps {
+        let state = &mut run.state;
+        let batches = (0..cfg.grad_accum)
+            .map(|k| {
+                let idx = batch_indices(state.micro_batches_done + k, run.per_epoch, run.train_set.len(), cfg);
+                let examples: Vec<&TokenizedExample> = idx.iter().map(|&i| &run.train_set[i]).collect();
+                MicroBatch::collate(&m.model, &examples, pad)
+            })
+            .collect::<Result<Vec<_>>>()?;
         let lr = lr_at(state.step, total_steps, cfg.warmup_steps, cfg.lr, cfg.schedule);
-        opt.update(&grads, lr)?;
+        let settings = StepSettings { lr, max_grad_norm: cfg.max_grad_norm };
+        let rng = if cfg.dropout > 0.0 { Some(&mut dropout_rng) } else { None };
+        let out = step(&m.model, &mut run.opt, &batches, &settings, rng).map_err(|e| match e.downcast_ref() {
+            Some(NonFinite::Loss(_)) => anyhow::anyhow!(
+                "{e} at step {}: stopping. The last good checkpoint is kept in {} (try a lower lr or max_grad_norm)",
+                state.step + 1,
+                run.ckpt_dir.display()
+            ),
+            Some(NonFinite::GradNorm(_)) => {
+                anyhow::anyhow!("{e} at step {}: stopping, the last checkpoint is kept", state.step + 1)
+            }
+            None => e,
+        })?;
 
         state.step += 1;
         state.micro_batches_done += cfg.grad_accum;
-        state.tokens_seen += tokens;
+        state.tokens_seen += out.tokens;
         state.dropout_rng_word_pos = dropout_rng.get_word_pos();
         state.elapsed_secs = elapsed_before + started.elapsed().as_secs_f64();
         let mut metrics = StepMetrics {
             step: state.step,
-            loss: loss_sum,
+            loss: out.loss,
             lr,
-            grad_norm: norm,
-            tokens,
+            grad_norm: out.grad_norm,
+            tokens: out.tokens,
             elapsed_secs: state.elapsed_secs,
             val_loss: None,
         };
         let last = state.step == total_steps;
-        if !val_set.is_empty() && (every(state.step, cfg.eval_every) || last) {
-            metrics.val_loss = Some(super::loss::eval_loss(m, &val_set, cfg.micro_batch * 2)?);
+        if !run.val_set.is_empty() && (every(state.step, cfg.eval_every) || last) {
+            metrics.val_loss = Some(eval_loss(m, &run.val_set, cfg.micro_batch * 2)?);
         }
         let rate = (state.tokens_seen as f64) / state.elapsed_secs.max(1e-9);
         let msg = match metrics.val_loss {
@@ -229,22 +239,32 @@ fn train_on_pool(cfg: &TrainConfig, m: &mut LoadedModel, opts: &TrainOptions) ->
         if bar.is_hidden() && !opts.quiet && (state.step % (total_steps / 20).max(1) == 0 || last) {
             eprintln!("step {}/{total_steps}: {msg}", state.step);
         }
-        history.push(metrics);
+        run.history.push(metrics);
 
         let stop_now = opts.stop.as_ref().is_some_and(|s| s.load(Ordering::SeqCst));
         if every(state.step, cfg.save_every) || last || stop_now {
-            let path = checkpoint::save(&ckpt_dir, &adapter, &opt, &state, 2)?;
-            write_metrics(&path.join("metrics.jsonl"), &history)?;
-            write_metrics(&cfg.output_dir.join("metrics.jsonl"), &history)?;
+            let path = checkpoint::save(&run.ckpt_dir, &run.adapter, &run.opt, state, 2)?;
+            write_metrics(&path.join("metrics.jsonl"), &run.history)?;
+            write_metrics(&cfg.output_dir.join("metrics.jsonl"), &run.history)?;
         }
         if stop_now && !last {
-            interrupted = true;
-            break;
+            bar.finish_and_clear();
+            return Ok(true);
         }
     }
     bar.finish_and_clear();
+    Ok(false)
+}
 
-    // The run's records, each written atomically.
+/// The run's records (adapter, config, metrics, plot, summary), each written atomically.
+fn write_records(
+    run: Run,
+    cfg: &TrainConfig,
+    m: &LoadedModel,
+    opts: &TrainOptions,
+    interrupted: bool,
+) -> Result<(LoraAdapter, TrainSummary)> {
+    let Run { adapter, state, history, train_set, .. } = run;
     adapter.save_peft(&cfg.output_dir)?;
     atomic_write(&cfg.output_dir.join("train_config.toml"), cfg.to_toml()?.as_bytes())?;
     write_metrics(&cfg.output_dir.join("metrics.jsonl"), &history)?;
@@ -277,37 +297,12 @@ fn train_on_pool(cfg: &TrainConfig, m: &mut LoadedModel, opts: &TrainOptions) ->
 
 /// Example indices of micro-batch `k`: epochs are seeded permutations, so any position can
 /// be recomputed from `k` alone (this is what makes `--resume` exact).
-pub(crate) fn batch_indices(k: usize, per_epoch: usize, n: usize, cfg: &TrainConfig) -> Vec<usize> {
+pub fn batch_indices(k: usize, per_epoch: usize, n: usize, cfg: &TrainConfig) -> Vec<usize> {
     let (epoch, offset) = (k / per_epoch, k % per_epoch);
     let mut order: Vec<usize> = (0..n).collect();
     order.shuffle(&mut ChaCha8Rng::seed_from_u64(cfg.seed.wrapping_add(epoch as u64)));
     let start = (offset * cfg.micro_batch).min(n);
     order[start..(start + cfg.micro_batch).min(n)].to_vec()
-}
-
-/// `acc + g`, element by element (the first micro-batch's gradients start the sum).
-pub(crate) fn accumulate(acc: Option<Vec<Tensor>>, g: Vec<Tensor>) -> Result<Vec<Tensor>> {
-    Ok(match acc {
-        None => g,
-        Some(acc) => acc.iter().zip(&g).map(|(a, b)| a + b).collect::<candle_core::Result<_>>()?,
-    })
-}
-
-/// Scale `grads` (whose global norm is `norm`) down to `max_norm` if above it; 0 disables.
-pub(crate) fn clip_to_norm(grads: Vec<Tensor>, norm: f64, max_norm: f64) -> Result<Vec<Tensor>> {
-    if max_norm > 0.0 && norm > max_norm {
-        let s = max_norm / (norm + 1e-6);
-        return Ok(grads.iter().map(|g| g * s).collect::<candle_core::Result<_>>()?);
-    }
-    Ok(grads)
-}
-
-pub(crate) fn global_norm(grads: &[Tensor]) -> Result<f64> {
-    let mut sq = 0.0;
-    for g in grads {
-        sq += g.sqr()?.sum_all()?.to_dtype(DType::F64)?.to_scalar::<f64>()?;
-    }
-    Ok(sq.sqrt())
 }
 
 /// Whether `step` is one of every `n` steps; `n = 0` means never (only the last step, which the
