@@ -394,7 +394,7 @@ pub fn default_name(path: &Path) -> Result<String> {
     let file = modelfile_path(path)?;
     let dir = file.parent().unwrap_or(Path::new(".")).canonicalize().with_context(|| format!("cannot resolve {}", file.display()))?;
     let name = dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    Ok(crate::export::ollama_name(&name))
+    Ok(crate::modelfile::ollama_name(&name))
 }
 
 /// The merged model's Modelfile beside an adapter Modelfile, if there is one.

@@ -297,6 +297,16 @@ fn unquote(s: &str) -> Option<&str> {
     }
 }
 
+/// A model name Ollama accepts, from a free-form name.
+pub fn ollama_name(name: &str) -> String {
+    let s: String = name
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.') { c.to_ascii_lowercase() } else { '-' })
+        .collect();
+    let s = s.trim_matches(|c: char| !c.is_ascii_alphanumeric()).to_string();
+    if s.is_empty() { "lora".into() } else { s }
+}
+
 /// Splits a Modelfile into commands, as Ollama's parser does. A value ends at the first
 /// line break where its quotes are balanced, so `"""` values span lines.
 pub fn parse_commands(text: &str, path: &Path) -> Result<Vec<Command>> {
