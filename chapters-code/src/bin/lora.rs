@@ -484,7 +484,7 @@ fn run(cli: Cli) -> Result<()> {
         } => {
             let mut splits = lorakit::data::task_splits(task, n, seed, test_frac, val_frac)?;
             if let Some(model) = teacher {
-                use lorakit::data::teacher::{Teacher, paraphrase_records};
+                use lorakit::ollama::teacher::{Teacher, paraphrase_records};
                 let t = Teacher::connect(ollama_host.as_deref(), &model, std::time::Duration::from_secs(timeout))?;
                 let (train, stats) = paraphrase_records(&t, &splits.train, paraphrases, seed)?;
                 eprintln!(

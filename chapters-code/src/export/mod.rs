@@ -11,13 +11,13 @@ pub mod merged;
 pub mod metadata;
 pub mod ollama;
 
-pub use crate::modelfile::ollama_name;
+pub use crate::ollama::modelfile::ollama_name;
 pub use gguf::ExportDtype;
 
 use crate::io::{atomic_dir, sha256_file};
 use crate::load::{LoadedModel, load};
 use crate::lora::{CONFIG_FILE, LoraAdapter, WEIGHTS_FILE};
-use crate::modelfile::SystemChoice;
+use crate::ollama::modelfile::SystemChoice;
 use anyhow::{Context, Result, bail};
 use candle_core::DType;
 use serde::Serialize;

@@ -5,7 +5,7 @@
 use super::{ExportDtype, ExportRequest, write_gguf_adapter, write_merged};
 use crate::load::LoadedModel;
 use crate::lora::LoraAdapter;
-use crate::modelfile::{Modelfile, SystemChoice, check_stops, ollama_name, ollama_template};
+use crate::ollama::modelfile::{Modelfile, SystemChoice, check_stops, ollama_name, ollama_template};
 use crate::train::SystemPrompts;
 use anyhow::{Context, Result};
 use std::path::Path;

@@ -25,7 +25,7 @@ use reqwest::Url;
 use reqwest::blocking::{Body, Client};
 use sha2::{Digest, Sha256};
 
-use crate::modelfile::{Command, Modelfile, SystemChoice, parameter_json, parse_commands};
+use super::modelfile::{Command, Modelfile, SystemChoice, parameter_json, parse_commands};
 
 /// Where Ollama listens unless `OLLAMA_HOST` says otherwise.
 pub const DEFAULT_HOST: &str = "http://127.0.0.1:11434";
@@ -394,7 +394,7 @@ pub fn default_name(path: &Path) -> Result<String> {
     let file = modelfile_path(path)?;
     let dir = file.parent().unwrap_or(Path::new(".")).canonicalize().with_context(|| format!("cannot resolve {}", file.display()))?;
     let name = dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    Ok(crate::modelfile::ollama_name(&name))
+    Ok(super::modelfile::ollama_name(&name))
 }
 
 /// The merged model's Modelfile beside an adapter Modelfile, if there is one.

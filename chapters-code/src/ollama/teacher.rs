@@ -4,7 +4,7 @@
 //! Only the question is rewritten; the answer stays the generator's, so labels stay
 //! correct by construction. A rewrite that loses a name or number is discarded.
 
-use super::load::Record;
+use crate::data::Record;
 use anyhow::{Context, Result, bail};
 use ollama_rs::Ollama;
 use ollama_rs::generation::completion::request::GenerationRequest;

@@ -639,7 +639,7 @@ mod tests {
     use super::*;
     use std::collections::HashMap;
 
-    const LLAMA32_JINJA: &str = include_str!("templates/llama3.2.jinja");
+    const LLAMA32_JINJA: &str = include_str!("../templates/llama3.2.jinja");
 
     /// SmolLM2-135M-Instruct's template, as transformers' reference fixture recorded it.
     fn smollm2_jinja() -> String {
