@@ -439,7 +439,7 @@ fn run(cli: Cli) -> Result<()> {
             }
         }
         Command::Deploy { path, name, host, prompt, max_tokens, timeout, dry_run, system, no_system } => {
-            use lorakit::deploy::{DeployOptions, default_name, deploy};
+            use lorakit::ollama::deploy::{DeployOptions, default_name, deploy};
             let name = match name {
                 Some(n) => n,
                 None => default_name(&path)?,
@@ -605,8 +605,8 @@ fn run(cli: Cli) -> Result<()> {
 }
 
 /// `--system TEXT` / `--no-system`, as the library takes them.
-fn system_choice(system: Option<String>, no_system: bool) -> lorakit::modelfile::SystemChoice {
-    use lorakit::modelfile::SystemChoice;
+fn system_choice(system: Option<String>, no_system: bool) -> lorakit::ollama::modelfile::SystemChoice {
+    use lorakit::ollama::modelfile::SystemChoice;
     match (system, no_system) {
         (Some(text), _) => SystemChoice::Text(text),
         (None, true) => SystemChoice::Omit,
