@@ -10,7 +10,6 @@ pub use candle_transformers;
 pub mod bench;
 pub mod chat;
 pub mod data;
-pub mod deploy;
 pub mod eval;
 pub mod experiments;
 pub mod export;
@@ -21,7 +20,7 @@ pub mod io;
 pub mod load;
 pub mod lora;
 pub mod model;
-pub mod modelfile;
+pub mod ollama;
 pub mod ops;
 pub mod runtime;
 pub mod score;
@@ -30,3 +29,5 @@ pub mod train;
 
 pub use lora::{LoraAdapter, LoraConfig};
 pub use model::{Checkpoint, Llama, LlamaConfig};
+// `lorakit::deploy` and `lorakit::modelfile`, the paths the book's listings and tests name.
+pub use ollama::{deploy, modelfile};

@@ -379,6 +379,35 @@ fn dry_run_sends_nothing() {
     assert!(r.stdout.contains("ollama create my-adapter -f '"), "{}", r.stdout);
 }
 
+/// `--host` and `OLLAMA_HOST` are read the way Ollama reads OLLAMA_HOST: 0.0.0.0 (where a
+/// server listens, not an address to connect to) is this machine, and a bare host gets
+/// Ollama's port. A dry run connects to nothing, so no server is needed.
+#[test]
+fn listen_addresses_and_bare_hosts_resolve_like_ollama() {
+    let export = exported();
+    let first_line = |flag: Option<&str>, env: Option<&str>| {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_lora"));
+        c.args(["deploy", path_str(export.path()), "--name", "tiny-lora", "--dry-run"]).env_remove("OLLAMA_HOST");
+        if let Some(h) = flag {
+            c.args(["--host", h]);
+        }
+        if let Some(h) = env {
+            c.env("OLLAMA_HOST", h);
+        }
+        let o = c.output().unwrap();
+        assert!(o.status.success(), "--host {flag:?}, OLLAMA_HOST {env:?}: {}", String::from_utf8_lossy(&o.stderr));
+        String::from_utf8_lossy(&o.stdout).lines().next().unwrap_or_default().to_string()
+    };
+    let at = |host: &str| format!("dry run: nothing is sent to Ollama at {host}");
+    assert_eq!(first_line(Some("0.0.0.0"), None), at("http://127.0.0.1:11434"));
+    assert_eq!(first_line(None, Some("0.0.0.0")), at("http://127.0.0.1:11434"));
+    assert_eq!(first_line(Some("localhost"), None), at("http://localhost:11434"));
+    assert_eq!(first_line(None, Some("127.0.0.1")), at("http://127.0.0.1:11434"));
+    assert_eq!(first_line(None, None), at("http://127.0.0.1:11434"));
+    // The flag wins over the environment.
+    assert_eq!(first_line(Some("localhost:8080"), Some("0.0.0.0")), at("http://localhost:8080"));
+}
+
 /// A directory written by `lora export --format ollama` itself, from SmolLM2 and a fresh
 /// adapter: both of its routes deploy, and the server's prompt is the chat template's.
 #[test]

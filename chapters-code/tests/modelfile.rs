@@ -2,7 +2,7 @@
 //! answers in Ollama (the model writes the end-of-turn token and goes on with a made-up
 //! turn), so the stops are checked against what each chat template itself writes, not
 //! against a list kept beside the code. (The Go TEMPLATE's equivalence with the Jinja
-//! template is tested in src/modelfile.rs, rendered with gtmpl.)
+//! template is tested in src/ollama/template.rs, rendered with gtmpl.)
 
 use std::path::{Path, PathBuf};
 

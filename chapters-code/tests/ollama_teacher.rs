@@ -3,7 +3,8 @@
 //! unreachable or slow server gives a clear error.
 
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpListener;
+use std::net::{TcpListener, TcpStream};
+use std::time::Duration;
 use std::process::Command;
 
 /// Serves `/api/tags` and `/api/generate` like Ollama: the "paraphrase" is the message
@@ -57,13 +58,21 @@ fn stand_in(delay_ms: u64) -> (String, std::thread::JoinHandle<()>) {
 }
 
 fn synth(out: &std::path::Path, host: &str, timeout: &str) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_lora"))
-        .args(["data", "synth", "--task", "extract", "--n", "40", "--teacher", "teacher", "--ollama-host", host])
-        .args(["--timeout", timeout])
-        .arg("--out")
-        .arg(out)
-        .output()
-        .unwrap()
+    synth_with(out, Some(host), None, timeout)
+}
+
+/// `lora data synth --teacher teacher` with `--ollama-host flag` and `OLLAMA_HOST=env`, each if given.
+fn synth_with(out: &std::path::Path, flag: Option<&str>, env: Option<&str>, timeout: &str) -> std::process::Output {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_lora"));
+    c.args(["data", "synth", "--task", "extract", "--n", "40", "--teacher", "teacher", "--timeout", timeout]);
+    c.arg("--out").arg(out).env_remove("OLLAMA_HOST");
+    if let Some(h) = flag {
+        c.args(["--ollama-host", h]);
+    }
+    if let Some(h) = env {
+        c.env("OLLAMA_HOST", h);
+    }
+    c.output().unwrap()
 }
 
 fn lines(path: std::path::PathBuf) -> Vec<String> {
@@ -99,4 +108,34 @@ fn unreachable_and_slow_servers_are_named() {
     let out = synth(&dir.path().join("b"), &slow, "1");
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success() && err.contains("did not answer"), "{err}");
+}
+
+/// `OLLAMA_HOST` as Ollama's own CLI takes it: `host:port` without a scheme.
+#[test]
+fn ollama_host_without_a_scheme_reaches_the_server() {
+    let (url, _server) = stand_in(0);
+    let dir = tempfile::tempdir().unwrap();
+    let out = synth_with(dir.path(), None, Some(url.trim_start_matches("http://")), "30");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(lines(dir.path().join("train.jsonl")).iter().any(|l| l.contains("Please: ")), "rewrites were kept");
+}
+
+/// 0.0.0.0 is where a server listens, not an address to connect to: it means this machine,
+/// and a bare host means Ollama's port 11434 (not http's 80). Nothing can run Ollama here, so
+/// the error names the address the teacher tried; skipped when something listens on 11434.
+#[test]
+fn listen_addresses_and_bare_hosts_mean_ollamas_port_on_this_machine() {
+    if TcpStream::connect_timeout(&"127.0.0.1:11434".parse().unwrap(), Duration::from_millis(500)).is_ok() {
+        eprintln!("skipped: something listens on 127.0.0.1:11434");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let cases = [("--ollama-host 0.0.0.0", Some("0.0.0.0"), None), ("OLLAMA_HOST=127.0.0.1", None, Some("127.0.0.1"))];
+    for (i, (case, flag, env)) in cases.into_iter().enumerate() {
+        let out = synth_with(&dir.path().join(i.to_string()), flag, env, "1");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{case}: should fail\n{err}");
+        assert!(err.contains("cannot reach Ollama at http://127.0.0.1:11434: is it running?"), "{case}: {err}");
+        assert!(!err.contains("0.0.0.0") && !err.contains(":80"), "{case}: {err}");
+    }
 }

@@ -439,7 +439,7 @@ fn run(cli: Cli) -> Result<()> {
             }
         }
         Command::Deploy { path, name, host, prompt, max_tokens, timeout, dry_run, system, no_system } => {
-            use lorakit::deploy::{DeployOptions, default_name, deploy};
+            use lorakit::ollama::deploy::{DeployOptions, default_name, deploy};
             let name = match name {
                 Some(n) => n,
                 None => default_name(&path)?,
@@ -484,7 +484,7 @@ fn run(cli: Cli) -> Result<()> {
         } => {
             let mut splits = lorakit::data::task_splits(task, n, seed, test_frac, val_frac)?;
             if let Some(model) = teacher {
-                use lorakit::data::teacher::{Teacher, paraphrase_records};
+                use lorakit::ollama::teacher::{Teacher, paraphrase_records};
                 let t = Teacher::connect(ollama_host.as_deref(), &model, std::time::Duration::from_secs(timeout))?;
                 let (train, stats) = paraphrase_records(&t, &splits.train, paraphrases, seed)?;
                 eprintln!(
@@ -605,8 +605,8 @@ fn run(cli: Cli) -> Result<()> {
 }
 
 /// `--system TEXT` / `--no-system`, as the library takes them.
-fn system_choice(system: Option<String>, no_system: bool) -> lorakit::modelfile::SystemChoice {
-    use lorakit::modelfile::SystemChoice;
+fn system_choice(system: Option<String>, no_system: bool) -> lorakit::ollama::modelfile::SystemChoice {
+    use lorakit::ollama::modelfile::SystemChoice;
     match (system, no_system) {
         (Some(text), _) => SystemChoice::Text(text),
         (None, true) => SystemChoice::Omit,

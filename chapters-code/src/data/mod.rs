@@ -6,7 +6,6 @@ pub mod format;
 pub mod load;
 pub mod metrics;
 pub mod synth;
-pub mod teacher;
 
 pub use check::{DatasetReport, check};
 pub use format::{IGNORE, TokenizedExample, collate, tokenize_chat};

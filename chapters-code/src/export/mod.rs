@@ -11,12 +11,13 @@ pub mod merged;
 pub mod metadata;
 pub mod ollama;
 
+pub use crate::ollama::modelfile::ollama_name;
 pub use gguf::ExportDtype;
 
 use crate::io::{atomic_dir, sha256_file};
 use crate::load::{LoadedModel, load};
 use crate::lora::{CONFIG_FILE, LoraAdapter, WEIGHTS_FILE};
-use crate::modelfile::SystemChoice;
+use crate::ollama::modelfile::SystemChoice;
 use anyhow::{Context, Result, bail};
 use candle_core::DType;
 use serde::Serialize;
@@ -245,16 +246,6 @@ pub(crate) fn write_merged(
     base.model.merge_adapter()?;
     let tensors = merged::merged_tensors(&base.model, dtype)?;
     gguf::write_gguf(out, &md, &tensors)
-}
-
-/// A model name Ollama accepts, from a free-form name.
-pub fn ollama_name(name: &str) -> String {
-    let s: String = name
-        .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.') { c.to_ascii_lowercase() } else { '-' })
-        .collect();
-    let s = s.trim_matches(|c: char| !c.is_ascii_alphanumeric()).to_string();
-    if s.is_empty() { "lora".into() } else { s }
 }
 
 /// Sizes and digests of what was written (one file, or a directory's files).

@@ -2,10 +2,10 @@
 //! (the dependable route), and for a GGUF base also the small adapter with a second
 //! Modelfile that points at the base file (the route Ollama may refuse).
 
-use super::{ExportDtype, ExportRequest, ollama_name, write_gguf_adapter, write_merged};
+use super::{ExportDtype, ExportRequest, write_gguf_adapter, write_merged};
 use crate::load::LoadedModel;
 use crate::lora::LoraAdapter;
-use crate::modelfile::{Modelfile, SystemChoice, check_stops, ollama_template};
+use crate::ollama::modelfile::{Modelfile, SystemChoice, check_stops, ollama_name, ollama_template};
 use crate::train::SystemPrompts;
 use anyhow::{Context, Result};
 use std::path::Path;

@@ -4,10 +4,6 @@
 //! hash the files the Modelfile names, upload the blobs the server lacks
 //! (`HEAD`/`POST /api/blobs/sha256:…`), `POST /api/create` with the files' digests and the
 //! Modelfile's settings, then `/api/show` and a short `/api/generate` as a smoke test.
-//!
-//! ollama-rs makes the create, show and generate calls. It has none for `/api/version` or
-//! the blobs, so those are plain requests with reqwest, whose blocking client streams a
-//! (possibly multi-gigabyte) file as the request body.
 
 use std::io::{IsTerminal, Read};
 use std::path::{Path, PathBuf};
@@ -15,20 +11,18 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use indicatif::{ProgressBar, ProgressStyle};
-use ollama_rs::Ollama;
-use ollama_rs::error::OllamaError;
 use ollama_rs::generation::chat::{ChatMessage, MessageRole};
 use ollama_rs::generation::completion::request::GenerationRequest;
 use ollama_rs::models::ModelOptions;
 use ollama_rs::models::create::CreateModelRequest;
-use reqwest::Url;
-use reqwest::blocking::{Body, Client};
 use sha2::{Digest, Sha256};
 
-use crate::modelfile::{Command, Modelfile, SystemChoice, parameter_json, parse_commands};
+use super::client::Client;
+use super::host::Host;
+use super::modelfile::{Command, Modelfile, SystemChoice, parameter_json, parse_commands};
 
-/// Where Ollama listens unless `OLLAMA_HOST` says otherwise.
-pub const DEFAULT_HOST: &str = "http://127.0.0.1:11434";
+pub use super::client::ServerError;
+
 /// The Modelfile names `lora export --format ollama` writes: the merged model (the
 /// dependable route) and base + adapter (the route a server may refuse).
 pub const MERGED_MODELFILE: &str = "Modelfile";
@@ -43,8 +37,8 @@ pub struct DeployOptions {
     pub modelfile: PathBuf,
     /// The model's name on the server: `name`, `name:tag` or `namespace/name:tag`.
     pub name: String,
-    /// Ollama's address; default `$OLLAMA_HOST`, else [`DEFAULT_HOST`]. `host:port`
-    /// without a scheme means plain HTTP, as for Ollama's own CLI.
+    /// Ollama's address; default `$OLLAMA_HOST`, else Ollama's default (see [`Host::resolve`]).
+    /// `host:port` without a scheme means plain HTTP, as for Ollama's own CLI.
     pub host: Option<String>,
     /// The smoke test's prompt.
     pub prompt: String,
@@ -75,20 +69,6 @@ pub struct DeployReport {
     pub answer: Option<String>,
     /// The same with Ollama's CLI.
     pub ollama_create: String,
-}
-
-/// A failure talking to the server. Only [`Refused`](ServerError::Refused) makes
-/// `deploy` fall back from the adapter route to the merged model.
-#[derive(Debug, thiserror::Error)]
-pub enum ServerError {
-    #[error("cannot reach Ollama at {host} ({cause}): is it running? Start it with `ollama serve`, or point --host or OLLAMA_HOST at it")]
-    Unreachable { host: String, cause: String },
-    #[error("Ollama at {host} did not answer {what} within {secs} s (raise --timeout for a slow server or a large model)")]
-    Timeout { host: String, what: String, secs: u64 },
-    #[error("Ollama at {host} refused {what}{}: {message}", .status.map(|s| format!(" (HTTP {s})")).unwrap_or_default())]
-    Refused { host: String, what: String, status: Option<u16>, message: String },
-    #[error("talking to Ollama at {host} ({what}) failed: {cause}")]
-    Transport { host: String, what: String, cause: String },
 }
 
 /// One file the Modelfile names, to be uploaded as a blob.
@@ -268,78 +248,6 @@ fn progress_bar(bytes: u64, message: &str) -> ProgressBar {
     bar
 }
 
-/// Ollama's address from `--host`, `$OLLAMA_HOST` or the default, read the way Ollama
-/// reads OLLAMA_HOST (envconfig.Host): no scheme means http on port 11434, `http://` and
-/// `https://` without a port mean 80 and 443, and 0.0.0.0 means this machine.
-pub fn resolve_host(host: Option<&str>) -> Result<Url> {
-    let from_env = std::env::var("OLLAMA_HOST").ok();
-    let raw = host.or(from_env.as_deref()).unwrap_or("").trim();
-    let (scheme, rest, default_port) = match raw.split_once("://") {
-        None => ("http", raw, 11434),
-        Some(("http", rest)) => ("http", rest, 80),
-        Some(("https", rest)) => ("https", rest, 443),
-        Some((other, _)) => bail!("Ollama's address {:?}: the scheme must be http or https, not {other}", redact_str(raw)),
-    };
-    let (authority, path) = rest.split_once('/').unwrap_or((rest, ""));
-    let (userinfo, hostport) = match authority.rsplit_once('@') {
-        Some((u, h)) => (format!("{u}@"), h),
-        None => (String::new(), authority),
-    };
-    let (host, port) = split_host_port(hostport, default_port)
-        .with_context(|| format!("Ollama's address {:?} is not host[:port]", redact_str(raw)))?;
-    let host = match host.as_str() {
-        "" | "0.0.0.0" => "127.0.0.1".to_string(),
-        "[::]" => "[::1]".to_string(),
-        _ => host,
-    };
-    let path = path.trim_end_matches('/');
-    let url = format!("{scheme}://{userinfo}{host}:{port}/{path}{}", if path.is_empty() { "" } else { "/" });
-    Url::parse(&url).with_context(|| format!("Ollama's address {:?} is not a URL", redact_str(raw)))
-}
-
-/// `host:port`, `[v6]:port`, a bare host or a bare IPv6 address.
-fn split_host_port(s: &str, default_port: u16) -> Result<(String, u16)> {
-    let port = |p: &str| p.parse::<u16>().with_context(|| format!("port {p:?}"));
-    if let Ok(ip) = s.parse::<std::net::Ipv6Addr>() {
-        return Ok((format!("[{ip}]"), default_port));
-    }
-    if let Some((v6, rest)) = s.strip_prefix('[').and_then(|r| r.split_once(']')) {
-        let ip: std::net::Ipv6Addr = v6.parse().with_context(|| format!("IPv6 address {v6:?}"))?;
-        let p = match rest.strip_prefix(':') {
-            Some(p) => port(p)?,
-            None if rest.is_empty() => default_port,
-            None => bail!("{rest:?} after the address"),
-        };
-        return Ok((format!("[{ip}]"), p));
-    }
-    let (host, p) = match s.rsplit_once(':') {
-        Some((h, p)) => (h, port(p)?),
-        None => (s, default_port),
-    };
-    if host.contains([':', '/', ' ', '[', ']']) {
-        bail!("host {host:?}")
-    }
-    Ok((host.to_string(), p))
-}
-
-/// The address as shown to the reader: without user name or password.
-pub fn redact(url: &Url) -> String {
-    let mut u = url.clone();
-    let _ = u.set_username("");
-    let _ = u.set_password(None);
-    u.as_str().trim_end_matches('/').to_string()
-}
-
-fn redact_str(s: &str) -> String {
-    match s.split_once("://") {
-        Some((scheme, rest)) => match rest.split_once('@') {
-            Some((_, h)) => format!("{scheme}://…@{h}"),
-            None => s.to_string(),
-        },
-        None => s.split_once('@').map(|(_, h)| format!("…@{h}")).unwrap_or_else(|| s.to_string()),
-    }
-}
-
 /// Checks a model name the way Ollama does (types/model/name.go): `[host/][namespace/]model[:tag]`,
 /// each part starting with a letter, digit or '_' and made of those, '-' and '.'
 /// (no '.' in a namespace), at most 80 characters (350 for a host).
@@ -394,7 +302,7 @@ pub fn default_name(path: &Path) -> Result<String> {
     let file = modelfile_path(path)?;
     let dir = file.parent().unwrap_or(Path::new(".")).canonicalize().with_context(|| format!("cannot resolve {}", file.display()))?;
     let name = dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    Ok(crate::export::ollama_name(&name))
+    Ok(super::modelfile::ollama_name(&name))
 }
 
 /// The merged model's Modelfile beside an adapter Modelfile, if there is one.
@@ -419,24 +327,24 @@ pub fn ollama_create_line(name: &str, modelfile: &Path) -> String {
 /// result (smoke answer, the equivalent `ollama create` line) to stdout.
 pub fn deploy(opts: &DeployOptions) -> Result<DeployReport> {
     validate_model_name(&opts.name)?;
-    let url = resolve_host(opts.host.as_deref())?;
+    let host = Host::resolve(opts.host.as_deref())?;
     let path = modelfile_path(&opts.modelfile)?;
     let plan = Plan::read(&path)?.with_system(&opts.system);
     let fallback = if plan.blobs.iter().any(|b| b.adapter) { merged_sibling(&path) } else { None };
     if opts.dry_run {
-        return dry_run(opts, &url, &plan, fallback.as_deref());
+        return dry_run(opts, &host, &plan, fallback.as_deref());
     }
-    let server = Server::connect(&url, opts.timeout)?;
-    let mut uploaded = server.upload_missing(&plan)?;
-    let (plan, answer, fell_back) = match server.create_and_check(&plan, opts) {
+    let client = connect(&host, opts.timeout)?;
+    let mut uploaded = upload_missing(&client, &plan)?;
+    let (plan, answer, fell_back) = match create_and_check(&client, &plan, opts) {
         Ok(answer) => (plan, answer, false),
         Err(e) if is_refusal(&e) && fallback.is_some() => {
             let merged_path = fallback.unwrap_or_default();
             eprintln!("{e:#}");
             eprintln!("the adapter route was refused; falling back to the merged model in {}", merged_path.display());
             let merged = Plan::read(&merged_path)?.with_system(&opts.system);
-            uploaded.extend(server.upload_missing(&merged)?);
-            let answer = server.create_and_check(&merged, opts)?;
+            uploaded.extend(upload_missing(&client, &merged)?);
+            let answer = create_and_check(&client, &merged, opts)?;
             (merged, answer, true)
         }
         Err(e) if is_refusal(&e) && plan.blobs.iter().any(|b| b.adapter) => {
@@ -449,12 +357,12 @@ pub fn deploy(opts: &DeployOptions) -> Result<DeployReport> {
         Err(e) => return Err(e),
     };
     let ollama_create = ollama_create_line(&opts.name, &plan.path);
-    println!("created {} on Ollama at {} from {}{}", opts.name, server.shown, plan.path.display(), if fell_back { " (fallback: merged model)" } else { "" });
+    println!("created {} on Ollama at {} from {}{}", opts.name, client.shown(), plan.path.display(), if fell_back { " (fallback: merged model)" } else { "" });
     println!("smoke test: {:?} -> {:?}", opts.prompt, answer);
     println!("the same with Ollama's CLI: {ollama_create}{}", system_caveat(&opts.system));
     Ok(DeployReport {
         name: opts.name.clone(),
-        host: server.shown.clone(),
+        host: client.shown().to_string(),
         modelfile: plan.path.clone(),
         fell_back,
         uploaded,
@@ -477,8 +385,8 @@ fn is_refusal(e: &anyhow::Error) -> bool {
 }
 
 /// Prints the requests `deploy` would send; sends none.
-fn dry_run(opts: &DeployOptions, url: &Url, plan: &Plan, fallback: Option<&Path>) -> Result<DeployReport> {
-    println!("dry run: nothing is sent to Ollama at {}", redact(url));
+fn dry_run(opts: &DeployOptions, host: &Host, plan: &Plan, fallback: Option<&Path>) -> Result<DeployReport> {
+    println!("dry run: nothing is sent to Ollama at {}", host.shown());
     println!("Modelfile: {}", plan.path.display());
     for b in &plan.blobs {
         let kind = if b.adapter { "adapter" } else { "model" };
@@ -495,7 +403,7 @@ fn dry_run(opts: &DeployOptions, url: &Url, plan: &Plan, fallback: Option<&Path>
     println!("the same with Ollama's CLI: {ollama_create}{}", system_caveat(&opts.system));
     Ok(DeployReport {
         name: opts.name.clone(),
-        host: redact(url),
+        host: host.shown(),
         modelfile: plan.path.clone(),
         fell_back: false,
         uploaded: Vec::new(),
@@ -504,212 +412,85 @@ fn dry_run(opts: &DeployOptions, url: &Url, plan: &Plan, fallback: Option<&Path>
     })
 }
 
-/// An Ollama server: ollama-rs for the calls it has, reqwest for the others.
-struct Server {
-    url: Url,
-    shown: String,
-    http: Client,
-    ollama: Ollama,
-    rt: tokio::runtime::Runtime,
-    timeout: Duration,
+/// A client for the server at `host`, once it has answered with a version new enough.
+fn connect(host: &Host, timeout: Duration) -> Result<Client> {
+    let client = Client::new(host, timeout)?;
+    let version = client.version()?;
+    if let Some(v) = parse_version(&version)
+        && v != (0, 0, 0)
+        && v < MIN_VERSION
+    {
+        let (a, b, c) = MIN_VERSION;
+        bail!(
+            "Ollama {version} at {} is too old: lora deploy needs {a}.{b}.{c} or newer (its /api/create takes files \
+             by digest); upgrade Ollama, or use `ollama create` with the Modelfile",
+            client.shown()
+        )
+    }
+    eprintln!("Ollama {version} at {}", client.shown());
+    Ok(client)
 }
 
-impl Server {
-    /// Connects and checks the server's version.
-    fn connect(url: &Url, timeout: Duration) -> Result<Server> {
-        let shown = redact(url);
-        // Per-request timeouts below; uploads need longer than small calls.
-        let http = Client::builder().timeout(None).connect_timeout(timeout).build().context("cannot build an HTTP client")?;
-        let ollama = Ollama::try_new(url.as_str()).with_context(|| format!("Ollama's address {shown} is not a URL"))?;
-        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-        let server = Server { url: url.clone(), shown, http, ollama, rt, timeout };
-        let version = server.version()?;
-        if let Some(v) = parse_version(&version)
-            && v != (0, 0, 0)
-            && v < MIN_VERSION
-        {
-            let (a, b, c) = MIN_VERSION;
-            bail!(
-                "Ollama {version} at {} is too old: lora deploy needs {a}.{b}.{c} or newer (its /api/create takes files \
-                 by digest); upgrade Ollama, or use `ollama create` with the Modelfile",
-                server.shown
-            )
+/// Uploads the plan's files the server does not have; returns their digests.
+fn upload_missing(client: &Client, plan: &Plan) -> Result<Vec<String>> {
+    let mut uploaded = Vec::new();
+    for blob in &plan.blobs {
+        if client.has_blob(&blob.digest)? {
+            eprintln!("{} is on the server already ({})", blob.name, blob.digest);
+            continue;
         }
-        eprintln!("Ollama {version} at {}", server.shown);
-        Ok(server)
+        eprintln!("uploading {} ({:.1} MiB)", blob.name, blob.bytes as f64 / 1048576.0);
+        upload(client, blob).with_context(|| format!("uploading {}", blob.path.display()))?;
+        uploaded.push(blob.digest.clone());
     }
-
-    fn endpoint(&self, path: &str) -> Result<Url> {
-        self.url.join(path).with_context(|| format!("{} + {path} is not a URL", self.shown))
-    }
-
-    /// Maps a reqwest failure to what the reader needs to know; never shows the URL
-    /// (it may carry credentials).
-    fn transport_error(&self, e: reqwest::Error, what: &str) -> ServerError {
-        let (host, what) = (self.shown.clone(), what.to_string());
-        if e.is_timeout() {
-            return ServerError::Timeout { host, what, secs: self.timeout.as_secs() };
-        }
-        let connect = e.is_connect();
-        let cause = error_chain(&e.without_url());
-        if connect { ServerError::Unreachable { host, cause } } else { ServerError::Transport { host, what, cause } }
-    }
-
-    fn refused(&self, what: &str, status: reqwest::StatusCode, body: &str) -> ServerError {
-        let mut message = server_message(body);
-        if status == reqwest::StatusCode::NOT_FOUND && what.contains("/api/version") {
-            message.push_str(" (is this an Ollama server?)");
-        }
-        if message.contains("digest mismatch") {
-            message.push_str(" (the server received other bytes than were hashed: the file changed during the upload, or the transfer was damaged; run lora deploy again)");
-        }
-        ServerError::Refused { host: self.shown.clone(), what: what.to_string(), status: Some(status.as_u16()), message }
-    }
-
-    /// `GET /api/version`.
-    fn version(&self) -> Result<String, ServerError> {
-        let what = "GET /api/version";
-        let url = self.endpoint("api/version").map_err(|e| self.transport(what, e))?;
-        let resp = self.http.get(url).timeout(self.timeout).send().map_err(|e| self.transport_error(e, what))?;
-        let status = resp.status();
-        let body = resp.text().map_err(|e| self.transport_error(e, what))?;
-        if !status.is_success() {
-            return Err(self.refused(what, status, &body));
-        }
-        let json: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
-        json["version"].as_str().map(String::from).ok_or_else(|| ServerError::Transport {
-            host: self.shown.clone(),
-            what: what.into(),
-            cause: format!("not an Ollama answer: {}", excerpt(&body)),
-        })
-    }
-
-    fn transport(&self, what: &str, e: anyhow::Error) -> ServerError {
-        ServerError::Transport { host: self.shown.clone(), what: what.into(), cause: format!("{e:#}") }
-    }
-
-    /// Uploads the plan's files the server does not have; returns their digests.
-    fn upload_missing(&self, plan: &Plan) -> Result<Vec<String>> {
-        let mut uploaded = Vec::new();
-        for blob in &plan.blobs {
-            if self.has_blob(&blob.digest)? {
-                eprintln!("{} is on the server already ({})", blob.name, blob.digest);
-                continue;
-            }
-            eprintln!("uploading {} ({:.1} MiB)", blob.name, blob.bytes as f64 / 1048576.0);
-            self.upload(blob).with_context(|| format!("uploading {}", blob.path.display()))?;
-            uploaded.push(blob.digest.clone());
-        }
-        Ok(uploaded)
-    }
-
-    /// `HEAD /api/blobs/<digest>`: 200 if the server has it, 404 if not.
-    fn has_blob(&self, digest: &str) -> Result<bool, ServerError> {
-        let what = format!("HEAD /api/blobs/{digest}");
-        let url = self.endpoint(&format!("api/blobs/{digest}")).map_err(|e| self.transport(&what, e))?;
-        let resp = self.http.head(url).timeout(self.timeout).send().map_err(|e| self.transport_error(e, &what))?;
-        match resp.status() {
-            s if s.is_success() => Ok(true),
-            reqwest::StatusCode::NOT_FOUND => Ok(false),
-            s => Err(self.refused(&what, s, "")),
-        }
-    }
-
-    /// `POST /api/blobs/<digest>` with the file streamed as the body. The server hashes
-    /// what it received and refuses a mismatch (a file changed or cut in transit).
-    fn upload(&self, blob: &Blob) -> Result<(), ServerError> {
-        let what = format!("the upload of {} as {}", blob.name, blob.digest);
-        let file = std::fs::File::open(&blob.path)
-            .map_err(|e| self.transport(&what, anyhow::Error::new(e).context(format!("cannot open {}", blob.path.display()))))?;
-        let bar = progress_bar(blob.bytes, &format!("uploading {}", blob.name));
-        let body = Body::sized(bar.wrap_read(file).take(blob.bytes), blob.bytes);
-        // At least 1 MB/s on top of the usual timeout.
-        let time = self.timeout + Duration::from_secs(blob.bytes / 1_000_000);
-        let url = self.endpoint(&format!("api/blobs/{}", blob.digest)).map_err(|e| self.transport(&what, e))?;
-        let resp = self.http.post(url).body(body).timeout(time).send().map_err(|e| self.transport_error(e, &what));
-        bar.finish_and_clear();
-        let resp = resp?;
-        let status = resp.status();
-        if !status.is_success() {
-            let body = resp.text().unwrap_or_default();
-            return Err(self.refused(&what, status, &body));
-        }
-        Ok(())
-    }
-
-    /// Runs an ollama-rs call with the timeout, mapping its errors.
-    fn call<T>(&self, what: &str, fut: impl std::future::Future<Output = Result<T, OllamaError>>) -> Result<T, ServerError> {
-        let (host, what) = (self.shown.clone(), what.to_string());
-        match self.rt.block_on(async { tokio::time::timeout(self.timeout, fut).await }) {
-            Ok(Ok(v)) => Ok(v),
-            Ok(Err(OllamaError::ReqwestError(e))) => Err(self.transport_error(e, &what)),
-            // ollama-rs hands back the body of a non-2xx answer: Ollama's {"error": "..."}.
-            Ok(Err(OllamaError::Other(body))) => Err(ServerError::Refused { host, what, status: None, message: server_message(&body) }),
-            Ok(Err(OllamaError::InternalError(e))) => Err(ServerError::Refused { host, what, status: None, message: e.message }),
-            Ok(Err(e)) => Err(ServerError::Transport { host, what, cause: error_chain(&e) }),
-            Err(_) => Err(ServerError::Timeout { host, what, secs: self.timeout.as_secs() }),
-        }
-    }
-
-    /// `/api/create`, then `/api/show` and a short `/api/generate`; returns the answer.
-    fn create_and_check(&self, plan: &Plan, opts: &DeployOptions) -> Result<String> {
-        let req = plan.create_request(&opts.name)?;
-        eprintln!("creating {} from {}", opts.name, plan.path.display());
-        let status = self.call("POST /api/create", self.ollama.create_model(req))?;
-        if status.message != "success" {
-            eprintln!("create answered {:?}", status.message);
-        }
-        let info = self.call("POST /api/show", self.ollama.show_model_info(opts.name.clone()))?;
-        if let Some(t) = &plan.modelfile.template
-            && info.template != *t
-        {
-            eprintln!("warning: the server reports a different TEMPLATE for {} than the Modelfile's", opts.name);
-        }
-        // Ollama pads the names to 30 columns; one space is enough here.
-        let params: Vec<String> = info
-            .parameters
-            .lines()
-            .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
-            .filter(|l| !l.is_empty())
-            .collect();
-        let params = params.join("; ");
-        eprintln!("{} is on the server; parameters: {params}", opts.name);
-        let request = GenerationRequest::new(opts.name.clone(), opts.prompt.clone())
-            .options(ModelOptions::default().num_predict(opts.max_tokens));
-        let answer = self.call("POST /api/generate (smoke test)", self.ollama.generate(request))?;
-        let answer = answer.response.trim().to_string();
-        if answer.is_empty() {
-            eprintln!("warning: {} answered the smoke test with nothing (check TEMPLATE and the stop parameters)", opts.name);
-        }
-        Ok(answer)
-    }
+    Ok(uploaded)
 }
 
-/// Ollama's `{"error": "..."}`, or the start of whatever else the body was.
-fn server_message(body: &str) -> String {
-    serde_json::from_str::<serde_json::Value>(body)
-        .ok()
-        .and_then(|v| v["error"].as_str().map(String::from))
-        .unwrap_or_else(|| if body.trim().is_empty() { "no message".into() } else { excerpt(body) })
+/// Uploads one file as its blob, with a progress bar for big files on a terminal.
+fn upload(client: &Client, blob: &Blob) -> Result<(), ServerError> {
+    let what = format!("the upload of {} as {}", blob.name, blob.digest);
+    let file = std::fs::File::open(&blob.path).map_err(|e| {
+        client.transport(&what, anyhow::Error::new(e).context(format!("cannot open {}", blob.path.display())))
+    })?;
+    let bar = progress_bar(blob.bytes, &format!("uploading {}", blob.name));
+    // At least 1 MB/s on top of the usual timeout.
+    let time = client.timeout() + Duration::from_secs(blob.bytes / 1_000_000);
+    let result = client.upload_blob(&blob.digest, bar.wrap_read(file).take(blob.bytes), blob.bytes, time, &what);
+    bar.finish_and_clear();
+    result
 }
 
-fn excerpt(s: &str) -> String {
-    let t: String = s.trim().chars().take(200).collect();
-    if t.len() < s.trim().len() { format!("{t}…") } else { t }
-}
-
-/// An error and its causes on one line ("error sending request: connection refused").
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut parts = vec![e.to_string()];
-    let mut source = e.source();
-    while let Some(s) = source {
-        let text = s.to_string();
-        if !parts.iter().any(|p| p.contains(&text)) {
-            parts.push(text);
-        }
-        source = s.source();
+/// `/api/create`, then `/api/show` and a short `/api/generate`; returns the answer.
+fn create_and_check(client: &Client, plan: &Plan, opts: &DeployOptions) -> Result<String> {
+    let req = plan.create_request(&opts.name)?;
+    eprintln!("creating {} from {}", opts.name, plan.path.display());
+    let status = client.call("POST /api/create", client.ollama().create_model(req))?;
+    if status.message != "success" {
+        eprintln!("create answered {:?}", status.message);
     }
-    parts.join(": ")
+    let info = client.call("POST /api/show", client.ollama().show_model_info(opts.name.clone()))?;
+    if let Some(t) = &plan.modelfile.template
+        && info.template != *t
+    {
+        eprintln!("warning: the server reports a different TEMPLATE for {} than the Modelfile's", opts.name);
+    }
+    // Ollama pads the names to 30 columns; one space is enough here.
+    let params: Vec<String> = info
+        .parameters
+        .lines()
+        .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
+        .filter(|l| !l.is_empty())
+        .collect();
+    let params = params.join("; ");
+    eprintln!("{} is on the server; parameters: {params}", opts.name);
+    let request = GenerationRequest::new(opts.name.clone(), opts.prompt.clone())
+        .options(ModelOptions::default().num_predict(opts.max_tokens));
+    let answer = client.call("POST /api/generate (smoke test)", client.ollama().generate(request))?;
+    let answer = answer.response.trim().to_string();
+    if answer.is_empty() {
+        eprintln!("warning: {} answered the smoke test with nothing (check TEMPLATE and the stop parameters)", opts.name);
+    }
+    Ok(answer)
 }
 
 /// "0.12.6", "v0.5.5-rc1" → (0, 12, 6), (0, 5, 5).
@@ -722,24 +503,6 @@ fn parse_version(v: &str) -> Option<(u64, u64, u64)> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn hosts_are_read_like_ollama() {
-        let h = |s: &str| resolve_host(Some(s)).unwrap().to_string();
-        assert_eq!(h("127.0.0.1:5000"), "http://127.0.0.1:5000/");
-        assert_eq!(h("example.org"), "http://example.org:11434/");
-        assert_eq!(h("http://example.org"), "http://example.org/");
-        assert_eq!(h("https://example.org/ollama/"), "https://example.org/ollama/");
-        assert_eq!(h("0.0.0.0"), "http://127.0.0.1:11434/");
-        assert_eq!(h("[::1]:8080"), "http://[::1]:8080/");
-        assert_eq!(h(""), "http://127.0.0.1:11434/");
-        assert!(resolve_host(Some("ftp://x")).is_err());
-        assert!(resolve_host(Some("host:notaport")).is_err());
-        let u = resolve_host(Some("http://me:secret@example.org:1234")).unwrap();
-        assert_eq!(redact(&u), "http://example.org:1234");
-        let e = resolve_host(Some("ftp://me:secret@x")).unwrap_err().to_string();
-        assert!(!e.contains("secret"), "{e}");
-    }
 
     #[test]
     fn model_names_are_checked_like_ollama() {

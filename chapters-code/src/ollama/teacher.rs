@@ -1,26 +1,25 @@
-//! A teacher model on an Ollama server (through ollama-rs) that rewrites the user side of
-//! synthetic examples, so the training data has phrasings no template produced.
+//! A teacher model on an Ollama server that rewrites the user side of synthetic examples.
 //!
-//! Only the question is rewritten; the answer stays the generator's, so labels stay
-//! correct by construction. A rewrite that loses a name or number is discarded.
+//! The rewrites give the training data phrasings no template produced. Only the question is
+//! rewritten; the answer stays the generator's, so labels stay correct by construction. A
+//! rewrite that loses a name or number is discarded.
 
-use super::load::Record;
-use anyhow::{Context, Result, bail};
-use ollama_rs::Ollama;
-use ollama_rs::generation::completion::request::GenerationRequest;
-use ollama_rs::models::ModelOptions;
 use std::collections::HashSet;
 use std::time::Duration;
 
-/// Where Ollama listens unless `OLLAMA_HOST` says otherwise.
-pub const DEFAULT_HOST: &str = "http://127.0.0.1:11434";
+use anyhow::{Context, Result, anyhow, bail};
+use ollama_rs::error::OllamaError;
+use ollama_rs::generation::completion::request::GenerationRequest;
+use ollama_rs::models::ModelOptions;
 
+use super::client::{Client, ServerError};
+use super::host::Host;
+use crate::data::Record;
+
+/// A model on an Ollama server that rewrites questions.
 pub struct Teacher {
-    ollama: Ollama,
-    host: String,
+    client: Client,
     model: String,
-    timeout: Duration,
-    rt: tokio::runtime::Runtime,
 }
 
 /// What a paraphrasing pass did.
@@ -33,30 +32,36 @@ pub struct ParaphraseStats {
 }
 
 impl Teacher {
-    /// Connect to `host` (or `$OLLAMA_HOST`, or the default) and check that it answers.
+    /// Connect to `host` (or `$OLLAMA_HOST`, or the default; see [`Host::resolve`]) and check
+    /// that it answers and has `model`.
     pub fn connect(host: Option<&str>, model: &str, timeout: Duration) -> Result<Self> {
-        let host = host
-            .map(String::from)
-            .or_else(|| std::env::var("OLLAMA_HOST").ok())
-            .unwrap_or_else(|| DEFAULT_HOST.to_string());
-        let url = if host.contains("://") { host.clone() } else { format!("http://{host}") };
-        let ollama = Ollama::try_new(url.as_str()).with_context(|| format!("OLLAMA_HOST {host:?} is not a URL"))?;
-        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-        let teacher = Self { ollama, host: url, model: model.to_string(), timeout, rt };
-        let models = teacher
-            .call(teacher.ollama.list_local_models())
-            .with_context(|| format!("cannot reach Ollama at {}: is it running? (start it with `ollama serve`)", teacher.host))?;
+        let client = Client::new(&Host::resolve(host)?, timeout)?;
+        let teacher = Self { client, model: model.to_string() };
+        let shown = teacher.client.shown();
+        let models = teacher.client.list_models().map_err(|e| teacher.error(e)).with_context(|| {
+            format!("cannot reach Ollama at {shown}: is it running? (start it with `ollama serve`)")
+        })?;
         if !models.iter().any(|m| m.name == model || m.name == format!("{model}:latest")) {
-            bail!("the Ollama server at {} has no model {model:?} (run `ollama pull {model}`)", teacher.host)
+            bail!("the Ollama server at {shown} has no model {model:?} (run `ollama pull {model}`)")
         }
         Ok(teacher)
     }
 
-    fn call<T, E: std::fmt::Display>(&self, fut: impl std::future::Future<Output = Result<T, E>>) -> Result<T> {
-        match self.rt.block_on(async { tokio::time::timeout(self.timeout, fut).await }) {
-            Ok(Ok(v)) => Ok(v),
-            Ok(Err(e)) => bail!("Ollama at {}: {e}", self.host),
-            Err(_) => bail!("Ollama at {} did not answer within {:?}", self.host, self.timeout),
+    fn call<T>(&self, what: &str, fut: impl std::future::Future<Output = Result<T, OllamaError>>) -> Result<T> {
+        self.client.call(what, fut).map_err(|e| self.error(e))
+    }
+
+    /// A failed call in the teacher's own words ([`ServerError`]'s name `lora deploy`'s flags).
+    fn error(&self, e: ServerError) -> anyhow::Error {
+        let host = self.client.shown();
+        match e {
+            ServerError::Timeout { .. } => {
+                anyhow!("Ollama at {host} did not answer within {:?}", self.client.timeout())
+            }
+            ServerError::Unreachable { cause, .. } | ServerError::Transport { cause, .. } => {
+                anyhow!("Ollama at {host}: {cause}")
+            }
+            ServerError::Refused { message, .. } => anyhow!("Ollama at {host}: {message}"),
         }
     }
 
@@ -68,7 +73,7 @@ impl Teacher {
         );
         let request = GenerationRequest::new(self.model.clone(), prompt)
             .options(ModelOptions::default().temperature(0.8).seed(seed));
-        let response = self.call(self.ollama.generate(request))?;
+        let response = self.call("POST /api/generate", self.client.ollama().generate(request))?;
         Ok(response.response.trim().trim_matches('"').trim().to_string())
     }
 }
