@@ -1,7 +1,7 @@
 //! Listing 5-1: load the book's datasets in their three shapes, and read what the loader
 //! says about malformed lines.
 //!
-//!     cargo run -p lorakit --example ch05_load_dataset
+//!     cargo run -p lorakit --example listing_05_01_load_dataset
 use book_support::data_dir;
 use lorakit::data::{DataError, load_dataset};
 

@@ -1,7 +1,7 @@
 //! Listing 7-2: the learning rate at every step of the default run (warmup, then cosine
 //! decay), and the arithmetic that sets the number of steps.
 //!
-//!     cargo run -p lorakit --example ch07_schedule
+//!     cargo run -p lorakit --example listing_07_02_schedule
 use book_support::data_dir;
 use lorakit::data::load_dataset;
 use lorakit::train::schedule::lr_at;

@@ -4,8 +4,8 @@
 //! Listing 10-1 wrote: task metric, loss on the gold answers, and how many answers are word
 //! for word the reference's.
 //!
-//!     cargo run -p lorakit --example ch10_export     # first: writes models/export/ch10
-//!     cargo run -p lorakit --example ch10_quality
+//!     cargo run -p lorakit --example listing_10_01_export     # first: writes models/export/ch10
+//!     cargo run -p lorakit --example listing_10_05_quality
 use std::collections::HashMap;
 use std::path::PathBuf;
 

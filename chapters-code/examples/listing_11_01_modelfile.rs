@@ -2,7 +2,7 @@
 //! translated into Ollama's Go template, its stop strings checked against the vocabulary —
 //! and the same translation for Llama 3.2's template.
 //!
-//!     cargo run -p lorakit --example ch11_modelfile
+//!     cargo run -p lorakit --example listing_11_01_modelfile
 use book_support::crate_dir;
 use lorakit::chat::{ChatTemplate, Message};
 use lorakit::modelfile::{Modelfile, check_stops, ollama_template};

@@ -1,7 +1,7 @@
 //! Listing 5-2: render one training record with the model's own chat template, then
 //! tokenize it and show which tokens the loss will score.
 //!
-//!     cargo run -p lorakit --example ch05_chat_template
+//!     cargo run -p lorakit --example listing_05_02_chat_template
 use book_support::data_dir;
 use lorakit::candle::DType;
 use lorakit::data::{load_dataset, tokenize_chat};

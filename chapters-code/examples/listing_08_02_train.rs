@@ -1,7 +1,7 @@
 //! Listing 8-2: the whole training loop through the library — what `lora train` does —
 //! on SmolLM2-135M and the Extract task, for a short run of 10 updates.
 //!
-//!     cargo run -p lorakit --example ch08_train
+//!     cargo run -p lorakit --example listing_08_02_train
 use std::path::PathBuf;
 
 use book_support::data_dir;

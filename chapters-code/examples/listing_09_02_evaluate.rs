@@ -3,8 +3,8 @@
 //!
 //! It evaluates the adapter Listing 8-2 trained, or the directory given as argument:
 //!
-//!     cargo run -p lorakit --example ch09_evaluate                                # models/lora_adapters/ch08
-//!     cargo run -p lorakit --example ch09_evaluate -- models/lora_adapters/demo   # after `lora demo`
+//!     cargo run -p lorakit --example listing_09_02_evaluate                                # models/lora_adapters/ch08
+//!     cargo run -p lorakit --example listing_09_02_evaluate -- models/lora_adapters/demo   # after `lora demo`
 use std::path::PathBuf;
 
 use book_support::data_dir;

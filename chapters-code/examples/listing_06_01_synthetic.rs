@@ -1,7 +1,7 @@
 //! Listing 6-1: generate the book's synthetic datasets, check the splits, and split a
 //! dataset of your own.
 //!
-//!     cargo run -p lorakit --example ch06_synthetic
+//!     cargo run -p lorakit --example listing_06_01_synthetic
 use std::collections::HashSet;
 
 use book_support::data_dir;
