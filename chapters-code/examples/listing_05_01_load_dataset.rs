@@ -1,9 +1,8 @@
 //! Listing 5-1: load the book's datasets in their three shapes, and read what the loader
 //! says about malformed lines.
 //!
-//!     cargo run -p lorakit --example ch05_load_dataset
-use std::path::PathBuf;
-
+//!     cargo run -p lorakit --example listing_05_01_load_dataset
+use book_support::data_dir;
 use lorakit::data::{DataError, load_dataset};
 
 fn main() -> anyhow::Result<()> {
@@ -43,16 +42,4 @@ fn main() -> anyhow::Result<()> {
     // ANCHOR_END: errors
     std::fs::remove_dir_all(&dir)?;
     Ok(())
-}
-
-/// The book's `data/` folder. `cargo run` starts us in the repository (or below it) with
-/// CARGO_MANIFEST_DIR set; the book's tests run us from a scratch folder with it set.
-fn data_dir() -> anyhow::Result<PathBuf> {
-    let starts = [std::env::var_os("CARGO_MANIFEST_DIR").map(PathBuf::from), std::env::current_dir().ok()];
-    for start in starts.into_iter().flatten() {
-        if let Some(root) = start.ancestors().find(|d| d.join("data/extract/train.jsonl").is_file()) {
-            return Ok(root.join("data"));
-        }
-    }
-    anyhow::bail!("the book's data/ folder was not found: run this from the repository")
 }

@@ -3,8 +3,8 @@
 //!
 //! It exports the adapter Listing 8-2 trained (or the directory given as argument):
 //!
-//!     cargo run -p lorakit --example ch08_train     # once, if models/lora_adapters/ch08 is missing
-//!     cargo run -p lorakit --example ch10_export
+//!     cargo run -p lorakit --example listing_08_02_train     # once, if models/lora_adapters/ch08 is missing
+//!     cargo run -p lorakit --example listing_10_01_export
 use std::path::PathBuf;
 
 use lorakit::export::{ExportDtype, ExportFormat, ExportRequest, export};
@@ -13,7 +13,7 @@ fn main() -> anyhow::Result<()> {
     let adapter = PathBuf::from(std::env::args().nth(1).unwrap_or("models/lora_adapters/ch08".into()));
     if !adapter.join("adapter_config.json").is_file() {
         anyhow::bail!(
-            "{}: no trained adapter there; train one with `cargo run -p lorakit --example ch08_train`",
+            "{}: no trained adapter there; train one with `cargo run -p lorakit --example listing_08_02_train`",
             adapter.display()
         )
     }

@@ -1,9 +1,8 @@
 //! Listing 7-2: the learning rate at every step of the default run (warmup, then cosine
 //! decay), and the arithmetic that sets the number of steps.
 //!
-//!     cargo run -p lorakit --example ch07_schedule
-use std::path::PathBuf;
-
+//!     cargo run -p lorakit --example listing_07_02_schedule
+use book_support::data_dir;
 use lorakit::data::load_dataset;
 use lorakit::train::schedule::lr_at;
 use lorakit::train::{Schedule, TrainConfig};
@@ -32,15 +31,4 @@ fn main() -> anyhow::Result<()> {
     }
     // ANCHOR_END: schedule
     Ok(())
-}
-
-/// The book's `data/` folder, found from where cargo runs us.
-fn data_dir() -> anyhow::Result<PathBuf> {
-    let starts = [std::env::var_os("CARGO_MANIFEST_DIR").map(PathBuf::from), std::env::current_dir().ok()];
-    for start in starts.into_iter().flatten() {
-        if let Some(root) = start.ancestors().find(|d| d.join("data/extract/train.jsonl").is_file()) {
-            return Ok(root.join("data"));
-        }
-    }
-    anyhow::bail!("the book's data/ folder was not found: run this from the repository")
 }

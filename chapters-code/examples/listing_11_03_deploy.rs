@@ -4,7 +4,7 @@
 //! requests and sends nothing.
 //!
 //!     lora export --adapter models/lora_adapters/ch08 --format ollama --out models/ollama/ch11
-//!     cargo run -p lorakit --example ch11_deploy -- models/ollama/ch11 [--dry-run]
+//!     cargo run -p lorakit --example listing_11_03_deploy -- models/ollama/ch11 [--dry-run]
 use std::path::PathBuf;
 use std::time::Duration;
 

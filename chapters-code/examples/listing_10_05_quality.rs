@@ -4,11 +4,12 @@
 //! Listing 10-1 wrote: task metric, loss on the gold answers, and how many answers are word
 //! for word the reference's.
 //!
-//!     cargo run -p lorakit --example ch10_export     # first: writes models/export/ch10
-//!     cargo run -p lorakit --example ch10_quality
+//!     cargo run -p lorakit --example listing_10_01_export     # first: writes models/export/ch10
+//!     cargo run -p lorakit --example listing_10_05_quality
 use std::collections::HashMap;
 use std::path::PathBuf;
 
+use book_support::data_dir;
 use lorakit::LoraAdapter;
 use lorakit::candle::{DType, Tensor};
 use lorakit::data::{Task, load_dataset};
@@ -56,15 +57,4 @@ fn main() -> anyhow::Result<()> {
     }
     // ANCHOR_END: quality
     Ok(())
-}
-
-/// The book's `data/` folder, found from where cargo runs us.
-fn data_dir() -> anyhow::Result<PathBuf> {
-    let starts = [std::env::var_os("CARGO_MANIFEST_DIR").map(PathBuf::from), std::env::current_dir().ok()];
-    for start in starts.into_iter().flatten() {
-        if let Some(root) = start.ancestors().find(|d| d.join("data/extract/train.jsonl").is_file()) {
-            return Ok(root.join("data"));
-        }
-    }
-    anyhow::bail!("the book's data/ folder was not found: run this from the repository")
 }

@@ -2,9 +2,8 @@
 //! translated into Ollama's Go template, its stop strings checked against the vocabulary —
 //! and the same translation for Llama 3.2's template.
 //!
-//!     cargo run -p lorakit --example ch11_modelfile
-use std::path::PathBuf;
-
+//!     cargo run -p lorakit --example listing_11_01_modelfile
+use book_support::crate_dir;
 use lorakit::chat::{ChatTemplate, Message};
 use lorakit::modelfile::{Modelfile, check_stops, ollama_template};
 use lorakit::tokenizer::{read_gguf, tokenizer_from_gguf};
@@ -40,19 +39,4 @@ fn main() -> anyhow::Result<()> {
     println!("---- Llama 3.2: {} template, stops {:?} ----\n{}", t.format, t.stops, t.template);
     // ANCHOR_END: llama
     Ok(())
-}
-
-/// The `chapters-code/` folder, found from where cargo runs us.
-fn crate_dir() -> anyhow::Result<PathBuf> {
-    let starts = [std::env::var_os("CARGO_MANIFEST_DIR").map(PathBuf::from), std::env::current_dir().ok()];
-    for start in starts.into_iter().flatten() {
-        for dir in start.ancestors() {
-            for candidate in [dir.to_path_buf(), dir.join("chapters-code")] {
-                if candidate.join("src/templates/llama3.2.jinja").is_file() {
-                    return Ok(candidate);
-                }
-            }
-        }
-    }
-    anyhow::bail!("chapters-code/ was not found: run this from the repository")
 }

@@ -1,9 +1,8 @@
 //! Listing 5-2: render one training record with the model's own chat template, then
 //! tokenize it and show which tokens the loss will score.
 //!
-//!     cargo run -p lorakit --example ch05_chat_template
-use std::path::PathBuf;
-
+//!     cargo run -p lorakit --example listing_05_02_chat_template
+use book_support::data_dir;
 use lorakit::candle::DType;
 use lorakit::data::{load_dataset, tokenize_chat};
 use lorakit::train::IGNORE;
@@ -34,15 +33,4 @@ fn main() -> anyhow::Result<()> {
     }
     // ANCHOR_END: mask
     Ok(())
-}
-
-/// The book's `data/` folder, found from where cargo runs us.
-fn data_dir() -> anyhow::Result<PathBuf> {
-    let starts = [std::env::var_os("CARGO_MANIFEST_DIR").map(PathBuf::from), std::env::current_dir().ok()];
-    for start in starts.into_iter().flatten() {
-        if let Some(root) = start.ancestors().find(|d| d.join("data/extract/train.jsonl").is_file()) {
-            return Ok(root.join("data"));
-        }
-    }
-    anyhow::bail!("the book's data/ folder was not found: run this from the repository")
 }

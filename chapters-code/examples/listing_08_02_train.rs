@@ -1,9 +1,10 @@
 //! Listing 8-2: the whole training loop through the library — what `lora train` does —
 //! on SmolLM2-135M and the Extract task, for a short run of 10 updates.
 //!
-//!     cargo run -p lorakit --example ch08_train
+//!     cargo run -p lorakit --example listing_08_02_train
 use std::path::PathBuf;
 
+use book_support::data_dir;
 use lorakit::candle::DType;
 use lorakit::train::{TrainConfig, TrainOptions, train};
 
@@ -26,15 +27,4 @@ fn main() -> anyhow::Result<()> {
     println!("{}", std::fs::read_to_string(cfg.output_dir.join("summary.json"))?);
     // ANCHOR_END: train
     Ok(())
-}
-
-/// The book's `data/` folder, found from where cargo runs us.
-fn data_dir() -> anyhow::Result<PathBuf> {
-    let starts = [std::env::var_os("CARGO_MANIFEST_DIR").map(PathBuf::from), std::env::current_dir().ok()];
-    for start in starts.into_iter().flatten() {
-        if let Some(root) = start.ancestors().find(|d| d.join("data/extract/train.jsonl").is_file()) {
-            return Ok(root.join("data"));
-        }
-    }
-    anyhow::bail!("the book's data/ folder was not found: run this from the repository")
 }

@@ -1,7 +1,7 @@
 //! Listing 8-1: one LoRA training step by hand — forward, masked loss, backward, AdamW —
 //! on a tiny Llama with random weights, then a few more steps of the same.
 //!
-//!     cargo run -p lorakit --example ch08_training_step
+//!     cargo run -p lorakit --example listing_08_01_training_step
 use std::collections::HashMap;
 use std::path::PathBuf;
 

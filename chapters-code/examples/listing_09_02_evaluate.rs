@@ -3,10 +3,11 @@
 //!
 //! It evaluates the adapter Listing 8-2 trained, or the directory given as argument:
 //!
-//!     cargo run -p lorakit --example ch09_evaluate                                # models/lora_adapters/ch08
-//!     cargo run -p lorakit --example ch09_evaluate -- models/lora_adapters/demo   # after `lora demo`
+//!     cargo run -p lorakit --example listing_09_02_evaluate                                # models/lora_adapters/ch08
+//!     cargo run -p lorakit --example listing_09_02_evaluate -- models/lora_adapters/demo   # after `lora demo`
 use std::path::PathBuf;
 
+use book_support::data_dir;
 use lorakit::LoraAdapter;
 use lorakit::candle::DType;
 use lorakit::data::{Task, load_dataset};
@@ -34,15 +35,4 @@ fn main() -> anyhow::Result<()> {
     }
     // ANCHOR_END: evaluate
     Ok(())
-}
-
-/// The book's `data/` folder, found from where cargo runs us.
-fn data_dir() -> anyhow::Result<PathBuf> {
-    let starts = [std::env::var_os("CARGO_MANIFEST_DIR").map(PathBuf::from), std::env::current_dir().ok()];
-    for start in starts.into_iter().flatten() {
-        if let Some(root) = start.ancestors().find(|d| d.join("data/extract/train.jsonl").is_file()) {
-            return Ok(root.join("data"));
-        }
-    }
-    anyhow::bail!("the book's data/ folder was not found: run this from the repository")
 }

@@ -1,10 +1,10 @@
 //! Listing 6-1: generate the book's synthetic datasets, check the splits, and split a
 //! dataset of your own.
 //!
-//!     cargo run -p lorakit --example ch06_synthetic
+//!     cargo run -p lorakit --example listing_06_01_synthetic
 use std::collections::HashSet;
-use std::path::PathBuf;
 
+use book_support::data_dir;
 use lorakit::data::synth::{BOOK_RECORDS_PER_TASK, BOOK_SEED, BOOK_TEST_FRAC, BOOK_VAL_FRAC, prompt_key};
 use lorakit::data::{Task, load_dataset, split, synthesize, task_splits};
 
@@ -49,15 +49,4 @@ fn main() -> anyhow::Result<()> {
     );
     // ANCHOR_END: split_any
     Ok(())
-}
-
-/// The book's `data/` folder, found from where cargo runs us.
-fn data_dir() -> anyhow::Result<PathBuf> {
-    let starts = [std::env::var_os("CARGO_MANIFEST_DIR").map(PathBuf::from), std::env::current_dir().ok()];
-    for start in starts.into_iter().flatten() {
-        if let Some(root) = start.ancestors().find(|d| d.join("data/extract/train.jsonl").is_file()) {
-            return Ok(root.join("data"));
-        }
-    }
-    anyhow::bail!("the book's data/ folder was not found: run this from the repository")
 }

@@ -1,6 +1,6 @@
 //! Listing 9-1: the task metrics, on answers a model might give.
 //!
-//!     cargo run -p lorakit --example ch09_metrics
+//!     cargo run -p lorakit --example listing_09_01_metrics
 use lorakit::data::{Task, exact_match, task_metric};
 
 fn main() {

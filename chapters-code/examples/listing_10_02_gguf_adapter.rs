@@ -2,7 +2,7 @@
 //! llama.cpp, and the alpha llama.cpp needs for an rsLoRA adapter — and the metadata and
 //! tensor names of the file, on a tiny Llama (no model download, runs in a second).
 //!
-//!     cargo run -p lorakit --example ch10_gguf_adapter
+//!     cargo run -p lorakit --example listing_10_02_gguf_adapter
 use lorakit::candle::{Device, Tensor};
 use lorakit::export::ExportDtype;
 use lorakit::export::adapter::{adapter_gguf, gguf_alpha};

@@ -2,7 +2,7 @@
 //! the error it makes, and how that error compares with a small LoRA update merged into the
 //! matrix. Deterministic stand-in values, no model needed; runs in a second.
 //!
-//!     cargo run -p lorakit --example ch10_blocks
+//!     cargo run -p lorakit --example listing_10_04_blocks
 use lorakit::candle::quantized::{GgmlDType, QTensor};
 use lorakit::candle::{Device, Tensor};
 

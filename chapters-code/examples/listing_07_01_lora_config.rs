@@ -2,7 +2,7 @@
 //! with the sizes from the models' own `config.json`; the scale factor; the errors a bad
 //! configuration gets; the training defaults as a TOML file.
 //!
-//!     cargo run -p lorakit --example ch07_lora_config
+//!     cargo run -p lorakit --example listing_07_01_lora_config
 use lorakit::lora::TARGET_MODULES;
 use lorakit::model::config::RopeScaling;
 use lorakit::train::TrainConfig;

@@ -1,7 +1,7 @@
 //! Listing 11-2: why stop tokens matter. The same question, answered greedily by SmolLM2
 //! twice: once stopping at the end-of-turn token, once without any stop token.
 //!
-//!     cargo run -p lorakit --example ch11_stop_tokens
+//!     cargo run -p lorakit --example listing_11_02_stop_tokens
 use lorakit::candle::DType;
 use lorakit::chat::Message;
 use lorakit::generate::{GenerationConfig, generate};

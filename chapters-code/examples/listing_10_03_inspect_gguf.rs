@@ -1,8 +1,8 @@
 //! Listing 10-3: open exported GGUF files with candle's GGUF reader and print what llama.cpp
 //! and Ollama will read: the metadata keys and the tensors, counted by storage type.
 //!
-//!     cargo run -p lorakit --example ch10_export     # first: writes models/export/ch10
-//!     cargo run -p lorakit --example ch10_inspect_gguf [FILE.gguf ...]
+//!     cargo run -p lorakit --example listing_10_01_export     # first: writes models/export/ch10
+//!     cargo run -p lorakit --example listing_10_03_inspect_gguf [FILE.gguf ...]
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
