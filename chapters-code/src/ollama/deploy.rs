@@ -393,8 +393,12 @@ fn dry_run(opts: &DeployOptions, host: &Host, plan: &Plan, fallback: Option<&Pat
         println!("  {kind} {} ({} bytes) {}", b.path.display(), b.bytes, b.digest);
         println!("    HEAD/POST /api/blobs/{}", b.digest);
     }
-    let body = serde_json::to_string_pretty(&plan.create_request(&opts.name)?)?;
-    println!("POST /api/create\n{body}");
+    let mut body = serde_json::to_value(plan.create_request(&opts.name)?)?;
+    // ollama-rs keeps parameters in a HashMap: sorted, the printout is the same every run.
+    if let Some(p) = body.get_mut("parameters").and_then(|p| p.as_object_mut()) {
+        p.sort_keys();
+    }
+    println!("POST /api/create\n{}", serde_json::to_string_pretty(&body)?);
     println!("POST /api/show, then POST /api/generate with {:?}", opts.prompt);
     if let Some(f) = fallback {
         println!("if the server refuses the adapter: the merged model in {}", f.display());
