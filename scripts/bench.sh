@@ -36,7 +36,7 @@ LORA="$LORA_CACHE/bench-bin/lora"
 mkdir -p "$(dirname "$LORA")"
 for try in 1 2 3; do
     echo "== building lora"
-    cargo build -q -p lorakit --bin lora
+    cargo build -q -p lora-cli --bin lora
     cp "$CARGO_TARGET_DIR/debug/lora" "$LORA.tmp"
     if "$LORA.tmp" bench --help >/dev/null 2>&1; then
         mv -f "$LORA.tmp" "$LORA"

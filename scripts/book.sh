@@ -265,7 +265,7 @@ cmd_outputs() {
     mapfile -d '' argv < <(xargs printf '%s\0' <<<"${cmd#'$ '}")
     if [[ ${argv[0]} == lora ]]; then
       # The CLI as the book's readers call it (the alias the README suggests).
-      cargo build -q -p lorakit --bin lora
+      cargo build -q -p lora-cli --bin lora
       argv[0]="$CARGO_TARGET_DIR/debug/lora"
     fi
     say "$name: ${argv[*]}"

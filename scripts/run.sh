@@ -6,5 +6,5 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/env.sh
-cargo build -p lorakit --bin lora
+cargo build -p lora-cli --bin lora
 exec "$CARGO_TARGET_DIR/debug/lora" demo "$@"

@@ -9,7 +9,7 @@
 //!
 //!     cargo test -p lora-book --test book_numbers
 
-use lorakit::experiments::{Experiment, tables};
+use lora_harness::experiments::{Experiment, tables};
 use std::collections::BTreeSet;
 use std::path::PathBuf;
 
@@ -63,7 +63,7 @@ fn experiment_tables_are_what_the_results_print() {
 #[test]
 fn bench_table_is_what_the_results_print() {
     let json = root().join("book/data/bench.json");
-    let report: lorakit::bench::report::Report =
+    let report: lora_harness::bench::report::Report =
         serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
     let committed = std::fs::read_to_string(json.with_extension("md")).unwrap();
     assert_eq!(committed, report.markdown(), "book/data/bench.md is stale: rewrite it from bench.json");

@@ -71,6 +71,7 @@ fn llama() -> Option<LlamaCpp> {
 
 #[test]
 fn tiny_exports_score_like_candle_in_llama_cpp() {
+    lorakit::runtime::configure(); // the allocator settings `lora` uses (see lorakit::runtime)
     let Some(llama) = llama() else { return };
     let dir = tempfile::tempdir().unwrap();
     let base = fixture("tiny-llama-gguf/tiny-llama-f32.gguf");
@@ -137,7 +138,7 @@ fn trained() -> &'static Trained {
             ..TrainConfig::default()
         };
         let mut m = load(lorakit::fetch::DEFAULT_MODEL, DType::F32).unwrap();
-        train(&cfg, &mut m, &TrainOptions { resume: false, quiet: true, stop: None }).unwrap();
+        train(&cfg, &mut m, &TrainOptions { resume: false, stop: None, observer: None }).unwrap();
         let exports = dir.join("exports");
         std::fs::create_dir_all(&exports).unwrap();
         Trained { adapter: cfg.output_dir.clone(), exports }
@@ -145,7 +146,7 @@ fn trained() -> &'static Trained {
 }
 
 fn smollm2() -> PathBuf {
-    lorakit::fetch::default_model_path(false).unwrap()
+    lorakit::fetch::default_model_path().unwrap()
 }
 
 /// Three held-out extraction prompts rendered with the model's chat template.
@@ -187,6 +188,7 @@ fn every_position_gap(llama: &LlamaCpp, file: &Path, model: &Llama, prompts: &[V
 
 #[test]
 fn smollm2_merged_f32_and_f16_score_like_candle() {
+    lorakit::runtime::configure(); // the allocator settings `lora` uses (see lorakit::runtime)
     let Some(llama) = llama() else { return };
     let t = trained();
     let m = tuned_candle();
@@ -211,6 +213,7 @@ fn smollm2_merged_f32_and_f16_score_like_candle() {
 
 #[test]
 fn smollm2_ollama_export_keeps_the_greedy_answer_in_llama_cpp() {
+    lorakit::runtime::configure(); // the allocator settings `lora` uses (see lorakit::runtime)
     let Some(llama) = llama() else { return };
     let t = trained();
     let out = t.exports.join("ollama");

@@ -57,6 +57,7 @@ fn readme_example(readme: &Path) -> (String, String) {
 
 #[test]
 fn deployed_model_answers_like_the_trained_adapter() {
+    lorakit::runtime::configure(); // the allocator settings `lora` uses (see lorakit::runtime)
     let Some(llama) = llama_cpp::required() else { return };
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("ollama_fidelity");
@@ -73,11 +74,11 @@ fn deployed_model_answers_like_the_trained_adapter() {
         ..TrainConfig::default()
     };
     let mut m = load(&cfg.model, DType::F32).unwrap();
-    train(&cfg, &mut m, &TrainOptions { resume: false, quiet: true, stop: None }).unwrap();
+    train(&cfg, &mut m, &TrainOptions { resume: false, stop: None, observer: None }).unwrap();
     let mut test = load_dataset(&root.join("data/extract/test.jsonl")).unwrap();
     test.truncate(PROMPTS);
     assert!(test.len() >= 20, "too few held-out prompts: {}", test.len());
-    let eval = evaluate(&m, &test, Task::Extract, MAX_TOKENS, true).unwrap();
+    let eval = evaluate(&m, &test, Task::Extract, MAX_TOKENS).unwrap();
 
     let out = dir.join("ollama");
     export(&ExportRequest::new(cfg.model.clone(), &cfg.output_dir, ExportFormat::Ollama, &out)).unwrap();

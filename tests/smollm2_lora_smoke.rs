@@ -40,6 +40,7 @@ fn mean_loss(m: &LoadedModel, set: &[TokenizedExample]) -> f32 {
 
 #[test]
 fn thirty_lora_steps_lower_held_out_loss() {
+    lorakit::runtime::configure(); // the allocator settings `lora` uses (see lorakit::runtime)
     let mut m = load(lorakit::fetch::DEFAULT_MODEL, DType::F32).unwrap();
     let tok = |i| tokenize_chat(&m, &example(i), 128, false).unwrap();
     let train: Vec<TokenizedExample> = (0..40).map(tok).collect();

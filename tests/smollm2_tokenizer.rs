@@ -16,7 +16,7 @@ use tokenizers::Tokenizer;
 fn model() -> &'static (Content, Tokenizer) {
     static MODEL: OnceLock<(Content, Tokenizer)> = OnceLock::new();
     MODEL.get_or_init(|| {
-        let path = default_model_path(true).expect("fetch the default model");
+        let path = default_model_path().expect("fetch the default model");
         let content = read_gguf(&path).unwrap();
         let tokenizer = tokenizer_from_gguf(&content).unwrap();
         (content, tokenizer)

@@ -4,6 +4,7 @@ use lorakit::candle::{Device, Tensor};
 use std::time::Instant;
 
 fn main() -> anyhow::Result<()> {
+    lorakit::runtime::configure(); // process-wide CPU settings: faster, same numbers (see lorakit::runtime)
     for &(m, k, n) in &[(512usize, 576usize, 1536usize), (512, 1536, 576), (512, 576, 49152), (2048, 2048, 2048)] {
         let a = Tensor::randn(0f32, 1.0, (m, k), &Device::Cpu)?;
         let b = Tensor::randn(0f32, 1.0, (n, k), &Device::Cpu)?;

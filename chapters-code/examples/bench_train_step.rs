@@ -7,6 +7,7 @@ use lorakit::{LoraAdapter, LoraConfig};
 use std::time::Instant;
 
 fn main() -> anyhow::Result<()> {
+    lorakit::runtime::configure(); // process-wide CPU settings: faster, same numbers (see lorakit::runtime)
     // On the compute pool, as `lora` runs (see lorakit::runtime).
     lorakit::runtime::install(run)
 }

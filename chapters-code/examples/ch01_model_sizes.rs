@@ -95,7 +95,7 @@ fn main() -> Result<()> {
         None => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../book/data/models.json"),
     };
 
-    let gguf = fetch::default_model_path(true)?;
+    let gguf = fetch::default_model_path()?;
     let ckpt = Checkpoint::load(&gguf, DType::F32, &Device::Cpu)?;
     let smol = ckpt.config.clone();
     let counted = check_against_tensors(&smol, &ckpt)?;

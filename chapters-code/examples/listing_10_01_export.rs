@@ -10,6 +10,7 @@ use std::path::PathBuf;
 use lorakit::export::{ExportDtype, ExportFormat, ExportRequest, export};
 
 fn main() -> anyhow::Result<()> {
+    lorakit::runtime::configure(); // process-wide CPU settings: faster, same numbers (see lorakit::runtime)
     let adapter = PathBuf::from(std::env::args().nth(1).unwrap_or("models/lora_adapters/ch08".into()));
     if !adapter.join("adapter_config.json").is_file() {
         anyhow::bail!(
@@ -44,7 +45,7 @@ fn main() -> anyhow::Result<()> {
 
     // ANCHOR: base
     // For scale: the base model file the adapter was trained on (SmolLM2-135M-Instruct, Q4_1).
-    let base = lorakit::fetch::default_model_path(false)?;
+    let base = lorakit::fetch::default_model_path()?;
     println!("base model {:>37} bytes", std::fs::metadata(&base)?.len());
     // ANCHOR_END: base
     Ok(())

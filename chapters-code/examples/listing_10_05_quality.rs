@@ -17,6 +17,7 @@ use lorakit::eval::{EvalReport, evaluate};
 use lorakit::lora::module_path;
 
 fn main() -> anyhow::Result<()> {
+    lorakit::runtime::configure(); // process-wide CPU settings: faster, same numbers (see lorakit::runtime)
     let data = data_dir()?;
     let exported = PathBuf::from("models/export/ch10");
     let mut m = lorakit::load::load("smollm2-135m", DType::F32)?;
@@ -45,15 +46,15 @@ fn main() -> anyhow::Result<()> {
         println!("{name:<24} {:>7.3} {:>7.3} {:>8.4} {same:>7}", r.metric, r.exact, r.loss);
     };
     println!("\n{:<24} {:>7} {:>7} {:>8} {:>7}", "", "metric", "exact", "loss", "same");
-    row("base, no adapter", &evaluate(&m, &test, Task::Extract, 48, true)?, None);
+    row("base, no adapter", &evaluate(&m, &test, Task::Extract, 48)?, None);
     // The reference: the base GGUF with the adapter applied in f32, unmerged.
     m.model.apply_adapter(&adapter)?;
-    let reference = evaluate(&m, &test, Task::Extract, 48, true)?;
+    let reference = evaluate(&m, &test, Task::Extract, 48)?;
     row("base + adapter (f32)", &reference, Some(&reference));
     for dtype in ["f32", "f16", "q8_0", "q4_0"] {
         let file = exported.join(format!("merged-{dtype}.gguf"));
         let merged = lorakit::load::load(&file.display().to_string(), DType::F32)?;
-        row(&format!("merged-{dtype}.gguf"), &evaluate(&merged, &test, Task::Extract, 48, true)?, Some(&reference));
+        row(&format!("merged-{dtype}.gguf"), &evaluate(&merged, &test, Task::Extract, 48)?, Some(&reference));
     }
     // ANCHOR_END: quality
     Ok(())

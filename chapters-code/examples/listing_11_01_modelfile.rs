@@ -11,7 +11,7 @@ use lorakit::tokenizer::{read_gguf, tokenizer_from_gguf};
 fn main() -> anyhow::Result<()> {
     // ANCHOR: modelfile
     // The chat template travels inside the GGUF file, as tokenizer.chat_template.
-    let gguf = read_gguf(&lorakit::fetch::default_model_path(false)?)?;
+    let gguf = read_gguf(&lorakit::fetch::default_model_path()?)?;
     let jinja = ChatTemplate::from_gguf(&gguf)?;
     // Translated, then checked: the Jinja and the Go template must render the same prompts.
     let tmpl = ollama_template(jinja.source())?;

@@ -19,7 +19,7 @@ fn main() -> anyhow::Result<()> {
         // The directory `lora export --format ollama` wrote: its Modelfile names model.gguf.
         modelfile: dir,
         name: "extract-lora".into(),
-        host: None, // $OLLAMA_HOST, else http://127.0.0.1:11434
+        host: std::env::var("OLLAMA_HOST").ok(), // else http://127.0.0.1:11434
         prompt: "Hi, I'm Ana from Porto. 3 Desk Lamps please.".into(),
         max_tokens: 48,
         timeout: Duration::from_secs(300),
@@ -27,6 +27,7 @@ fn main() -> anyhow::Result<()> {
         system: Default::default(), // the Modelfile's SYSTEM: the prompt the adapter trained under
     };
     let report = deploy(&opts)?;
+    print!("{report}"); // the requests for a dry run; the model and its first answer otherwise
     if report.answer.is_some() {
         println!("uploaded {} blob(s); talk to it with: ollama run {}", report.uploaded.len(), report.name);
     }

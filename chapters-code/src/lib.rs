@@ -7,11 +7,9 @@ pub use candle_core as candle;
 pub use candle_nn;
 pub use candle_transformers;
 
-pub mod bench;
 pub mod chat;
 pub mod data;
 pub mod eval;
-pub mod experiments;
 pub mod export;
 pub mod fetch;
 pub mod generate;
@@ -22,10 +20,15 @@ pub mod lora;
 pub mod model;
 pub mod ollama;
 pub mod ops;
+pub mod progress;
 pub mod runtime;
 pub mod score;
+pub mod settings;
 pub mod tokenizer;
 pub mod train;
+
+/// lorakit's version, recorded in benchmark reports and exported files.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
 pub use lora::{LoraAdapter, LoraConfig};
 pub use model::{Checkpoint, Llama, LlamaConfig};

@@ -4,6 +4,8 @@
 
 use crate::chat::{ChatTemplate, Message, end_of_turn_ids, end_of_turn_ids_gguf};
 use crate::model::{Checkpoint, Llama};
+use crate::progress::{self, Log};
+use crate::settings::Settings;
 use crate::{fetch, hub, tokenizer};
 use anyhow::{Context, Result, bail};
 use candle_core::{DType, Device};
@@ -25,17 +27,23 @@ pub struct LoadedModel {
 }
 
 /// Resolve a model name to a local path: `smollm2-135m` (fetched on first use), an existing
-/// path, or a Hugging Face repo id (cache first, then download).
+/// path, or a Hugging Face repo id (cache first, then download). Uses the environment's
+/// settings and reports nothing; [`resolve_with`] takes both.
 pub fn resolve(spec: &str) -> Result<PathBuf> {
+    resolve_with(spec, &Settings::from_env(), &progress::silent)
+}
+
+/// [`resolve`] with explicit settings, reporting downloads to `log`.
+pub fn resolve_with(spec: &str, settings: &Settings, log: Log) -> Result<PathBuf> {
     if spec == fetch::DEFAULT_MODEL {
-        return fetch::default_model_path(true);
+        return fetch::default_model_path_with(settings, log);
     }
     let p = Path::new(spec);
     if p.exists() {
         return Ok(p.to_path_buf());
     }
     if hub::looks_like_repo_id(spec) {
-        return hub::snapshot_dir(spec);
+        return hub::snapshot_dir(spec, settings, log);
     }
     bail!(
         "model {spec:?} not found: give {}, a .gguf file, a Hugging Face model directory or a \
@@ -46,13 +54,15 @@ pub fn resolve(spec: &str) -> Result<PathBuf> {
 
 /// Load a model by name (see [`resolve`]) in `dtype` on the CPU.
 pub fn load(spec: &str, dtype: DType) -> Result<LoadedModel> {
-    let path = resolve(spec)?;
-    load_path(&path, dtype)
+    load_path(&resolve(spec)?, dtype)
+}
+
+/// [`load`] with explicit settings, reporting downloads to `log`.
+pub fn load_with(spec: &str, dtype: DType, settings: &Settings, log: Log) -> Result<LoadedModel> {
+    load_path(&resolve_with(spec, settings, log)?, dtype)
 }
 
 pub fn load_path(path: &Path, dtype: DType) -> Result<LoadedModel> {
-    // Before candle's first op starts its worker thread (see runtime).
-    crate::runtime::configure();
     let dev = Device::Cpu;
     let ckpt = Checkpoint::load(path, dtype, &dev)?;
     let eos = ckpt.config.eos_token_ids.clone();

@@ -615,17 +615,6 @@ macro_rules! impl_float {
 impl_float!(f32);
 impl_float!(f64);
 
-/// The floating dtype named in configs and CLI flags.
-pub fn parse_dtype(s: &str) -> Option<DType> {
-    match s {
-        "f32" => Some(DType::F32),
-        "f64" => Some(DType::F64),
-        "f16" => Some(DType::F16),
-        "bf16" => Some(DType::BF16),
-        _ => None,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     //! Each fused op against the same function written as plain candle ops, whose gradients

@@ -2,6 +2,10 @@
 //! about 1.4× faster (measured with `cargo run --example bench_train_step`, SmolLM2-135M,
 //! 4 × 128 tokens: 260 → 360 tokens/s).
 //!
+//! The first is the library's own business: `train` and `evaluate` run on the pool. The other
+//! two change the whole process, so only a program's `main` applies them, by calling
+//! [`configure`] (the `lora` CLI and the timing examples do).
+//!
 //! * **Compute runs on a rayon worker** ([`install`]). candle's matmul hands each GEMM to
 //!   rayon; called from an outside thread, every one of the ~1,500 GEMMs of a step wakes two
 //!   workers and puts the caller to sleep. From inside the pool the calling thread is one of
@@ -25,9 +29,10 @@ const MMAP_THRESHOLD: i32 = 32 << 20;
 /// Free memory at the top of the heap is returned to the system only past this size.
 const TRIM_THRESHOLD: i32 = 256 << 20;
 
-/// Apply the process-wide settings once. Called by [`install`] and by the model loader, so
-/// library users get them too; calling it first thing in `main` makes sure candle has not
-/// started its worker thread before the spin limit is set.
+/// Apply the process-wide settings once (allocator thresholds, candle's spin limit). The
+/// library never calls this: they change the whole process, so the program opts in, first
+/// thing in `main`, while it has one thread (the spin limit is set only then, because
+/// `set_var` is unsound once other threads may read the environment).
 pub fn configure() {
     static ONCE: Once = Once::new();
     ONCE.call_once(|| {
@@ -48,7 +53,6 @@ pub fn configure() {
 /// Run `f` on a worker of the compute pool (see the module docs). Inside the pool already,
 /// `f` just runs.
 pub fn install<T: Send>(f: impl FnOnce() -> T + Send) -> T {
-    configure();
     match pool() {
         Some(pool) => pool.install(f),
         None => f(),

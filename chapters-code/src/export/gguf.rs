@@ -13,15 +13,16 @@ use std::io::{Seek, SeekFrom, Write};
 use std::path::Path;
 
 /// The storage types an export can use for its matrices.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
 #[serde(rename_all = "lowercase")]
 pub enum ExportDtype {
     F32,
     F16,
-    #[value(name = "q8_0")]
+    #[cfg_attr(feature = "clap", value(name = "q8_0"))]
     #[serde(rename = "q8_0")]
     Q8_0,
-    #[value(name = "q4_0")]
+    #[cfg_attr(feature = "clap", value(name = "q4_0"))]
     #[serde(rename = "q4_0")]
     Q4_0,
 }

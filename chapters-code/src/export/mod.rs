@@ -15,7 +15,9 @@ pub use crate::ollama::modelfile::ollama_name;
 pub use gguf::ExportDtype;
 
 use crate::io::{atomic_dir, sha256_file};
-use crate::load::{LoadedModel, load};
+use crate::load::{LoadedModel, load_with};
+use crate::progress::{self, Log};
+use crate::settings::Settings;
 use crate::lora::{CONFIG_FILE, LoraAdapter, WEIGHTS_FILE};
 use crate::ollama::modelfile::SystemChoice;
 use anyhow::{Context, Result, bail};
@@ -25,7 +27,8 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 /// What `lora export` writes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
 #[serde(rename_all = "kebab-case")]
 pub enum ExportFormat {
     /// A PEFT adapter directory: adapter_config.json + adapter_model.safetensors.
@@ -114,11 +117,16 @@ pub struct ExportReport {
     pub ollama_create: Option<String>,
 }
 
-/// Run an export.
+/// Run an export, with the environment's settings for finding the base model.
 pub fn export(req: &ExportRequest) -> Result<ExportReport> {
+    export_with(req, &Settings::from_env(), &progress::silent)
+}
+
+/// [`export`] with explicit settings, reporting a base-model download to `log`.
+pub fn export_with(req: &ExportRequest, settings: &Settings, log: Log) -> Result<ExportReport> {
     let start = Instant::now();
     let dtype = req.dtype.unwrap_or(req.format.default_dtype());
-    let base = load(&req.model, DType::F32)?;
+    let base = load_with(&req.model, DType::F32, settings, log)?;
     let adapter = LoraAdapter::load_peft(&req.adapter, &base.model.config, DType::F32, base.model.device())
         .with_context(|| format!("loading the adapter {} for {}", req.adapter.display(), base.path.display()))?;
     let name = req.name.clone().unwrap_or_else(|| default_name(&req.adapter));

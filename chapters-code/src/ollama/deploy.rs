@@ -5,12 +5,13 @@
 //! (`HEAD`/`POST /api/blobs/sha256:…`), `POST /api/create` with the files' digests and the
 //! Modelfile's settings, then `/api/show` and a short `/api/generate` as a smoke test.
 
-use std::io::{IsTerminal, Read};
+use std::fmt;
+use std::io::Read;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
-use indicatif::{ProgressBar, ProgressStyle};
 use ollama_rs::generation::chat::{ChatMessage, MessageRole};
 use ollama_rs::generation::completion::request::GenerationRequest;
 use ollama_rs::models::ModelOptions;
@@ -18,6 +19,7 @@ use ollama_rs::models::create::CreateModelRequest;
 use sha2::{Digest, Sha256};
 
 use super::client::Client;
+use crate::progress::{self, Bytes, Log, NoBytes, ProgressRead};
 use super::host::Host;
 use super::modelfile::{Command, Modelfile, SystemChoice, parameter_json, parse_commands};
 
@@ -37,8 +39,8 @@ pub struct DeployOptions {
     pub modelfile: PathBuf,
     /// The model's name on the server: `name`, `name:tag` or `namespace/name:tag`.
     pub name: String,
-    /// Ollama's address; default `$OLLAMA_HOST`, else Ollama's default (see [`Host::resolve`]).
-    /// `host:port` without a scheme means plain HTTP, as for Ollama's own CLI.
+    /// Ollama's address (pass `$OLLAMA_HOST` here to honour it); `None`: Ollama's default (see
+    /// [`Host::resolve`]). `host:port` without a scheme means plain HTTP, as for Ollama's own CLI.
     pub host: Option<String>,
     /// The smoke test's prompt.
     pub prompt: String,
@@ -69,6 +71,44 @@ pub struct DeployReport {
     pub answer: Option<String>,
     /// The same with Ollama's CLI.
     pub ollama_create: String,
+    /// The smoke test's prompt.
+    pub prompt: String,
+    /// What `ollama create -f` needs besides the Modelfile, when `--system` overrode it.
+    pub caveat: &'static str,
+    /// Dry run only: the files the requests name, the `/api/create` body, and the merged
+    /// Modelfile the adapter route would fall back to.
+    pub blobs: Vec<Blob>,
+    pub create_body: Option<String>,
+    pub fallback: Option<PathBuf>,
+}
+
+/// A deployment as `lora deploy` prints it on stdout: the model, the smoke test and the
+/// equivalent `ollama create` line; for a dry run, every request it would send.
+impl fmt::Display for DeployReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.answer {
+            Some(answer) => {
+                let fell_back = if self.fell_back { " (fallback: merged model)" } else { "" };
+                writeln!(f, "created {} on Ollama at {} from {}{fell_back}", self.name, self.host, self.modelfile.display())?;
+                writeln!(f, "smoke test: {:?} -> {:?}", self.prompt, answer)?;
+            }
+            None => {
+                writeln!(f, "dry run: nothing is sent to Ollama at {}", self.host)?;
+                writeln!(f, "Modelfile: {}", self.modelfile.display())?;
+                for b in &self.blobs {
+                    let kind = if b.adapter { "adapter" } else { "model" };
+                    writeln!(f, "  {kind} {} ({} bytes) {}", b.path.display(), b.bytes, b.digest)?;
+                    writeln!(f, "    HEAD/POST /api/blobs/{}", b.digest)?;
+                }
+                writeln!(f, "POST /api/create\n{}", self.create_body.as_deref().unwrap_or_default())?;
+                writeln!(f, "POST /api/show, then POST /api/generate with {:?}", self.prompt)?;
+                if let Some(m) = &self.fallback {
+                    writeln!(f, "if the server refuses the adapter: the merged model in {}", m.display())?;
+                }
+            }
+        }
+        writeln!(f, "the same with Ollama's CLI: {}{}", self.ollama_create, self.caveat)
+    }
 }
 
 /// One file the Modelfile names, to be uploaded as a blob.
@@ -94,12 +134,14 @@ pub struct Plan {
     pub blobs: Vec<Blob>,
     /// FROM when it names a model on the server rather than a file.
     pub from_model: Option<String>,
+    /// Lines Ollama ignores (deprecated parameters), to tell the user about.
+    pub warnings: Vec<String>,
 }
 
 impl Plan {
     /// Reads the Modelfile at `path` and hashes the files it names (paths relative to
-    /// its directory, like Ollama).
-    pub fn read(path: &Path) -> Result<Plan> {
+    /// its directory, like Ollama), reporting the hashing of big files to `bytes`.
+    pub fn read(path: &Path, bytes: &Arc<dyn Bytes>) -> Result<Plan> {
         let text = std::fs::read_to_string(path).with_context(|| format!("cannot read the Modelfile {}", path.display()))?;
         let commands = parse_commands(&text, path)?;
         let modelfile = Modelfile::from_commands(&commands, path)?;
@@ -125,10 +167,11 @@ impl Plan {
             if !file.is_file() {
                 bail!("{}: {word} {} is a directory; lora deploy uploads GGUF files (see `lora export --format ollama`)", at(c), c.value)
             }
-            blobs.push(hash_file(&file, adapter).with_context(|| at(c))?);
+            blobs.push(hash_file(&file, adapter, bytes).with_context(|| at(c))?);
         }
-        let parameters = parameters(&commands, path)?;
-        Ok(Plan { path: path.to_path_buf(), modelfile, parameters, blobs, from_model })
+        let mut warnings = Vec::new();
+        let parameters = parameters(&commands, path, &mut warnings)?;
+        Ok(Plan { path: path.to_path_buf(), modelfile, parameters, blobs, from_model, warnings })
     }
 
     /// The plan with its SYSTEM replaced or removed as `choice` says.
@@ -183,12 +226,12 @@ impl Plan {
 }
 
 /// PARAMETER lines as Ollama's API takes them: typed values, `stop` as a list.
-fn parameters(commands: &[Command], path: &Path) -> Result<serde_json::Map<String, serde_json::Value>> {
+fn parameters(commands: &[Command], path: &Path, warnings: &mut Vec<String>) -> Result<serde_json::Map<String, serde_json::Value>> {
     let mut out = serde_json::Map::new();
     for c in commands.iter().filter(|c| c.name == "parameter") {
         let at = || format!("{}:{}", path.display(), c.line);
         match parameter_json(&c.key, &c.value).with_context(at)? {
-            None => eprintln!("warning: {}: Ollama ignores the deprecated parameter {}", at(), c.key),
+            None => warnings.push(format!("warning: {}: Ollama ignores the deprecated parameter {}", at(), c.key)),
             Some(v) if c.key == "stop" => {
                 let list = out.entry("stop").or_insert_with(|| serde_json::Value::Array(Vec::new()));
                 if let Some(list) = list.as_array_mut() {
@@ -223,29 +266,17 @@ fn looks_like_path(value: &str) -> bool {
         || [".gguf", ".bin", ".safetensors"].iter().any(|ext| value.to_ascii_lowercase().ends_with(ext))
 }
 
-/// sha256 of a file, with a progress bar for big files on a terminal.
-fn hash_file(path: &Path, adapter: bool) -> Result<Blob> {
+/// sha256 of a file, its reading reported to `progress`.
+fn hash_file(path: &Path, adapter: bool, progress: &Arc<dyn Bytes>) -> Result<Blob> {
     let file = std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
     let bytes = file.metadata()?.len();
     let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).context("a file without a name")?;
-    let bar = progress_bar(bytes, &format!("hashing {name}"));
     let mut hasher = Sha256::new();
-    std::io::copy(&mut bar.wrap_read(file), &mut hasher).with_context(|| format!("cannot read {}", path.display()))?;
-    bar.finish_and_clear();
+    let mut read = ProgressRead::new(file, &format!("hashing {name}"), bytes, progress.clone());
+    std::io::copy(&mut read, &mut hasher).with_context(|| format!("cannot read {}", path.display()))?;
+    drop(read);
     let hex: String = hasher.finalize().iter().map(|b| format!("{b:02x}")).collect();
     Ok(Blob { path: path.to_path_buf(), name, digest: format!("sha256:{hex}"), bytes, adapter })
-}
-
-fn progress_bar(bytes: u64, message: &str) -> ProgressBar {
-    if !std::io::stderr().is_terminal() || bytes < 1 << 20 {
-        return ProgressBar::hidden();
-    }
-    let bar = ProgressBar::new(bytes);
-    if let Ok(style) = ProgressStyle::with_template("{msg} {wide_bar} {bytes}/{total_bytes} {bytes_per_sec} {eta}") {
-        bar.set_style(style);
-    }
-    bar.set_message(message.to_string());
-    bar
 }
 
 /// Checks a model name the way Ollama does (types/model/name.go): `[host/][namespace/]model[:tag]`,
@@ -323,28 +354,39 @@ pub fn ollama_create_line(name: &str, modelfile: &Path) -> String {
     format!("ollama create {name} -f {path}")
 }
 
-/// Deploys the Modelfile: plan, upload, create, check. Progress goes to stderr, the
-/// result (smoke answer, the equivalent `ollama create` line) to stdout.
+/// How [`deploy_with`] reports progress: one-line messages and the reading of big files.
+pub struct DeployProgress<'a> {
+    pub log: Log<'a>,
+    pub bytes: Arc<dyn Bytes>,
+}
+
+/// Deploys the Modelfile: plan, upload, create, check. Reports nothing while it works; the
+/// returned report displays the result (see [`DeployReport`]'s `Display`).
 pub fn deploy(opts: &DeployOptions) -> Result<DeployReport> {
+    deploy_with(opts, &DeployProgress { log: &progress::silent, bytes: Arc::new(NoBytes) })
+}
+
+/// [`deploy`], reporting each stage to `progress`.
+pub fn deploy_with(opts: &DeployOptions, progress: &DeployProgress) -> Result<DeployReport> {
     validate_model_name(&opts.name)?;
     let host = Host::resolve(opts.host.as_deref())?;
     let path = modelfile_path(&opts.modelfile)?;
-    let plan = Plan::read(&path)?.with_system(&opts.system);
+    let plan = Plan::read(&path, &progress.bytes)?.with_system(&opts.system);
     let fallback = if plan.blobs.iter().any(|b| b.adapter) { merged_sibling(&path) } else { None };
     if opts.dry_run {
-        return dry_run(opts, &host, &plan, fallback.as_deref());
+        return dry_run(opts, &host, &plan, fallback, progress.log);
     }
-    let client = connect(&host, opts.timeout)?;
-    let mut uploaded = upload_missing(&client, &plan)?;
-    let (plan, answer, fell_back) = match create_and_check(&client, &plan, opts) {
+    let client = connect(&host, opts.timeout, progress.log)?;
+    let mut uploaded = upload_missing(&client, &plan, progress)?;
+    let (plan, answer, fell_back) = match create_and_check(&client, &plan, opts, progress.log) {
         Ok(answer) => (plan, answer, false),
         Err(e) if is_refusal(&e) && fallback.is_some() => {
             let merged_path = fallback.unwrap_or_default();
-            eprintln!("{e:#}");
-            eprintln!("the adapter route was refused; falling back to the merged model in {}", merged_path.display());
-            let merged = Plan::read(&merged_path)?.with_system(&opts.system);
-            uploaded.extend(upload_missing(&client, &merged)?);
-            let answer = create_and_check(&client, &merged, opts)?;
+            (progress.log)(&format!("{e:#}"));
+            (progress.log)(&format!("the adapter route was refused; falling back to the merged model in {}", merged_path.display()));
+            let merged = Plan::read(&merged_path, &progress.bytes)?.with_system(&opts.system);
+            uploaded.extend(upload_missing(&client, &merged, progress)?);
+            let answer = create_and_check(&client, &merged, opts, progress.log)?;
             (merged, answer, true)
         }
         Err(e) if is_refusal(&e) && plan.blobs.iter().any(|b| b.adapter) => {
@@ -356,10 +398,6 @@ pub fn deploy(opts: &DeployOptions) -> Result<DeployReport> {
         }
         Err(e) => return Err(e),
     };
-    let ollama_create = ollama_create_line(&opts.name, &plan.path);
-    println!("created {} on Ollama at {} from {}{}", opts.name, client.shown(), plan.path.display(), if fell_back { " (fallback: merged model)" } else { "" });
-    println!("smoke test: {:?} -> {:?}", opts.prompt, answer);
-    println!("the same with Ollama's CLI: {ollama_create}{}", system_caveat(&opts.system));
     Ok(DeployReport {
         name: opts.name.clone(),
         host: client.shown().to_string(),
@@ -367,7 +405,12 @@ pub fn deploy(opts: &DeployOptions) -> Result<DeployReport> {
         fell_back,
         uploaded,
         answer: Some(answer),
-        ollama_create,
+        ollama_create: ollama_create_line(&opts.name, &plan.path),
+        prompt: opts.prompt.clone(),
+        caveat: system_caveat(&opts.system),
+        blobs: Vec::new(),
+        create_body: None,
+        fallback: None,
     })
 }
 
@@ -384,27 +427,16 @@ fn is_refusal(e: &anyhow::Error) -> bool {
     matches!(e.downcast_ref::<ServerError>(), Some(ServerError::Refused { .. }))
 }
 
-/// Prints the requests `deploy` would send; sends none.
-fn dry_run(opts: &DeployOptions, host: &Host, plan: &Plan, fallback: Option<&Path>) -> Result<DeployReport> {
-    println!("dry run: nothing is sent to Ollama at {}", host.shown());
-    println!("Modelfile: {}", plan.path.display());
-    for b in &plan.blobs {
-        let kind = if b.adapter { "adapter" } else { "model" };
-        println!("  {kind} {} ({} bytes) {}", b.path.display(), b.bytes, b.digest);
-        println!("    HEAD/POST /api/blobs/{}", b.digest);
+/// The requests `deploy` would send, as a report; sends none.
+fn dry_run(opts: &DeployOptions, host: &Host, plan: &Plan, fallback: Option<PathBuf>, log: Log) -> Result<DeployReport> {
+    for w in &plan.warnings {
+        log(w);
     }
     let mut body = serde_json::to_value(plan.create_request(&opts.name)?)?;
     // ollama-rs keeps parameters in a HashMap: sorted, the printout is the same every run.
     if let Some(p) = body.get_mut("parameters").and_then(|p| p.as_object_mut()) {
         p.sort_keys();
     }
-    println!("POST /api/create\n{}", serde_json::to_string_pretty(&body)?);
-    println!("POST /api/show, then POST /api/generate with {:?}", opts.prompt);
-    if let Some(f) = fallback {
-        println!("if the server refuses the adapter: the merged model in {}", f.display());
-    }
-    let ollama_create = ollama_create_line(&opts.name, &plan.path);
-    println!("the same with Ollama's CLI: {ollama_create}{}", system_caveat(&opts.system));
     Ok(DeployReport {
         name: opts.name.clone(),
         host: host.shown(),
@@ -412,12 +444,17 @@ fn dry_run(opts: &DeployOptions, host: &Host, plan: &Plan, fallback: Option<&Pat
         fell_back: false,
         uploaded: Vec::new(),
         answer: None,
-        ollama_create,
+        ollama_create: ollama_create_line(&opts.name, &plan.path),
+        prompt: opts.prompt.clone(),
+        caveat: system_caveat(&opts.system),
+        blobs: plan.blobs.clone(),
+        create_body: Some(serde_json::to_string_pretty(&body)?),
+        fallback,
     })
 }
 
 /// A client for the server at `host`, once it has answered with a version new enough.
-fn connect(host: &Host, timeout: Duration) -> Result<Client> {
+fn connect(host: &Host, timeout: Duration, log: Log) -> Result<Client> {
     let client = Client::new(host, timeout)?;
     let version = client.version()?;
     if let Some(v) = parse_version(&version)
@@ -431,52 +468,53 @@ fn connect(host: &Host, timeout: Duration) -> Result<Client> {
             client.shown()
         )
     }
-    eprintln!("Ollama {version} at {}", client.shown());
+    log(&format!("Ollama {version} at {}", client.shown()));
     Ok(client)
 }
 
 /// Uploads the plan's files the server does not have; returns their digests.
-fn upload_missing(client: &Client, plan: &Plan) -> Result<Vec<String>> {
+fn upload_missing(client: &Client, plan: &Plan, progress: &DeployProgress) -> Result<Vec<String>> {
     let mut uploaded = Vec::new();
     for blob in &plan.blobs {
         if client.has_blob(&blob.digest)? {
-            eprintln!("{} is on the server already ({})", blob.name, blob.digest);
+            (progress.log)(&format!("{} is on the server already ({})", blob.name, blob.digest));
             continue;
         }
-        eprintln!("uploading {} ({:.1} MiB)", blob.name, blob.bytes as f64 / 1048576.0);
-        upload(client, blob).with_context(|| format!("uploading {}", blob.path.display()))?;
+        (progress.log)(&format!("uploading {} ({:.1} MiB)", blob.name, blob.bytes as f64 / 1048576.0));
+        upload(client, blob, &progress.bytes).with_context(|| format!("uploading {}", blob.path.display()))?;
         uploaded.push(blob.digest.clone());
     }
     Ok(uploaded)
 }
 
-/// Uploads one file as its blob, with a progress bar for big files on a terminal.
-fn upload(client: &Client, blob: &Blob) -> Result<(), ServerError> {
+/// Uploads one file as its blob, its reading reported to `progress`.
+fn upload(client: &Client, blob: &Blob, progress: &Arc<dyn Bytes>) -> Result<(), ServerError> {
     let what = format!("the upload of {} as {}", blob.name, blob.digest);
     let file = std::fs::File::open(&blob.path).map_err(|e| {
         client.transport(&what, anyhow::Error::new(e).context(format!("cannot open {}", blob.path.display())))
     })?;
-    let bar = progress_bar(blob.bytes, &format!("uploading {}", blob.name));
+    let read = ProgressRead::new(file, &format!("uploading {}", blob.name), blob.bytes, progress.clone());
     // At least 1 MB/s on top of the usual timeout.
     let time = client.timeout() + Duration::from_secs(blob.bytes / 1_000_000);
-    let result = client.upload_blob(&blob.digest, bar.wrap_read(file).take(blob.bytes), blob.bytes, time, &what);
-    bar.finish_and_clear();
-    result
+    client.upload_blob(&blob.digest, read.take(blob.bytes), blob.bytes, time, &what)
 }
 
 /// `/api/create`, then `/api/show` and a short `/api/generate`; returns the answer.
-fn create_and_check(client: &Client, plan: &Plan, opts: &DeployOptions) -> Result<String> {
+fn create_and_check(client: &Client, plan: &Plan, opts: &DeployOptions, log: Log) -> Result<String> {
     let req = plan.create_request(&opts.name)?;
-    eprintln!("creating {} from {}", opts.name, plan.path.display());
+    for w in &plan.warnings {
+        log(w);
+    }
+    log(&format!("creating {} from {}", opts.name, plan.path.display()));
     let status = client.call("POST /api/create", client.ollama().create_model(req))?;
     if status.message != "success" {
-        eprintln!("create answered {:?}", status.message);
+        log(&format!("create answered {:?}", status.message));
     }
     let info = client.call("POST /api/show", client.ollama().show_model_info(opts.name.clone()))?;
     if let Some(t) = &plan.modelfile.template
         && info.template != *t
     {
-        eprintln!("warning: the server reports a different TEMPLATE for {} than the Modelfile's", opts.name);
+        log(&format!("warning: the server reports a different TEMPLATE for {} than the Modelfile's", opts.name));
     }
     // Ollama pads the names to 30 columns; one space is enough here.
     let params: Vec<String> = info
@@ -486,13 +524,13 @@ fn create_and_check(client: &Client, plan: &Plan, opts: &DeployOptions) -> Resul
         .filter(|l| !l.is_empty())
         .collect();
     let params = params.join("; ");
-    eprintln!("{} is on the server; parameters: {params}", opts.name);
+    log(&format!("{} is on the server; parameters: {params}", opts.name));
     let request = GenerationRequest::new(opts.name.clone(), opts.prompt.clone())
         .options(ModelOptions::default().num_predict(opts.max_tokens));
     let answer = client.call("POST /api/generate (smoke test)", client.ollama().generate(request))?;
     let answer = answer.response.trim().to_string();
     if answer.is_empty() {
-        eprintln!("warning: {} answered the smoke test with nothing (check TEMPLATE and the stop parameters)", opts.name);
+        log(&format!("warning: {} answered the smoke test with nothing (check TEMPLATE and the stop parameters)", opts.name));
     }
     Ok(answer)
 }

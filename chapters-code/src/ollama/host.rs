@@ -1,4 +1,4 @@
-//! Ollama's address, from a flag, `$OLLAMA_HOST` or the default, read the way Ollama reads it.
+//! Ollama's address, from a flag, `$OLLAMA_HOST` or the default, parsed the way Ollama parses it.
 
 use std::fmt;
 
@@ -16,13 +16,13 @@ pub struct Host {
 }
 
 impl Host {
-    /// `value` (an explicit `--host`), else `$OLLAMA_HOST`, else [`DEFAULT_HOST`], read the way
-    /// Ollama reads OLLAMA_HOST (envconfig.Host): no scheme means http on port 11434, `http://`
-    /// and `https://` without a port mean 80 and 443, and 0.0.0.0 (where a server listens, not
-    /// an address to connect to) means this machine.
+    /// `value` (a `--host` flag or `$OLLAMA_HOST`, which the caller reads; see
+    /// [`Settings`](crate::settings::Settings)), else [`DEFAULT_HOST`], read the way Ollama reads
+    /// OLLAMA_HOST (envconfig.Host): no scheme means http on port 11434, `http://` and
+    /// `https://` without a port mean 80 and 443, and 0.0.0.0 (where a server listens, not an
+    /// address to connect to) means this machine.
     pub fn resolve(value: Option<&str>) -> Result<Host> {
-        let from_env = std::env::var("OLLAMA_HOST").ok();
-        let raw = value.or(from_env.as_deref()).unwrap_or(DEFAULT_HOST).trim();
+        let raw = value.unwrap_or(DEFAULT_HOST).trim();
         let (scheme, rest, default_port) = match raw.split_once("://") {
             None => ("http", raw, 11434),
             Some(("http", rest)) => ("http", rest, 80),

@@ -32,8 +32,8 @@ pub struct ParaphraseStats {
 }
 
 impl Teacher {
-    /// Connect to `host` (or `$OLLAMA_HOST`, or the default; see [`Host::resolve`]) and check
-    /// that it answers and has `model`.
+    /// Connect to `host` (`None`: Ollama's default; see [`Host::resolve`]) and check that it
+    /// answers and has `model`.
     pub fn connect(host: Option<&str>, model: &str, timeout: Duration) -> Result<Self> {
         let client = Client::new(&Host::resolve(host)?, timeout)?;
         let teacher = Self { client, model: model.to_string() };

@@ -16,4 +16,4 @@ pub use optim::{AdamW, AdamWConfig};
 pub use step::{MicroBatch, StepOutcome, StepSettings, step};
 pub use system_prompts::SystemPrompts;
 pub use trainer::batch_indices;
-pub use trainer::{TrainOptions, TrainSummary, train};
+pub use trainer::{StepMetrics, TrainObserver, TrainOptions, TrainSummary, train};

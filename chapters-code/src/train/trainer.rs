@@ -14,27 +14,38 @@ use crate::load::LoadedModel;
 use crate::lora::LoraAdapter;
 use anyhow::{Context, Result, bail};
 use candle_core::DType;
-use indicatif::{ProgressBar, ProgressStyle};
 use rand::SeedableRng;
 use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
-use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
-/// How the run talks to the user and what it continues from.
-#[derive(Debug, Clone, Default)]
+/// What the run continues from, when it stops, and who hears about its progress.
+#[derive(Clone, Default)]
 pub struct TrainOptions {
     /// Continue from the newest checkpoint in `output_dir/checkpoints`.
     pub resume: bool,
-    /// No progress output at all (for scripts).
-    pub quiet: bool,
     /// Set to stop after the current step with a checkpoint (Ctrl-C).
     pub stop: Option<Arc<AtomicBool>>,
+    /// Told about every step; `None` trains silently.
+    pub observer: Option<Arc<dyn TrainObserver>>,
+}
+
+/// Progress reports from [`train`], for a caller that shows them (the `lora` CLI draws a
+/// bar). Every method has an empty default.
+pub trait TrainObserver: Send + Sync {
+    /// The loop starts at step `done` of `total` (`done > 0` when resuming).
+    fn started(&self, _total: usize, _done: usize) {}
+    /// A step finished; `tokens_per_s` is the run's throughput so far.
+    fn step(&self, _metrics: &StepMetrics, _total: usize, _tokens_per_s: f64) {}
+    /// A one-line message ("resuming from …").
+    fn note(&self, _message: &str) {}
+    /// The loop ended: finished, stopped or failed.
+    fn finished(&self) {}
 }
 
 /// One line of `metrics.jsonl`.
@@ -94,8 +105,11 @@ pub fn train(cfg: &TrainConfig, m: &mut LoadedModel, opts: &TrainOptions) -> Res
 
 fn train_on_pool(cfg: &TrainConfig, m: &mut LoadedModel, opts: &TrainOptions) -> Result<(LoraAdapter, TrainSummary)> {
     let mut run = prepare(cfg, m, opts)?;
-    let interrupted = run_loop(&mut run, cfg, m, opts)?;
-    write_records(run, cfg, m, opts, interrupted)
+    let interrupted = run_loop(&mut run, cfg, m, opts);
+    if let Some(o) = &opts.observer {
+        o.finished();
+    }
+    write_records(run, cfg, m, opts, interrupted?)
 }
 
 /// A run in progress: its data, adapter, optimizer and position.
@@ -183,7 +197,9 @@ fn run_loop(run: &mut Run, cfg: &TrainConfig, m: &LoadedModel, opts: &TrainOptio
     let mut dropout_rng = ChaCha8Rng::seed_from_u64(cfg.seed ^ 0x00d0_d0d0);
     dropout_rng.set_word_pos(run.state.dropout_rng_word_pos);
     let pad = *m.stop_ids.first().unwrap_or(&0);
-    let bar = progress_bar(opts, total_steps, run.state.step);
+    if let Some(o) = &opts.observer {
+        o.started(total_steps, run.state.step);
+    }
     let started = Instant::now();
     let elapsed_before = run.state.elapsed_secs;
 
@@ -229,15 +245,8 @@ fn run_loop(run: &mut Run, cfg: &TrainConfig, m: &LoadedModel, opts: &TrainOptio
         if !run.val_set.is_empty() && (every(state.step, cfg.eval_every) || last) {
             metrics.val_loss = Some(eval_loss(m, &run.val_set, cfg.micro_batch * 2)?);
         }
-        let rate = (state.tokens_seen as f64) / state.elapsed_secs.max(1e-9);
-        let msg = match metrics.val_loss {
-            Some(v) => format!("loss {:.4} val {:.4} {:.0} tok/s", metrics.loss, v, rate),
-            None => format!("loss {:.4} {:.0} tok/s", metrics.loss, rate),
-        };
-        bar.set_position(state.step as u64);
-        bar.set_message(msg.clone());
-        if bar.is_hidden() && !opts.quiet && (state.step % (total_steps / 20).max(1) == 0 || last) {
-            eprintln!("step {}/{total_steps}: {msg}", state.step);
+        if let Some(o) = &opts.observer {
+            o.step(&metrics, total_steps, (state.tokens_seen as f64) / state.elapsed_secs.max(1e-9));
         }
         run.history.push(metrics);
 
@@ -248,11 +257,9 @@ fn run_loop(run: &mut Run, cfg: &TrainConfig, m: &LoadedModel, opts: &TrainOptio
             write_metrics(&cfg.output_dir.join("metrics.jsonl"), &run.history)?;
         }
         if stop_now && !last {
-            bar.finish_and_clear();
             return Ok(true);
         }
     }
-    bar.finish_and_clear();
     Ok(false)
 }
 
@@ -307,7 +314,7 @@ pub fn batch_indices(k: usize, per_epoch: usize, n: usize, cfg: &TrainConfig) ->
 
 /// Whether `step` is one of every `n` steps; `n = 0` means never (only the last step, which the
 /// callers add).
-pub(crate) fn every(step: usize, n: usize) -> bool {
+pub fn every(step: usize, n: usize) -> bool {
     n > 0 && step % n == 0
 }
 
@@ -342,23 +349,9 @@ fn read_metrics(path: &Path) -> Result<Vec<StepMetrics>> {
         .collect()
 }
 
-fn progress_bar(opts: &TrainOptions, total: usize, done: usize) -> ProgressBar {
-    if opts.quiet || !std::io::stderr().is_terminal() {
-        return ProgressBar::hidden();
-    }
-    let bar = ProgressBar::new(total as u64);
-    bar.set_style(
-        ProgressStyle::with_template("{spinner} step {pos}/{len} [{bar:30}] {msg} (ETA {eta})")
-            .expect("valid template")
-            .progress_chars("=> "),
-    );
-    bar.set_position(done as u64);
-    bar
-}
-
 fn log(opts: &TrainOptions, msg: &str) {
-    if !opts.quiet {
-        eprintln!("{msg}");
+    if let Some(o) = &opts.observer {
+        o.note(msg);
     }
 }
 

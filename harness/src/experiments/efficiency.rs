@@ -8,14 +8,14 @@
 //! as it must: a rate that suits LoRA's small fresh matrices wrecks pretrained weights.
 
 use super::{CurvePoint, Plan, RunSpec, Runner, curve, step_seconds};
-use crate::data::TokenizedExample;
-use crate::eval::evaluate;
-use crate::model::{Checkpoint, Llama};
-use crate::runtime::{peak_rss_mib, reset_peak_rss};
-use crate::train::schedule::lr_at;
-use crate::train::step::NonFinite;
-use crate::train::trainer::{StepMetrics, every, tokenize_file};
-use crate::train::{self, AdamW, AdamWConfig, MicroBatch, StepSettings, batch_indices, eval_loss};
+use lorakit::data::TokenizedExample;
+use lorakit::eval::evaluate;
+use lorakit::model::{Checkpoint, Llama};
+use lorakit::runtime::{peak_rss_mib, reset_peak_rss};
+use lorakit::train::schedule::lr_at;
+use lorakit::train::step::NonFinite;
+use lorakit::train::trainer::{StepMetrics, every, tokenize_file};
+use lorakit::train::{self, AdamW, AdamWConfig, MicroBatch, StepSettings, batch_indices, eval_loss};
 use anyhow::{Context, Result, bail};
 use candle_core::{DType, Device, Tensor, Var};
 use serde::{Deserialize, Serialize};
@@ -24,7 +24,7 @@ use std::time::Instant;
 
 #[derive(Debug, Serialize, Deserialize)]
 pub struct Results {
-    pub task: crate::data::synth::Task,
+    pub task: lorakit::data::synth::Task,
     pub metric_name: String,
     pub seed: u64,
     pub lora: Side,
@@ -177,7 +177,7 @@ fn full_fine_tune(runner: &mut Runner, spec: &RunSpec) -> Result<Side> {
     drop(weights);
 
     let test = runner.test_set(spec.task)?;
-    let eval = evaluate(&runner.m, &test, spec.task, runner.plan.max_new_tokens, true)?;
+    let eval = evaluate(&runner.m, &test, spec.task, runner.plan.max_new_tokens)?;
     Ok(Side {
         trains: "every weight matrix: the 7 projections of every layer and the tied embedding".into(),
         trainable_params,

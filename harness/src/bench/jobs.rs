@@ -4,12 +4,12 @@
 
 use super::flops::train_step_flops;
 use super::Dtype;
-use crate::export::{ExportFormat, ExportRequest, export};
-use crate::model::KvCache;
-use crate::model::llama::argmax_rows;
-use crate::runtime::{peak_rss_mib, reset_peak_rss};
-use crate::train::{self, AdamW, AdamWConfig, MicroBatch, StepSettings};
-use crate::{LoraAdapter, LoraConfig};
+use lorakit::export::{ExportFormat, ExportRequest, export};
+use lorakit::model::KvCache;
+use lorakit::model::llama::argmax_rows;
+use lorakit::runtime::{peak_rss_mib, reset_peak_rss};
+use lorakit::train::{self, AdamW, AdamWConfig, MicroBatch, StepSettings};
+use lorakit::{LoraAdapter, LoraConfig};
 use anyhow::{Context, Result};
 use candle_core::quantized::gguf_file;
 use candle_core::{DType, Device, Tensor};
@@ -170,7 +170,7 @@ pub fn bench_batch(batch: usize, seq: usize, vocab: usize) -> Vec<Vec<u32>> {
 /// Training steps as the trainer takes them ([`train::step`]: loss, backward, global-norm
 /// clipping at 1.0, AdamW), timed one by one.
 fn train(model: &str, batch: usize, seq: usize, steps: usize, warmup: usize, adapter_out: Option<PathBuf>) -> Result<TrainResult> {
-    let mut m = crate::load::load(model, DType::F32)?;
+    let mut m = lorakit::load::load(model, DType::F32)?;
     let lora = LoraConfig::default();
     let mut adapter = LoraAdapter::init(lora.clone(), &m.model.config, 0, DType::F32, m.model.device())?;
     adapter.base_model = model.to_string();
@@ -251,7 +251,7 @@ fn generate(model: &Path, dtype: Dtype, prompt: &[u32], decode: usize, reps: usi
     let dev = &Device::Cpu;
     let mut result = match engine {
         Engine::Lorakit | Engine::LorakitQuantized => {
-            let mut m = crate::load::load_path(model, DType::F32)?;
+            let mut m = lorakit::load::load_path(model, DType::F32)?;
             if engine == Engine::LorakitQuantized {
                 m.model.quantize(dtype.export().ggml())?;
             }

@@ -7,9 +7,9 @@
 //! frozen projections, not the usual 6·N. Both PyTorch and candle are measured against
 //! this same count.
 
-use crate::lora::LoraConfig;
-use crate::model::Projection;
-use crate::model::LlamaConfig;
+use lorakit::lora::LoraConfig;
+use lorakit::model::Projection;
+use lorakit::model::LlamaConfig;
 
 /// FLOPs of one training step on `batch` rows of `seq` tokens, every next token scored.
 pub fn train_step_flops(cfg: &LlamaConfig, lora: &LoraConfig, batch: usize, seq: usize) -> f64 {

@@ -2,7 +2,7 @@
 //! scored with the task's metric; the adapter is trained with each of the plan's seeds.
 
 use super::{CurvePoint, Plan, RunSpec, Runner, Stat, curve};
-use crate::data::synth::Task;
+use lorakit::data::synth::Task;
 use anyhow::Result;
 use serde::{Deserialize, Serialize};
 

@@ -3,7 +3,7 @@
 
 use super::record::Envelope;
 use super::{Experiment, before_after, efficiency, rank, subspace};
-use crate::io::atomic_write;
+use lorakit::io::atomic_write;
 use anyhow::{Context, Result};
 use plotters::prelude::*;
 use serde::de::DeserializeOwned;

@@ -11,7 +11,7 @@
 //! are recorded beside the trained ones: what is above them is what training did.
 
 use super::{Plan, RunSpec, Runner};
-use crate::lora::{LoraAdapter, TARGET_MODULES};
+use lorakit::lora::{LoraAdapter, TARGET_MODULES};
 use anyhow::{Context, Result, bail};
 use candle_core::{DType, Device};
 use serde::{Deserialize, Serialize};
@@ -85,7 +85,7 @@ pub fn subspace_similarity(a1: &[f64], r1: usize, a2: &[f64], r2: usize, n: usiz
 
 #[derive(Debug, Serialize, Deserialize)]
 pub struct Results {
-    pub task: crate::data::synth::Task,
+    pub task: lorakit::data::synth::Task,
     /// The module and layer of the heatmap.
     pub module: String,
     pub layer: usize,
@@ -147,7 +147,7 @@ pub fn run(runner: &mut Runner) -> Result<Results> {
     let config = runner.m.model.config.clone();
     let load = |dir: &Path| LoraAdapter::load_peft(dir, &config, DType::F32, &Device::Cpu);
     let init = |s: &RunSpec| {
-        let lora = crate::lora::LoraConfig {
+        let lora = lorakit::lora::LoraConfig {
             r: s.r,
             alpha: s.alpha,
             dropout: 0.0,

@@ -4,14 +4,16 @@
 //! runs this; the results go to a JSON file and a markdown table for the book.
 //!
 //! Each measurement runs in its own process (see [`jobs`]), one after the other, never two
-//! at once: a 2-core machine has no room for a neighbour.
+//! at once: a 2-core machine has no room for a neighbour. The worker is the running binary
+//! started again as `<exe> bench --worker JOB`, so a binary that calls [`main`] must route
+//! that command line back here (the `lora` CLI does).
 
 pub mod flops;
 pub mod jobs;
 pub mod report;
 
-use crate::fetch::DEFAULT_MODEL;
 use anyhow::{Context, Result, bail};
+use lorakit::fetch::DEFAULT_MODEL;
 use jobs::{Engine, ExportResult, GemmShape, GenerateResult, Job, TrainResult};
 use report::{GenerateRow, LlamaRun, Report, Skip, TrainRow};
 use serde::de::DeserializeOwned;
@@ -128,7 +130,7 @@ pub fn main(args: &Args) -> Result<()> {
     let tmp = tempfile::tempdir()?;
     let work = args.work_dir.clone().unwrap_or_else(|| tmp.path().to_path_buf());
     std::fs::create_dir_all(&work).with_context(|| format!("cannot create {}", work.display()))?;
-    let model_path = crate::load::resolve(&plan.model)?;
+    let model_path = lorakit::load::resolve(&plan.model)?;
     if model_path.extension().and_then(|e| e.to_str()) != Some("gguf") {
         bail!("--model {}: the benchmark needs a GGUF base model (PyTorch reads the same file)", model_path.display())
     }
@@ -241,7 +243,7 @@ impl Side {
     }
 }
 
-/// The merged-GGUF storage types benchmarked (a serde mirror of [`crate::export::ExportDtype`]).
+/// The merged-GGUF storage types benchmarked (a serde mirror of [`lorakit::export::ExportDtype`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Dtype {
@@ -257,10 +259,10 @@ impl Dtype {
         }
     }
 
-    pub fn export(self) -> crate::export::ExportDtype {
+    pub fn export(self) -> lorakit::export::ExportDtype {
         match self {
-            Self::F16 => crate::export::ExportDtype::F16,
-            Self::Q8_0 => crate::export::ExportDtype::Q8_0,
+            Self::F16 => lorakit::export::ExportDtype::F16,
+            Self::Q8_0 => lorakit::export::ExportDtype::Q8_0,
         }
     }
 }
@@ -321,7 +323,7 @@ fn bench_prompt(model: &Path, n: usize) -> Result<Vec<u32>> {
     const TEXT: &str = "The customer wrote that the order of two blue mugs and a teapot should reach Oslo by \
         Friday, and asked whether the shop could wrap the teapot as a present. Write the order as JSON \
         with the fields item, quantity, colour, city and deadline, and say nothing else. ";
-    let tok = crate::tokenizer::tokenizer_from_gguf(&crate::tokenizer::read_gguf(model)?)
+    let tok = lorakit::tokenizer::tokenizer_from_gguf(&lorakit::tokenizer::read_gguf(model)?)
         .with_context(|| format!("{}: the benchmark prompt needs the model's tokenizer", model.display()))?;
     let once = tok.encode(TEXT, false).map_err(anyhow::Error::msg)?.get_ids().to_vec();
     if once.is_empty() {

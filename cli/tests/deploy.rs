@@ -17,7 +17,7 @@ use serde_json::{Value, json};
 use sha2::Digest;
 use stand_in::{AdapterRefusal, Config, Fault, StandIn, closed_port};
 
-const LLAMA32_JINJA: &str = include_str!("../src/templates/llama3.2.jinja");
+const LLAMA32_JINJA: &str = include_str!("../../chapters-code/src/templates/llama3.2.jinja");
 const DEFAULT_PROMPT: &str = "Say hello in one short sentence.";
 const STAND_IN_ANSWER: &str = "Hello from the stand-in!";
 

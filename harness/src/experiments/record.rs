@@ -2,7 +2,7 @@
 //! which machine, when, and how long it took. The book quotes numbers from these files, so
 //! each must say how to make it again.
 
-use crate::io::atomic_write;
+use lorakit::io::atomic_write;
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 use std::path::Path;

@@ -17,12 +17,12 @@ pub mod record;
 pub mod subspace;
 pub mod tables;
 
-use crate::data::synth::Task;
-use crate::data::{Record, load_dataset, save_dataset};
-use crate::eval::{EvalReport, evaluate};
-use crate::load::{LoadedModel, load};
-use crate::train::trainer::StepMetrics;
-use crate::train::{Schedule, TrainConfig, TrainOptions, TrainSummary, train};
+use lorakit::data::synth::Task;
+use lorakit::data::{Record, load_dataset, save_dataset};
+use lorakit::eval::{EvalReport, evaluate};
+use lorakit::load::{LoadedModel, load};
+use lorakit::train::trainer::StepMetrics;
+use lorakit::train::{Schedule, TrainConfig, TrainOptions, TrainSummary, train};
 use anyhow::{Context, Result, bail};
 use candle_core::DType;
 use indicatif::{ProgressBar, ProgressStyle};
@@ -195,7 +195,7 @@ impl RunSpec {
     }
 
     pub fn ranked(task: Task, r: usize, alpha: f64, seed: u64) -> Self {
-        let targets = crate::lora::TARGET_MODULES.iter().map(|s| s.to_string()).collect();
+        let targets = lorakit::lora::TARGET_MODULES.iter().map(|s| s.to_string()).collect();
         Self { task, r, alpha, rslora: false, targets, seed }
     }
 
@@ -382,7 +382,7 @@ impl Runner {
         self.progress.start(&format!("base model on {} test examples of {}", self.plan.test_examples, task.name()));
         let test = self.test_set(task)?;
         self.m.model.remove_adapter();
-        let report = Rc::new(evaluate(&self.m, &test, task, self.plan.max_new_tokens, true)?);
+        let report = Rc::new(evaluate(&self.m, &test, task, self.plan.max_new_tokens)?);
         self.progress.done(&format!("base {}: metric {:.3}", task.name(), report.metric));
         self.base.push((task, report.clone()));
         Ok(report)
@@ -398,7 +398,7 @@ impl Runner {
             std::fs::remove_dir_all(&dir).with_context(|| format!("cannot clear {}", dir.display()))?;
         }
         let cfg = self.train_config(spec, self.plan.lr, dir.clone())?;
-        let targets = if spec.targets.len() == crate::lora::TARGET_MODULES.len() {
+        let targets = if spec.targets.len() == lorakit::lora::TARGET_MODULES.len() {
             "all 7 projections".to_string()
         } else {
             spec.targets.join(",")
@@ -413,12 +413,12 @@ impl Runner {
             cfg.max_steps.unwrap_or(0)
         ));
         self.m.model.remove_adapter();
-        self.peak_rss_per_run &= crate::runtime::reset_peak_rss();
-        let opts = TrainOptions { resume: false, quiet: true, stop: None };
+        self.peak_rss_per_run &= lorakit::runtime::reset_peak_rss();
+        let opts = TrainOptions { resume: false, stop: None, observer: None };
         let (_, summary) = train(&cfg, &mut self.m, &opts).with_context(|| format!("training run {}", spec.dir_name()))?;
         let history = read_history(&dir.join("metrics.jsonl"))?;
         let test = self.test_set(spec.task)?;
-        let eval = evaluate(&self.m, &test, spec.task, self.plan.max_new_tokens, true)?;
+        let eval = evaluate(&self.m, &test, spec.task, self.plan.max_new_tokens)?;
         self.m.model.remove_adapter();
         let optimizer_state_bytes = optimizer_bytes(&dir)?;
         self.progress.done(&format!(

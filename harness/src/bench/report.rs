@@ -173,7 +173,7 @@ impl Report {
             command: format!("lora {}", args.join(" ")),
             machine: machine(),
             versions: Versions {
-                lorakit: env!("CARGO_PKG_VERSION").into(),
+                lorakit: lorakit::VERSION.into(),
                 candle: locked_version("candle-core").unwrap_or_else(|| "unknown".into()),
                 rustc: command_output("rustc", &["--version"]).unwrap_or_else(|| "unknown".into()),
                 profile: if cfg!(debug_assertions) { "dev".into() } else { "release".into() },
@@ -216,8 +216,8 @@ impl Report {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
         }
-        crate::io::atomic_write(path, (serde_json::to_string_pretty(self)? + "\n").as_bytes())?;
-        crate::io::atomic_write(&path.with_extension("md"), self.markdown().as_bytes())
+        lorakit::io::atomic_write(path, (serde_json::to_string_pretty(self)? + "\n").as_bytes())?;
+        lorakit::io::atomic_write(&path.with_extension("md"), self.markdown().as_bytes())
     }
 
     pub fn markdown(&self) -> String {

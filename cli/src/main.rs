@@ -5,16 +5,21 @@ use clap::{Parser, Subcommand};
 use lorakit::candle::DType;
 use lorakit::chat::Message;
 use lorakit::generate::{GenerationConfig, generate};
-use lorakit::load::{LoadedModel, load};
+use lorakit::load::LoadedModel;
+use lorakit::settings::Settings;
 use lorakit::data::synth::Task;
 use lorakit::data::load_dataset;
-use lorakit::eval::{EvalReport, evaluate};
+use lorakit::data::Record;
+use lorakit::eval::EvalReport;
 use lorakit::train::{Schedule, TrainConfig, TrainOptions, train};
 use lorakit::{LoraAdapter, score};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use term::log_stderr;
+
+mod term;
 
 #[derive(Parser)]
 #[command(name = "lora", version, about = "Train, try and ship LoRA adapters for Llama-family models")]
@@ -32,6 +37,22 @@ struct ModelArgs {
     /// A LoRA adapter directory (PEFT layout: adapter_config.json + adapter_model.safetensors).
     #[arg(long)]
     adapter: Option<PathBuf>,
+}
+
+/// Load a model in f32 with the environment's settings, reporting downloads on stderr.
+fn load(spec: &str, dtype: DType) -> Result<LoadedModel> {
+    lorakit::load::load_with(spec, dtype, &Settings::from_env(), &log_stderr)
+}
+
+/// [`lorakit::eval::evaluate`] with a progress bar.
+fn evaluate(m: &LoadedModel, records: &[Record], task: Task, max_new_tokens: usize) -> Result<EvalReport> {
+    let bar = term::EvalBar::new(records.len());
+    lorakit::eval::evaluate_with(m, records, task, max_new_tokens, &|done, total| bar.update(done, total))
+}
+
+/// `--host`, else `$OLLAMA_HOST` (else lorakit uses Ollama's default).
+fn ollama_host(flag: Option<String>) -> Option<String> {
+    flag.or(Settings::from_env().ollama_host)
 }
 
 impl ModelArgs {
@@ -221,7 +242,7 @@ enum Command {
         quick: bool,
         /// Run only these (comma-separated).
         #[arg(long, value_enum, value_delimiter = ',')]
-        only: Vec<lorakit::experiments::Experiment>,
+        only: Vec<lora_harness::experiments::Experiment>,
         /// Results folder (default: book/data/experiments, or target/experiments-quick with --quick).
         #[arg(long)]
         out: Option<PathBuf>,
@@ -239,7 +260,7 @@ enum Command {
     },
     /// Benchmarks: training, export and generation speed and memory, side by side with
     /// PyTorch + PEFT and llama.cpp when given (scripts/bench.sh sets them up).
-    Bench(lorakit::bench::Args),
+    Bench(lora_harness::bench::Args),
     /// Score a text or token ids: next-token logits and probabilities at every position.
     Score {
         #[command(flatten)]
@@ -408,6 +429,8 @@ enum DataCommand {
 }
 
 fn main() {
+    // Process-wide CPU settings, while the process still has one thread (see lorakit::runtime).
+    lorakit::runtime::configure();
     let cli = Cli::parse();
     // Every command computes on lorakit's rayon pool (see lorakit::runtime).
     if let Err(e) = lorakit::runtime::install(|| run(cli)) {
@@ -421,7 +444,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Train { flags, resume, quiet } => {
             let cfg = flags.config()?;
             let mut m = load(&cfg.model, DType::F32)?;
-            let opts = TrainOptions { resume, quiet, stop: Some(ctrl_c_flag()?) };
+            let opts = TrainOptions { resume, stop: Some(ctrl_c_flag()?), observer: Some(Arc::new(term::TrainBar::new(quiet))) };
             let (_, summary) = train(&cfg, &mut m, &opts)?;
             if !quiet {
                 print_summary(&cfg.output_dir, &summary);
@@ -431,7 +454,7 @@ fn run(cli: Cli) -> Result<()> {
             let system = system_choice(system, no_system);
             let req =
                 lorakit::export::ExportRequest { model, adapter, format, out, dtype, name, vocab_from, system, chat_template, force };
-            let report = lorakit::export::export(&req)?;
+            let report = lorakit::export::export_with(&req, &Settings::from_env(), &log_stderr)?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&report)?);
             } else {
@@ -439,14 +462,17 @@ fn run(cli: Cli) -> Result<()> {
             }
         }
         Command::Deploy { path, name, host, prompt, max_tokens, timeout, dry_run, system, no_system } => {
-            use lorakit::ollama::deploy::{DeployOptions, default_name, deploy};
+            use lorakit::ollama::deploy::{DeployOptions, DeployProgress, default_name, deploy_with};
             let name = match name {
                 Some(n) => n,
                 None => default_name(&path)?,
             };
             let timeout = std::time::Duration::from_secs(timeout);
             let system = system_choice(system, no_system);
-            deploy(&DeployOptions { modelfile: path, name, host, prompt, max_tokens, timeout, dry_run, system })?;
+            let host = ollama_host(host);
+            let opts = DeployOptions { modelfile: path, name, host, prompt, max_tokens, timeout, dry_run, system };
+            let progress = DeployProgress { log: &log_stderr, bytes: Arc::new(term::ByteBar::default()) };
+            print!("{}", deploy_with(&opts, &progress)?);
         }
         Command::Eval { model, data, task, limit, max_new_tokens, report } => {
             let mut records = load_dataset(&data)?;
@@ -454,12 +480,12 @@ fn run(cli: Cli) -> Result<()> {
                 records.truncate(n);
             }
             let mut m = load(&model.model, DType::F32)?;
-            let base = evaluate(&m, &records, task, max_new_tokens, false)?;
+            let base = evaluate(&m, &records, task, max_new_tokens)?;
             let tuned = match &model.adapter {
                 Some(dir) => {
                     let a = LoraAdapter::load_peft(dir, &m.model.config, DType::F32, m.model.device())?;
                     m.model.apply_adapter(&a)?;
-                    Some(evaluate(&m, &records, task, max_new_tokens, false)?)
+                    Some(evaluate(&m, &records, task, max_new_tokens)?)
                 }
                 None => None,
             };
@@ -485,7 +511,8 @@ fn run(cli: Cli) -> Result<()> {
             let mut splits = lorakit::data::task_splits(task, n, seed, test_frac, val_frac)?;
             if let Some(model) = teacher {
                 use lorakit::ollama::teacher::{Teacher, paraphrase_records};
-                let t = Teacher::connect(ollama_host.as_deref(), &model, std::time::Duration::from_secs(timeout))?;
+                let host = self::ollama_host(ollama_host);
+                let t = Teacher::connect(host.as_deref(), &model, std::time::Duration::from_secs(timeout))?;
                 let (train, stats) = paraphrase_records(&t, &splits.train, paraphrases, seed)?;
                 eprintln!(
                     "teacher {model}: {} rewrites asked, {} kept, {} discarded (lost a name/number or repeated)",
@@ -529,13 +556,13 @@ fn run(cli: Cli) -> Result<()> {
             let mut m = load(&cfg.model, DType::F32)?;
             eprintln!("== before: the base model on {} held-out examples", test.len());
             // Gold answers are under 40 tokens; the base model would ramble on.
-            let before = evaluate(&m, &test, task, 48, false)?;
+            let before = evaluate(&m, &test, task, 48)?;
             eprintln!("== training a LoRA adapter (r={}, alpha={}) on {}", cfg.r, cfg.alpha, cfg.train_data.display());
-            let opts = TrainOptions { resume: false, quiet: false, stop: Some(ctrl_c_flag()?) };
+            let opts = TrainOptions { resume: false, stop: Some(ctrl_c_flag()?), observer: Some(Arc::new(term::TrainBar::new(false))) };
             let (_, summary) = train(&cfg, &mut m, &opts)?;
             print_summary(&cfg.output_dir, &summary);
             eprintln!("== after: base + adapter on the same examples");
-            let after = evaluate(&m, &test, task, 48, false)?;
+            let after = evaluate(&m, &test, task, 48)?;
             print_comparison(&before, Some(&after), 5);
             let json = serde_json::json!({ "summary": summary, "before": before, "after": after });
             let path = cfg.output_dir.join("demo_report.json");
@@ -547,21 +574,21 @@ fn run(cli: Cli) -> Result<()> {
                 force: true,
                 ..ExportRequest::new(cfg.model.clone(), cfg.output_dir.clone(), ExportFormat::Ollama, export_dir)
             };
-            print_export_report(&lorakit::export::export(&req)?);
+            print_export_report(&lorakit::export::export_with(&req, &Settings::from_env(), &log_stderr)?);
         }
         Command::Experiments { quick, only, out, runs_dir, data_root, model, replot } => {
             let default = if quick { "target/experiments-quick" } else { "book/data/experiments" };
             let out = out.unwrap_or_else(|| PathBuf::from(default));
             if replot {
-                lorakit::experiments::replot(&out, &only)?;
+                lora_harness::experiments::replot(&out, &only)?;
                 return Ok(());
             }
             let args: Vec<String> = std::env::args().skip(1).collect();
             let command = format!("lora {}", args.join(" "));
-            let opts = lorakit::experiments::Options { quick, only, out, runs_dir, data_root, model, command };
-            lorakit::experiments::run(&opts)?;
+            let opts = lora_harness::experiments::Options { quick, only, out, runs_dir, data_root, model, command };
+            lora_harness::experiments::run(&opts)?;
         }
-        Command::Bench(args) => lorakit::bench::main(&args)?,
+        Command::Bench(args) => lora_harness::bench::main(&args)?,
         Command::Score { model, ids, text, top, full, json } => {
             let m = model.load()?;
             let ids = match (ids, text) {

@@ -4,7 +4,7 @@
 
 use super::record::Envelope;
 use super::{Experiment, Stat, before_after, efficiency, rank, subspace};
-use crate::io::atomic_write;
+use lorakit::io::atomic_write;
 use anyhow::{Context, Result};
 use serde::de::DeserializeOwned;
 use std::fmt::Write;
@@ -143,7 +143,7 @@ fn before_after_examples(r: &before_after::Results) -> String {
 }
 
 fn targets(t: &[String]) -> String {
-    if t.len() == crate::lora::TARGET_MODULES.len() { "all 7".into() } else { t.join(", ") }
+    if t.len() == lorakit::lora::TARGET_MODULES.len() { "all 7".into() } else { t.join(", ") }
 }
 
 fn rank_row(md: &mut String, run: &rank::Run) {
