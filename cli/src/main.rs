@@ -142,18 +142,18 @@ impl TrainFlags {
             None => TrainConfig::default(),
         };
         macro_rules! set {
-            ($($f:ident),*) => { $( if let Some(v) = &self.$f { c.$f = v.clone(); } )* };
+            ($to:expr => $($f:ident),*) => { $( if let Some(v) = &self.$f { $to.$f = v.clone(); } )* };
         }
-        set!(model, train_data, output_dir, r, alpha, dropout, target_modules, lr, weight_decay,
-             warmup_steps, schedule, max_grad_norm, epochs, micro_batch, grad_accum, max_len,
-             eval_every, save_every, seed);
+        set!(c => model, train_data, output_dir, lr, weight_decay, warmup_steps, schedule, max_grad_norm,
+             epochs, micro_batch, grad_accum, max_len, eval_every, save_every, seed);
+        set!(c.lora => r, alpha, dropout, target_modules);
         if self.validation_data.is_some() {
             c.validation_data = self.validation_data.clone();
         }
         if self.max_steps.is_some() {
             c.max_steps = self.max_steps;
         }
-        c.use_rslora |= self.rslora;
+        c.lora.use_rslora |= self.rslora;
         c.train_on_prompt |= self.train_on_prompt;
         if let Some(p) = &self.config {
             c.validate().with_context(|| format!("{} (and the command-line flags)", p.display()))?;
@@ -557,7 +557,7 @@ fn run(cli: Cli) -> Result<()> {
             eprintln!("== before: the base model on {} held-out examples", test.len());
             // Gold answers are under 40 tokens; the base model would ramble on.
             let before = evaluate(&m, &test, task, 48)?;
-            eprintln!("== training a LoRA adapter (r={}, alpha={}) on {}", cfg.r, cfg.alpha, cfg.train_data.display());
+            eprintln!("== training a LoRA adapter (r={}, alpha={}) on {}", cfg.lora.r, cfg.lora.alpha, cfg.train_data.display());
             let opts = TrainOptions { resume: false, stop: Some(ctrl_c_flag()?), observer: Some(Arc::new(term::TrainBar::new(false))) };
             let (_, summary) = train(&cfg, &mut m, &opts)?;
             print_summary(&cfg.output_dir, &summary);

@@ -18,8 +18,10 @@ pub enum Schedule {
     Constant,
 }
 
+/// A training run's settings. In TOML the LoRA keys sit beside the others (`r = 8`, not a
+/// `[lora]` table), as in `lora train` flags; see [`TrainConfigFile`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
+#[serde(from = "TrainConfigFile", into = "TrainConfigFile")]
 pub struct TrainConfig {
     /// Base model: `smollm2-135m`, a .gguf, an HF directory or a Hub repo id.
     pub model: String,
@@ -31,15 +33,11 @@ pub struct TrainConfig {
     /// Where the adapter, metrics, plots and checkpoints go.
     pub output_dir: PathBuf,
 
-    /// LoRA rank: 8 is enough for a narrow task; the update has r·(in+out) parameters.
-    pub r: usize,
-    /// alpha = 2r is the common choice: scale 2 regardless of r.
-    pub alpha: f64,
-    /// PEFT's default, 0: short runs are not overfitting-bound, and masks cost ~10% of a step.
-    pub dropout: f64,
-    /// All seven projections: on small models this learns faster than q/v only.
-    pub target_modules: Vec<String>,
-    pub use_rslora: bool,
+    /// The adapter. Defaults: r = 8 is enough for a narrow task; alpha = 2r (scale 2
+    /// regardless of r); dropout 0, PEFT's default (short runs are not overfitting-bound, and
+    /// masks cost ~10% of a step); all seven projections, which on small models learns faster
+    /// than q/v only; no rsLoRA.
+    pub lora: LoraConfig,
 
     /// LoRA tolerates much higher rates than full fine-tuning (only A and B move).
     pub lr: f64,
@@ -75,11 +73,13 @@ impl Default for TrainConfig {
             train_data: PathBuf::from("data/extract/train.jsonl"),
             validation_data: None,
             output_dir: PathBuf::from("models/lora_adapters/extract"),
-            r: 8,
-            alpha: 16.0,
-            dropout: 0.0,
-            target_modules: TARGET_MODULES.iter().map(|s| s.to_string()).collect(),
-            use_rslora: false,
+            lora: LoraConfig {
+                r: 8,
+                alpha: 16.0,
+                dropout: 0.0,
+                target_modules: TARGET_MODULES.iter().map(|s| s.to_string()).collect(),
+                use_rslora: false,
+            },
             lr: 2e-3,
             weight_decay: 0.0,
             warmup_steps: 5,
@@ -123,19 +123,9 @@ impl TrainConfig {
         })
     }
 
-    pub fn lora(&self) -> LoraConfig {
-        LoraConfig {
-            r: self.r,
-            alpha: self.alpha,
-            dropout: self.dropout,
-            target_modules: self.target_modules.clone(),
-            use_rslora: self.use_rslora,
-        }
-    }
-
     /// Reject values that cannot work, naming the key.
     pub fn validate(&self) -> Result<()> {
-        self.lora().validate(None)?;
+        self.lora.validate(None)?;
         let checks: [(bool, &str); 8] = [
             (self.lr > 0.0 && self.lr.is_finite(), "lr must be a positive number"),
             (self.weight_decay >= 0.0, "weight_decay must be >= 0"),
@@ -152,5 +142,104 @@ impl TrainConfig {
             }
         }
         Ok(())
+    }
+}
+
+/// The TOML layout of [`TrainConfig`]: every key flat, in the order `train_config.toml` is
+/// written in. Unknown keys are errors, and missing ones take the defaults.
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TrainConfigFile {
+    model: String,
+    train_data: PathBuf,
+    validation_data: Option<PathBuf>,
+    output_dir: PathBuf,
+    r: usize,
+    alpha: f64,
+    dropout: f64,
+    target_modules: Vec<String>,
+    use_rslora: bool,
+    lr: f64,
+    weight_decay: f64,
+    warmup_steps: usize,
+    schedule: Schedule,
+    max_grad_norm: f64,
+    epochs: usize,
+    max_steps: Option<usize>,
+    micro_batch: usize,
+    grad_accum: usize,
+    max_len: usize,
+    train_on_prompt: bool,
+    eval_every: usize,
+    save_every: usize,
+    seed: u64,
+}
+
+impl Default for TrainConfigFile {
+    fn default() -> Self {
+        TrainConfig::default().into()
+    }
+}
+
+impl From<TrainConfig> for TrainConfigFile {
+    fn from(c: TrainConfig) -> Self {
+        let LoraConfig { r, alpha, dropout, target_modules, use_rslora } = c.lora;
+        TrainConfigFile {
+            model: c.model,
+            train_data: c.train_data,
+            validation_data: c.validation_data,
+            output_dir: c.output_dir,
+            r,
+            alpha,
+            dropout,
+            target_modules,
+            use_rslora,
+            lr: c.lr,
+            weight_decay: c.weight_decay,
+            warmup_steps: c.warmup_steps,
+            schedule: c.schedule,
+            max_grad_norm: c.max_grad_norm,
+            epochs: c.epochs,
+            max_steps: c.max_steps,
+            micro_batch: c.micro_batch,
+            grad_accum: c.grad_accum,
+            max_len: c.max_len,
+            train_on_prompt: c.train_on_prompt,
+            eval_every: c.eval_every,
+            save_every: c.save_every,
+            seed: c.seed,
+        }
+    }
+}
+
+impl From<TrainConfigFile> for TrainConfig {
+    fn from(f: TrainConfigFile) -> Self {
+        TrainConfig {
+            model: f.model,
+            train_data: f.train_data,
+            validation_data: f.validation_data,
+            output_dir: f.output_dir,
+            lora: LoraConfig {
+                r: f.r,
+                alpha: f.alpha,
+                dropout: f.dropout,
+                target_modules: f.target_modules,
+                use_rslora: f.use_rslora,
+            },
+            lr: f.lr,
+            weight_decay: f.weight_decay,
+            warmup_steps: f.warmup_steps,
+            schedule: f.schedule,
+            max_grad_norm: f.max_grad_norm,
+            epochs: f.epochs,
+            max_steps: f.max_steps,
+            micro_batch: f.micro_batch,
+            grad_accum: f.grad_accum,
+            max_len: f.max_len,
+            train_on_prompt: f.train_on_prompt,
+            eval_every: f.eval_every,
+            save_every: f.save_every,
+            seed: f.seed,
+        }
     }
 }

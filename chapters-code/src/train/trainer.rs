@@ -128,7 +128,7 @@ struct Run {
 /// Data, adapter and optimizer, fresh or restored from the newest checkpoint.
 fn prepare(cfg: &TrainConfig, m: &mut LoadedModel, opts: &TrainOptions) -> Result<Run> {
     cfg.validate()?;
-    let lora = cfg.lora();
+    let lora = cfg.lora.clone();
     lora.validate(Some(&m.model.config))?;
     let train_records = load_dataset(&cfg.train_data)?;
     let train_set = tokenize_records(m, &train_records, cfg).with_context(|| format!("{}", cfg.train_data.display()))?;
@@ -214,7 +214,7 @@ fn run_loop(run: &mut Run, cfg: &TrainConfig, m: &LoadedModel, opts: &TrainOptio
             .collect::<Result<Vec<_>>>()?;
         let lr = lr_at(state.step, total_steps, cfg.warmup_steps, cfg.lr, cfg.schedule);
         let settings = StepSettings { lr, max_grad_norm: cfg.max_grad_norm };
-        let rng = if cfg.dropout > 0.0 { Some(&mut dropout_rng) } else { None };
+        let rng = if cfg.lora.dropout > 0.0 { Some(&mut dropout_rng) } else { None };
         let out = step(&m.model, &mut run.opt, &batches, &settings, rng).map_err(|e| match e.downcast_ref() {
             Some(NonFinite::Loss(_)) => anyhow::anyhow!(
                 "{e} at step {}: stopping. The last good checkpoint is kept in {} (try a lower lr or max_grad_norm)",

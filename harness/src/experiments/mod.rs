@@ -20,6 +20,7 @@ pub mod tables;
 use lorakit::data::synth::Task;
 use lorakit::data::{Record, load_dataset, save_dataset};
 use lorakit::eval::{EvalReport, evaluate};
+use lorakit::LoraConfig;
 use lorakit::load::{LoadedModel, load};
 use lorakit::train::trainer::StepMetrics;
 use lorakit::train::{Schedule, TrainConfig, TrainOptions, TrainSummary, train};
@@ -349,11 +350,13 @@ impl Runner {
             train_data: self.task_file(spec.task, "train"),
             validation_data: Some(self.val_file(spec.task)?),
             output_dir,
-            r: spec.r,
-            alpha: spec.alpha,
-            dropout: 0.0,
-            target_modules: spec.targets.clone(),
-            use_rslora: spec.rslora,
+            lora: LoraConfig {
+                r: spec.r,
+                alpha: spec.alpha,
+                dropout: 0.0,
+                target_modules: spec.targets.clone(),
+                use_rslora: spec.rslora,
+            },
             lr,
             weight_decay: 0.0,
             warmup_steps: p.warmup_steps,
