@@ -23,7 +23,9 @@ export PATH="$TOOLS/bin:$PATH"
 FUZZ_TARGET_DIR="$LORA_CACHE/fuzz-target"
 CORPUS="$LORA_CACHE/fuzz-corpus"
 ARTIFACTS="$LORA_CACHE/fuzz-artifacts"
-TARGETS=(gguf safetensors adapter_config dataset_jsonl dataset_json dataset_csv train_config chat_template)
+# The targets are fuzz/Cargo.toml's [[bin]] entries, in file order: one list to keep.
+mapfile -t TARGETS < <(awk '/^\[\[bin\]\]/ { bin = 1; next } /^\[/ { bin = 0 } bin && /^name *=/ { gsub(/[" ]/, "", $0); sub(/^name=/, ""); print }' fuzz/Cargo.toml)
+(( ${#TARGETS[@]} > 0 )) || { echo "fuzz.sh: no [[bin]] targets in fuzz/Cargo.toml" >&2; exit 2; }
 
 fuzz() { cargo +nightly fuzz "$@"; }
 build_flags=(--fuzz-dir fuzz --target-dir "$FUZZ_TARGET_DIR" --debug-assertions)

