@@ -10,6 +10,7 @@ use crate::{fetch, hub, tokenizer};
 use anyhow::{Context, Result, bail};
 use candle_core::{DType, Device};
 use std::path::{Path, PathBuf};
+use candle_core::quantized::gguf_file::Content;
 use tokenizers::Tokenizer;
 
 /// A model ready for training or generation.
@@ -24,6 +25,8 @@ pub struct LoadedModel {
     pub stop_ids: Vec<u32>,
     /// The file or directory the weights came from.
     pub path: PathBuf,
+    /// The GGUF header (metadata, tensor index) when the weights came from a `.gguf` file.
+    pub gguf: Option<Content>,
 }
 
 /// Resolve a model name to a local path: `smollm2-135m` (fetched on first use), an existing
@@ -64,19 +67,18 @@ pub fn load_with(spec: &str, dtype: DType, settings: &Settings, log: Log) -> Res
 
 pub fn load_path(path: &Path, dtype: DType) -> Result<LoadedModel> {
     let dev = Device::Cpu;
-    let ckpt = Checkpoint::load(path, dtype, &dev)?;
+    // A GGUF header is parsed once: weights, tokenizer and exports all read it.
+    let (ckpt, gguf) = Checkpoint::load_with_gguf_header(path, dtype, &dev)?;
     let eos = ckpt.config.eos_token_ids.clone();
-    let loaded = if path.is_dir() {
-        hf_tokenizer(path, eos.first().copied())
-    } else {
-        let content = tokenizer::read_gguf(path)?;
-        tokenizer::tokenizer_from_gguf(&content)
+    let loaded = match &gguf {
+        None => hf_tokenizer(path, eos.first().copied()),
+        Some(content) => tokenizer::tokenizer_from_gguf(content)
             .with_context(|| format!("{}: building the tokenizer", path.display()))
             .and_then(|tok| {
-                let template = ChatTemplate::from_gguf(&content).ok();
-                let stops = end_of_turn_ids_gguf(&content, &tok)?;
+                let template = ChatTemplate::from_gguf(content).ok();
+                let stops = end_of_turn_ids_gguf(content, &tok)?;
                 Ok((tok, template, stops))
-            })
+            }),
     };
     let (tokenizer, tokenizer_problem, template, stop_ids) = match loaded {
         Ok((tok, template, stops)) => (Some(tok), String::new(), template, stops),
@@ -84,7 +86,7 @@ pub fn load_path(path: &Path, dtype: DType) -> Result<LoadedModel> {
         Err(e) => (None, format!("{e:#}"), None, eos),
     };
     let model = Llama::new(ckpt)?;
-    Ok(LoadedModel { model, tokenizer, tokenizer_problem, template, stop_ids, path: path.to_path_buf() })
+    Ok(LoadedModel { model, tokenizer, tokenizer_problem, template, stop_ids, path: path.to_path_buf(), gguf })
 }
 
 fn hf_tokenizer(dir: &Path, eos: Option<u32>) -> Result<(Tokenizer, Option<ChatTemplate>, Vec<u32>)> {

@@ -9,7 +9,7 @@ use super::gguf::{ExportDtype, f32v, strv, u32v};
 use crate::model::LlamaConfig;
 use crate::tokenizer::read_gguf;
 use anyhow::{Context, Result, bail};
-use candle_core::quantized::gguf_file::Value;
+use candle_core::quantized::gguf_file::{Content, Value};
 use serde_json::Value as Json;
 use std::path::Path;
 
@@ -25,9 +25,8 @@ const LLAMA3_SPLIT: &str = r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L
 const FILE_KEYS: [&str; 4] =
     ["general.file_type", "general.quantization_version", "general.alignment", "general.name"];
 
-/// Metadata copied from a GGUF base, with this export's name and file type.
-pub fn from_gguf_base(base: &Path, name: &str, dtype: ExportDtype) -> Result<Vec<(String, Value)>> {
-    let content = read_gguf(base)?;
+/// Metadata copied from a GGUF base's header, with this export's name and file type.
+pub fn from_gguf_base(content: &Content, name: &str, dtype: ExportDtype) -> Result<Vec<(String, Value)>> {
     let mut keys: Vec<&String> = content.metadata.keys().filter(|k| !FILE_KEYS.contains(&k.as_str())).collect();
     // HashMap order is random; a stable order makes exports reproducible byte for byte.
     keys.sort_by_key(|k| (!k.starts_with("general."), k.starts_with("tokenizer."), k.as_str()));

@@ -241,11 +241,10 @@ pub(crate) fn write_merged(
     vocab_from: Option<&Path>,
     out: &Path,
 ) -> Result<()> {
-    let mut md = if base.path.is_dir() {
+    let mut md = match &base.gguf {
+        Some(header) => metadata::from_gguf_base(header, name, dtype)?,
         // With --vocab-from the HF tokenizer is not needed (it may not even exist).
-        metadata::from_hf_dir(&base.path, &base.model.config, name, dtype, vocab_from.is_none())?
-    } else {
-        metadata::from_gguf_base(&base.path, name, dtype)?
+        None => metadata::from_hf_dir(&base.path, &base.model.config, name, dtype, vocab_from.is_none())?,
     };
     if let Some(v) = vocab_from {
         metadata::replace_vocab(&mut md, v)?;

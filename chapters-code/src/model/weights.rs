@@ -136,9 +136,29 @@ impl Checkpoint {
         Self::read_gguf(&mut file, path, dtype, dev)
     }
 
+    /// [`Checkpoint::load`], also returning a GGUF file's header (metadata and tensor index), so
+    /// that the tokenizer and an export read it from memory rather than parse the file again.
+    pub fn load_with_gguf_header(path: &Path, dtype: DType, dev: &Device) -> Result<(Self, Option<gguf_file::Content>)> {
+        if !path.is_file() {
+            return Ok((Self::load(path, dtype, dev)?, None));
+        }
+        let mut file = std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+        let (ckpt, header) = Self::read_gguf_with_header(&mut file, path, dtype, dev)?;
+        Ok((ckpt, Some(header)))
+    }
+
     /// [`Checkpoint::load_gguf`] from any reader (e.g. bytes in memory); `path` names the
     /// source in errors and in [`Format::Gguf`].
     pub fn read_gguf<R: Read + Seek>(file: &mut R, path: &Path, dtype: DType, dev: &Device) -> Result<Self> {
+        Ok(Self::read_gguf_with_header(file, path, dtype, dev)?.0)
+    }
+
+    fn read_gguf_with_header<R: Read + Seek>(
+        file: &mut R,
+        path: &Path,
+        dtype: DType,
+        dev: &Device,
+    ) -> Result<(Self, gguf_file::Content)> {
         let origin = path.display().to_string();
         // Every error names the file: the checks below do, and anything they miss (a bare
         // candle error) gets the name here rather than reaching the user without it.
@@ -147,7 +167,12 @@ impl Checkpoint {
         })
     }
 
-    fn read_gguf_checked<R: Read + Seek>(file: &mut R, path: &Path, dtype: DType, dev: &Device) -> Result<Self> {
+    fn read_gguf_checked<R: Read + Seek>(
+        file: &mut R,
+        path: &Path,
+        dtype: DType,
+        dev: &Device,
+    ) -> Result<(Self, gguf_file::Content)> {
         let origin = path.display().to_string();
         let content = match gguf_file::Content::read(file) {
             Ok(content) => content,
@@ -218,7 +243,7 @@ impl Checkpoint {
         }
         let ckpt = Self { config, tensors, format: Format::Gguf { path: path.to_path_buf() } };
         ckpt.check(&origin)?;
-        Ok(ckpt)
+        Ok((ckpt, content))
     }
 
     pub fn load_hf_dir(dir: &Path, dtype: DType, dev: &Device) -> Result<Self> {
