@@ -20,6 +20,7 @@ use sha2::{Digest, Sha256};
 use super::client::Client;
 use super::host::Host;
 use super::modelfile::{Command, Modelfile, SystemChoice, parameter_json, parse_commands};
+use crate::chat::Role;
 
 pub use super::client::ServerError;
 
@@ -166,11 +167,8 @@ impl Plan {
         }
         if !m.messages.is_empty() {
             let messages = m.messages.iter().map(|msg| {
-                let role = match msg.role.as_str() {
-                    "system" => MessageRole::System,
-                    "assistant" => MessageRole::Assistant,
-                    _ => MessageRole::User,
-                };
+                // `parse_commands` refuses other roles; one set in code is sent as the user's.
+                let role = Role::parse(&msg.role).map_or(MessageRole::User, message_role);
                 ChatMessage::new(role, msg.content.clone())
             });
             req = req.messages(messages.collect());
@@ -179,6 +177,15 @@ impl Plan {
             req = req.licenses(m.license.clone());
         }
         Ok(req)
+    }
+}
+
+/// ollama-rs's name for a role.
+fn message_role(role: Role) -> MessageRole {
+    match role {
+        Role::System => MessageRole::System,
+        Role::User => MessageRole::User,
+        Role::Assistant => MessageRole::Assistant,
     }
 }
 
