@@ -30,6 +30,52 @@ impl Message {
             content: content.into(),
         }
     }
+
+    /// Whether this message has `role`; `role` stays a string because templates render any role.
+    pub fn role_is(&self, role: Role) -> bool {
+        self.role == role.as_str()
+    }
+}
+
+/// The roles lorakit writes and accepts: tool calls and other roles are left out, because
+/// chat templates disagree on how to render them and none of the book's tasks need them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Role {
+    System,
+    User,
+    Assistant,
+}
+
+impl Role {
+    /// Every role, in the order a conversation uses them (and error messages list them).
+    pub const ALL: [Role; 3] = [Role::System, Role::User, Role::Assistant];
+
+    /// The name chat templates and data files use.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Role::System => "system",
+            Role::User => "user",
+            Role::Assistant => "assistant",
+        }
+    }
+
+    /// The role named exactly `name` (lower case, as data files and Modelfiles write it).
+    pub fn parse(name: &str) -> Option<Role> {
+        Role::ALL.into_iter().find(|r| r.as_str() == name)
+    }
+}
+
+impl std::fmt::Display for Role {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // `pad`, so widths such as `{:<10}` line roles up in tables.
+        f.pad(self.as_str())
+    }
+}
+
+impl From<Role> for String {
+    fn from(role: Role) -> String {
+        role.as_str().to_string()
+    }
 }
 
 /// Tokens that end a turn in the common chat formats (ChatML, Llama 3).
@@ -357,6 +403,16 @@ mod tests {
             text,
             "{\"b\": [1, 2.5], \"a\": {}, \"c\": []}|{\n  \"b\": [\n    1,\n    2.5\n  ],\n  \"a\": {},\n  \"c\": []\n}|\"it's <b>\""
         );
+    }
+
+    #[test]
+    fn roles_round_trip_and_pad() {
+        for r in Role::ALL {
+            assert_eq!(Role::parse(r.as_str()), Some(r));
+            assert!(Message::new(r, "x").role_is(r));
+        }
+        assert_eq!(Role::parse("User"), None);
+        assert_eq!(format!("[{:<10}]", Role::User), "[user      ]");
     }
 
     #[test]

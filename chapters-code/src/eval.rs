@@ -1,6 +1,7 @@
 //! Evaluation on held-out examples: generate each answer greedily and score it with the
 //! task's metric, and measure the loss on the gold answers.
 
+use crate::chat::Role;
 use crate::data::metrics::task_metric;
 use crate::data::synth::Task;
 use crate::data::{Record, TokenizedExample, tokenize_chat};
@@ -63,7 +64,7 @@ fn evaluate_on_pool(
         let (out, _) = generate(&m.model, &ids, &m.stop_ids, &GenerationConfig::greedy(max_new_tokens), |_| Ok(()))?;
         let prediction = m.decode(&out)?.trim().to_string();
         let score = task_metric(task, &prediction, &gold.content);
-        let user = context.iter().rev().find(|x| x.role == "user").map(|x| x.content.clone()).unwrap_or_default();
+        let user = context.iter().rev().find(|x| x.role_is(Role::User)).map(|x| x.content.clone()).unwrap_or_default();
         answers.push(Answer { prompt: user, gold: gold.content.clone(), prediction, score });
         tokenized.push(tokenize_chat(m, &r.messages, usize::MAX, false).with_context(|| format!("record {}", i + 1))?);
         progress(i + 1, records.len());

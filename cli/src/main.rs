@@ -3,7 +3,7 @@
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
 use lorakit::candle::DType;
-use lorakit::chat::Message;
+use lorakit::chat::{Message, Role};
 use lorakit::generate::{GenerationConfig, generate};
 use lorakit::load::LoadedModel;
 use lorakit::settings::Settings;
@@ -529,7 +529,7 @@ fn run(cli: Cli) -> Result<()> {
         }
         Command::Chat { model, system, max_new_tokens, temperature, seed, quantize } => {
             let m = model.load_for_inference(quantize)?;
-            let mut history: Vec<Message> = system.map(|s| vec![Message::new("system", s)]).unwrap_or_default();
+            let mut history: Vec<Message> = system.map(|s| vec![Message::new(Role::System, s)]).unwrap_or_default();
             let cfg = GenerationConfig { max_new_tokens, temperature, top_k: None, top_p: None, seed };
             let stdin = std::io::stdin();
             loop {
@@ -538,11 +538,11 @@ fn run(cli: Cli) -> Result<()> {
                 if stdin.read_line(&mut line)? == 0 || line.trim().is_empty() {
                     break;
                 }
-                history.push(Message::new("user", line.trim()));
+                history.push(Message::new(Role::User, line.trim()));
                 let ids = m.encode(&m.chat_prompt(&history)?)?;
                 print!("model> ");
                 let answer = stream(&m, &ids, &cfg)?;
-                history.push(Message::new("assistant", answer));
+                history.push(Message::new(Role::Assistant, answer));
             }
         }
         Command::Demo { mut flags, data_dir, task, eval_examples, export_dir } => {
@@ -618,9 +618,9 @@ fn run(cli: Cli) -> Result<()> {
             } else {
                 let mut msgs = Vec::new();
                 if let Some(s) = system {
-                    msgs.push(Message::new("system", s));
+                    msgs.push(Message::new(Role::System, s));
                 }
-                msgs.push(Message::new("user", prompt));
+                msgs.push(Message::new(Role::User, prompt));
                 m.chat_prompt(&msgs)?
             };
             let prompt_ids = m.encode(&text)?;

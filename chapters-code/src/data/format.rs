@@ -4,7 +4,7 @@
 //! only the assistant's answer is scored by default: the model learns to answer, not to
 //! predict the user's question.
 
-use crate::chat::Message;
+use crate::chat::{Message, Role};
 use crate::load::LoadedModel;
 use anyhow::{Context, Result, bail};
 
@@ -37,7 +37,7 @@ pub fn tokenize_chat(
     train_on_prompt: bool,
 ) -> Result<TokenizedExample> {
     let Some((answer, context)) = messages.split_last() else { bail!("the conversation is empty") };
-    if answer.role != "assistant" {
+    if !answer.role_is(Role::Assistant) {
         bail!("the last message must be the assistant's answer (got role {:?})", answer.role)
     }
     let template = m

@@ -19,7 +19,7 @@ use anyhow::{Context, Result, bail};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use crate::chat::Message;
+use crate::chat::{Message, Role};
 
 /// One training example: a conversation whose last message is the assistant's answer.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
@@ -27,10 +27,6 @@ use crate::chat::Message;
 pub struct Record {
     pub messages: Vec<Message>,
 }
-
-/// The roles a record may use. Tool calls and other roles are left out: chat templates
-/// disagree on how to render them, and none of the book's tasks need them.
-pub const ROLES: [&str; 3] = ["system", "user", "assistant"];
 
 impl Record {
     pub fn new(messages: Vec<Message>) -> Self {
@@ -42,22 +38,22 @@ impl Record {
     pub fn from_instruction(system: Option<&str>, instruction: &str, input: &str, output: &str) -> Self {
         let mut messages = Vec::with_capacity(3);
         if let Some(system) = system.filter(|s| !s.trim().is_empty()) {
-            messages.push(Message::new("system", system));
+            messages.push(Message::new(Role::System, system));
         }
         let user = if input.trim().is_empty() { instruction.to_string() } else { format!("{instruction}\n\n{input}") };
-        messages.push(Message::new("user", user));
-        messages.push(Message::new("assistant", output));
+        messages.push(Message::new(Role::User, user));
+        messages.push(Message::new(Role::Assistant, output));
         Record { messages }
     }
 
     /// The system prompt, if the conversation starts with one.
     pub fn system(&self) -> Option<&str> {
-        self.messages.first().filter(|m| m.role == "system").map(|m| m.content.as_str())
+        self.messages.first().filter(|m| m.role_is(Role::System)).map(|m| m.content.as_str())
     }
 
     /// The last user message: the question this record answers.
     pub fn user(&self) -> Option<&str> {
-        self.messages.iter().rev().find(|m| m.role == "user").map(|m| m.content.as_str())
+        self.messages.iter().rev().find(|m| m.role_is(Role::User)).map(|m| m.content.as_str())
     }
 
     /// The answer to learn (the last message's content).
@@ -78,23 +74,23 @@ impl Record {
             return Err(FieldError::new("messages", "empty; a record needs a user message and the assistant's answer"));
         };
         for (i, m) in self.messages.iter().enumerate() {
-            if !ROLES.contains(&m.role.as_str()) {
+            if Role::parse(&m.role).is_none() {
                 return Err(FieldError::new(
                     format!("messages[{i}].role"),
-                    format!("unknown role {:?} (allowed: {})", m.role, ROLES.join(", ")),
+                    format!("unknown role {:?} (allowed: {})", m.role, Role::ALL.map(Role::as_str).join(", ")),
                 ));
             }
-            if m.role == "system" && i > 0 {
+            if m.role_is(Role::System) && i > 0 {
                 return Err(FieldError::new(format!("messages[{i}].role"), "a system message may only come first"));
             }
             if m.content.trim().is_empty() {
                 return Err(FieldError::new(format!("messages[{i}].content"), "empty"));
             }
         }
-        if !self.messages.iter().any(|m| m.role == "user") {
+        if !self.messages.iter().any(|m| m.role_is(Role::User)) {
             return Err(FieldError::new("messages", "has no user message"));
         }
-        if last.role != "assistant" {
+        if !last.role_is(Role::Assistant) {
             return Err(FieldError::new(
                 "messages",
                 format!("must end with the assistant's answer, but the last role is {:?}", last.role),
@@ -490,7 +486,8 @@ fn chat_record(messages: &Value) -> Result<Record, FieldError> {
 
 /// The CSV column sets we accept. Columns may come in any order.
 const CSV_INSTRUCTION: [&str; 4] = ["instruction", "input", "output", "system"];
-const CSV_CHAT: [&str; 3] = ["system", "user", "assistant"];
+/// The chat columns are named after the roles they fill.
+const CSV_CHAT: [&str; 3] = [Role::System.as_str(), Role::User.as_str(), Role::Assistant.as_str()];
 
 fn parse_csv(text: &str) -> Located<Vec<Record>> {
     let mut reader = csv::ReaderBuilder::new()
@@ -591,10 +588,10 @@ fn chat_from_cells(system: Option<&str>, user: Option<&str>, assistant: Option<&
     let assistant = required("assistant", assistant)?;
     let mut messages = Vec::with_capacity(3);
     if let Some(system) = system.filter(|s| !s.trim().is_empty()) {
-        messages.push(Message::new("system", system));
+        messages.push(Message::new(Role::System, system));
     }
-    messages.push(Message::new("user", user));
-    messages.push(Message::new("assistant", assistant));
+    messages.push(Message::new(Role::User, user));
+    messages.push(Message::new(Role::Assistant, assistant));
     let record = Record::new(messages);
     record.validate()?;
     Ok(record)

@@ -20,7 +20,7 @@ use rand_chacha::rand_core::{RngCore, SeedableRng};
 use serde::{Deserialize, Serialize};
 
 use super::load::{Record, to_jsonl};
-use crate::chat::Message;
+use crate::chat::{Message, Role};
 
 /// The book's fine-tuning tasks.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -223,10 +223,10 @@ fn join_opener(opener: &str, question: &str) -> String {
 fn record(system: Option<&str>, user: String, answer: String) -> Record {
     let mut messages = Vec::with_capacity(3);
     if let Some(s) = system {
-        messages.push(Message::new("system", s));
+        messages.push(Message::new(Role::System, s));
     }
-    messages.push(Message::new("user", user));
-    messages.push(Message::new("assistant", answer));
+    messages.push(Message::new(Role::User, user));
+    messages.push(Message::new(Role::Assistant, answer));
     Record::new(messages)
 }
 
@@ -764,7 +764,7 @@ struct InstructionRow<'a> {
 
 fn instruction_row(r: &Record) -> Result<InstructionRow<'_>> {
     match r.messages.as_slice() {
-        [s, u, a] if s.role == "system" && u.role == "user" && a.role == "assistant" => {
+        [s, u, a] if s.role_is(Role::System) && u.role_is(Role::User) && a.role_is(Role::Assistant) => {
             Ok(InstructionRow { instruction: &s.content, input: &u.content, output: &a.content })
         }
         _ => bail!("expected a system, user, assistant record"),

@@ -22,6 +22,7 @@ use super::client::Client;
 use crate::progress::{self, Bytes, Log, NoBytes, ProgressRead};
 use super::host::Host;
 use super::modelfile::{Command, Modelfile, SystemChoice, parameter_json, parse_commands};
+use crate::chat::Role;
 
 pub use super::client::ServerError;
 
@@ -209,11 +210,8 @@ impl Plan {
         }
         if !m.messages.is_empty() {
             let messages = m.messages.iter().map(|msg| {
-                let role = match msg.role.as_str() {
-                    "system" => MessageRole::System,
-                    "assistant" => MessageRole::Assistant,
-                    _ => MessageRole::User,
-                };
+                // `parse_commands` refuses other roles; one set in code is sent as the user's.
+                let role = Role::parse(&msg.role).map_or(MessageRole::User, message_role);
                 ChatMessage::new(role, msg.content.clone())
             });
             req = req.messages(messages.collect());
@@ -222,6 +220,15 @@ impl Plan {
             req = req.licenses(m.license.clone());
         }
         Ok(req)
+    }
+}
+
+/// ollama-rs's name for a role.
+fn message_role(role: Role) -> MessageRole {
+    match role {
+        Role::System => MessageRole::System,
+        Role::User => MessageRole::User,
+        Role::Assistant => MessageRole::Assistant,
     }
 }
 

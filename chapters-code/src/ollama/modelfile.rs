@@ -9,7 +9,7 @@ use std::path::Path;
 use anyhow::{Context, Result, bail};
 
 use super::template::last_user;
-use crate::chat::Message;
+use crate::chat::{Message, Role};
 
 // Still at `lorakit::modelfile::…`, where they were before the template code had a file of its own.
 pub use super::template::{OllamaTemplate, check_stops, ollama_template, render_go_template};
@@ -47,7 +47,6 @@ pub struct Command {
 const COMMANDS: &[&str] = &["from", "adapter", "template", "system", "parameter", "message", "license"];
 /// Commands newer Ollama releases accept that a LoRA export has no use for.
 const OTHER_OLLAMA_COMMANDS: &[&str] = &["draft", "renderer", "parser", "requires"];
-const MESSAGE_ROLES: &[&str] = &["system", "user", "assistant"];
 
 impl Modelfile {
     /// A Modelfile with only `FROM from`.
@@ -168,7 +167,7 @@ impl Modelfile {
             }
         }
         for m in &self.messages {
-            if !MESSAGE_ROLES.contains(&m.role.as_str()) {
+            if Role::parse(&m.role).is_none() {
                 bail!("MESSAGE role {:?}: Ollama accepts system, user or assistant", m.role)
             }
         }
@@ -208,9 +207,9 @@ impl Modelfile {
     pub fn ollama_messages(&self, conversation: &[Message]) -> Vec<Message> {
         let mut msgs: Vec<Message> = self.messages.iter().chain(conversation).cloned().collect();
         if let Some(system) = &self.system
-            && conversation.first().is_some_and(|m| m.role != "system")
+            && conversation.first().is_some_and(|m| !m.role_is(Role::System))
         {
-            msgs.insert(0, Message::new("system", system.clone()));
+            msgs.insert(0, Message::new(Role::System, system.clone()));
         }
         let mut collated: Vec<Message> = Vec::new();
         for m in msgs {
@@ -297,7 +296,7 @@ pub fn parse_commands(text: &str, path: &Path) -> Result<Vec<Command>> {
             key = rest[..end].to_string();
             let ok_key = match name.as_str() {
                 "parameter" => !key.is_empty() && key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'),
-                _ => MESSAGE_ROLES.contains(&key.as_str()),
+                _ => Role::parse(&key).is_some(),
             };
             if !ok_key || end == rest.len() {
                 let what = if name == "parameter" { "a name (letters, digits, '_') and a value" } else { "a role (system, user or assistant) and a text" };

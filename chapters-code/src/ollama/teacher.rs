@@ -14,6 +14,7 @@ use ollama_rs::models::ModelOptions;
 
 use super::client::{Client, ServerError};
 use super::host::Host;
+use crate::chat::Role;
 use crate::data::Record;
 
 /// A model on an Ollama server that rewrites questions.
@@ -96,7 +97,7 @@ pub fn paraphrase_records(teacher: &Teacher, records: &[Record], per_record: usi
                 continue;
             }
             let mut copy = r.clone();
-            if let Some(m) = copy.messages.iter_mut().rev().find(|m| m.role == "user") {
+            if let Some(m) = copy.messages.iter_mut().rev().find(|m| m.role_is(Role::User)) {
                 m.content = rewrite;
             }
             out.push(copy);
@@ -107,7 +108,7 @@ pub fn paraphrase_records(teacher: &Teacher, records: &[Record], per_record: usi
 }
 
 fn user_text(r: &Record) -> Option<String> {
-    r.messages.iter().rev().find(|m| m.role == "user").map(|m| m.content.clone())
+    r.messages.iter().rev().find(|m| m.role_is(Role::User)).map(|m| m.content.clone())
 }
 
 /// Every number and every capitalised word after the first of `original` is in `rewrite`.

@@ -8,11 +8,11 @@
 use anyhow::{Context, Result, bail};
 use tokenizers::Tokenizer;
 
-use crate::chat::{ChatTemplate, Message};
+use crate::chat::{ChatTemplate, Message, Role};
 
 /// The last user message's text: Ollama's `.Prompt`.
 pub(super) fn last_user(messages: &[Message]) -> String {
-    messages.iter().rev().find(|m| m.role == "user").map(|m| m.content.clone()).unwrap_or_default()
+    messages.iter().rev().find(|m| m.role_is(Role::User)).map(|m| m.content.clone()).unwrap_or_default()
 }
 
 /// Renders an Ollama TEMPLATE over `messages` (already collated) with the variables Ollama
@@ -40,7 +40,7 @@ pub fn render_go_template(template: &str, messages: &[Message], today: &str) -> 
         .iter()
         .map(|m| object(vec![("Role", m.role.as_str().into()), ("Content", m.content.as_str().into())]))
         .collect();
-    let system: Vec<&str> = messages.iter().filter(|m| m.role == "system").map(|m| m.content.as_str()).collect();
+    let system: Vec<&str> = messages.iter().filter(|m| m.role_is(Role::System)).map(|m| m.content.as_str()).collect();
     let ctx = object(vec![
         ("Messages", Value::Array(msgs)),
         ("System", system.join("\n\n").into()),
@@ -133,12 +133,12 @@ impl Format {
             let default = head.strip_prefix("<|im_start|>system\n")?.strip_suffix("<|im_end|>\n")?;
             return Some(Format::ChatMl { default_system: Some(default.to_string()) });
         }
-        let llama_tail = format!("{}{PROBE_USER}<|eot_id|>{}", llama_header("user"), llama_header("assistant"));
+        let llama_tail = format!("{}{PROBE_USER}<|eot_id|>{}", llama_header(Role::User), llama_header(Role::Assistant));
         let head = user_only.strip_suffix(&llama_tail)?;
         if head.is_empty() {
             return Some(Format::Llama3 { preamble: None });
         }
-        let preamble = head.strip_prefix(&llama_header("system"))?.strip_suffix("<|eot_id|>")?;
+        let preamble = head.strip_prefix(&llama_header(Role::System))?.strip_suffix("<|eot_id|>")?;
         Some(Format::Llama3 { preamble: Some(preamble.to_string()) })
     }
 
@@ -149,7 +149,7 @@ impl Format {
         match self {
             Format::ChatMl { default_system } => {
                 if let (Some(d), Some(first)) = (default_system, messages.first())
-                    && first.role != "system"
+                    && !first.role_is(Role::System)
                 {
                     s += &format!("<|im_start|>system\n{d}<|im_end|>\n");
                 }
@@ -162,18 +162,18 @@ impl Format {
                 let mut turns = messages;
                 if let Some(p) = preamble {
                     let system = match messages.first() {
-                        Some(m) if m.role == "system" => {
+                        Some(m) if m.role_is(Role::System) => {
                             turns = &messages[1..];
                             m.content.as_str()
                         }
                         _ => "",
                     };
-                    s += &format!("{}{p}{system}<|eot_id|>", llama_header("system"));
+                    s += &format!("{}{p}{system}<|eot_id|>", llama_header(Role::System));
                 }
                 for m in turns {
                     s += &format!("{}{}<|eot_id|>", llama_header(&m.role), m.content);
                 }
-                s += &llama_header("assistant");
+                s += &llama_header(Role::Assistant);
             }
         }
         s
@@ -207,7 +207,7 @@ impl Format {
     }
 }
 
-fn llama_header(role: &str) -> String {
+fn llama_header(role: impl std::fmt::Display) -> String {
     format!("<|start_header_id|>{role}<|end_header_id|>\n\n")
 }
 
@@ -225,10 +225,10 @@ const PROBE_USER_2: &str = "And grass?";
 /// message, multi-turn with and without one.
 fn probe_conversations() -> Vec<Vec<Message>> {
     let (s, u, a, u2) = (
-        Message::new("system", PROBE_SYSTEM),
-        Message::new("user", PROBE_USER),
-        Message::new("assistant", PROBE_ASSISTANT),
-        Message::new("user", PROBE_USER_2),
+        Message::new(Role::System, PROBE_SYSTEM),
+        Message::new(Role::User, PROBE_USER),
+        Message::new(Role::Assistant, PROBE_ASSISTANT),
+        Message::new(Role::User, PROBE_USER_2),
     );
     vec![
         vec![u.clone()],
