@@ -11,7 +11,7 @@ use lorakit::data::synth::Task;
 use lorakit::data::load_dataset;
 use lorakit::data::Record;
 use lorakit::eval::EvalReport;
-use lorakit::train::{Schedule, TrainConfig, TrainOptions, train};
+use lorakit::train::{RunDir, Schedule, TrainConfig, TrainOptions, train};
 use lorakit::{LoraAdapter, score};
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -688,7 +688,7 @@ fn clear_previous_run(dir: &Path) -> Result<()> {
     if !dir.exists() {
         return Ok(());
     }
-    if !dir.join("train_config.toml").exists() && !dir.join("checkpoints").exists() {
+    if !RunDir::new(dir).is_run() {
         bail!("{} exists and is not a previous training run: choose another --output-dir", dir.display())
     }
     std::fs::remove_dir_all(dir).with_context(|| format!("cannot clear {}", dir.display()))

@@ -6,10 +6,11 @@
 //! atomically) names the newest complete one — so a crash at any moment leaves the previous
 //! checkpoint intact and findable.
 
+use super::run_dir::{CheckpointDir, RunDir, STATE, STEP_PREFIX};
 use crate::io::atomic_write;
 use crate::lora::LoraAdapter;
 use crate::train::AdamW;
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use candle_core::{DType, Device, Tensor};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
@@ -30,48 +31,54 @@ pub struct TrainState {
     pub tokens_seen: usize,
 }
 
-const LATEST: &str = "latest";
-const STATE: &str = "state.json";
-const OPTIMIZER: &str = "optimizer.safetensors";
-
 /// Write a checkpoint for `state.step` and point `latest` at it; keeps the newest `keep`.
-pub fn save(dir: &Path, adapter: &LoraAdapter, opt: &AdamW, state: &TrainState, keep: usize) -> Result<PathBuf> {
-    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    let name = format!("step-{:06}", state.step);
-    let final_dir = dir.join(&name);
+pub fn save(
+    run: &RunDir,
+    adapter: &LoraAdapter,
+    opt: &AdamW,
+    state: &TrainState,
+    keep: usize,
+) -> Result<CheckpointDir> {
+    let dir = run.checkpoints();
+    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let checkpoint = run.checkpoint(state.step);
+    let name = checkpoint.name();
+    let final_dir = checkpoint.path();
     let tmp = tempfile::Builder::new()
         .prefix(&format!(".{name}."))
-        .tempdir_in(dir)
+        .tempdir_in(&dir)
         .with_context(|| format!("cannot write in {}", dir.display()))?;
-    adapter.save_peft(tmp.path())?;
+    let staged = CheckpointDir::new(tmp.path());
+    adapter.save_peft(staged.path())?;
     let (m, v) = opt.state();
     let mut tensors: HashMap<String, Tensor> = HashMap::new();
     for (i, (name, _)) in adapter.named_vars().iter().enumerate() {
         tensors.insert(format!("{name}.exp_avg"), m[i].to_dtype(DType::F32)?);
         tensors.insert(format!("{name}.exp_avg_sq"), v[i].to_dtype(DType::F32)?);
     }
-    candle_core::safetensors::save(&tensors, tmp.path().join(OPTIMIZER))?;
-    std::fs::write(tmp.path().join(STATE), serde_json::to_string_pretty(state)?)?;
+    candle_core::safetensors::save(&tensors, staged.optimizer())?;
+    std::fs::write(staged.state(), serde_json::to_string_pretty(state)?)?;
     if final_dir.exists() {
-        std::fs::remove_dir_all(&final_dir)?;
+        std::fs::remove_dir_all(final_dir)?;
     }
     let tmp_path = tmp.keep();
-    std::fs::rename(&tmp_path, &final_dir)
+    std::fs::rename(&tmp_path, final_dir)
         .with_context(|| format!("cannot move checkpoint into {}", final_dir.display()))?;
-    atomic_write(&dir.join(LATEST), name.as_bytes())?;
-    prune(dir, keep)?;
-    Ok(final_dir)
+    atomic_write(&run.latest_pointer(), name.as_bytes())?;
+    prune(&dir, keep)?;
+    Ok(checkpoint)
 }
 
 /// Remove all but the newest `keep` complete checkpoints, and abandoned temporary ones.
 fn prune(dir: &Path, keep: usize) -> Result<()> {
+    let staging = format!(".{STEP_PREFIX}");
     let mut steps: Vec<PathBuf> = Vec::new();
     for entry in std::fs::read_dir(dir)? {
         let path = entry?.path();
         let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-        if name.starts_with(".step-") {
+        if name.starts_with(&staging) {
             std::fs::remove_dir_all(&path).ok();
-        } else if name.starts_with("step-") {
+        } else if name.starts_with(STEP_PREFIX) {
             steps.push(path);
         }
     }
@@ -83,28 +90,15 @@ fn prune(dir: &Path, keep: usize) -> Result<()> {
     Ok(())
 }
 
-/// The newest complete checkpoint in `dir`, if any.
-pub fn latest(dir: &Path) -> Result<Option<PathBuf>> {
-    let pointer = dir.join(LATEST);
-    if !pointer.exists() {
-        return Ok(None);
-    }
-    let name = std::fs::read_to_string(&pointer)?.trim().to_string();
-    let path = dir.join(&name);
-    if !path.join(STATE).exists() {
-        bail!("{} names {name}, which is incomplete or missing", pointer.display())
-    }
-    Ok(Some(path))
-}
-
 /// Load a checkpoint's state, adapter tensors (into the live adapter) and optimizer moments.
-pub fn restore(path: &Path, adapter: &LoraAdapter, opt: &mut AdamW, dev: &Device) -> Result<TrainState> {
+pub fn restore(checkpoint: &CheckpointDir, adapter: &LoraAdapter, opt: &mut AdamW, dev: &Device) -> Result<TrainState> {
+    let path = checkpoint.path();
     let state: TrainState = serde_json::from_str(
-        &std::fs::read_to_string(path.join(STATE)).with_context(|| format!("reading {}", path.display()))?,
+        &std::fs::read_to_string(checkpoint.state()).with_context(|| format!("reading {}", path.display()))?,
     )
     .with_context(|| format!("{}: invalid {STATE}", path.display()))?;
     let weights = candle_core::safetensors::load(path.join(crate::lora::WEIGHTS_FILE), dev)?;
-    let moments = candle_core::safetensors::load(path.join(OPTIMIZER), dev)?;
+    let moments = candle_core::safetensors::load(checkpoint.optimizer(), dev)?;
     let (mut m, mut v) = (Vec::new(), Vec::new());
     for (name, var) in adapter.named_vars() {
         let w = weights.get(&name).with_context(|| format!("{}: tensor {name} missing", path.display()))?;

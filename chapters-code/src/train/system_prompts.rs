@@ -3,13 +3,10 @@
 
 use crate::data::{Record, load_dataset};
 use crate::io::atomic_write;
-use crate::train::TrainConfig;
+use crate::train::{RunDir, TrainConfig};
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
-
-/// The record's file name in a run's output directory.
-pub const FILE: &str = "system_prompts.json";
 
 /// How often each system prompt occurs in the training data.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -50,7 +47,7 @@ impl SystemPrompts {
     }
 
     pub fn write(&self, run_dir: &Path) -> Result<()> {
-        atomic_write(&run_dir.join(FILE), serde_json::to_string_pretty(self)?.as_bytes())
+        atomic_write(&RunDir::new(run_dir).system_prompts(), serde_json::to_string_pretty(self)?.as_bytes())
     }
 
     /// The record of the run in `run_dir` and the file it came from: `system_prompts.json`,
@@ -58,13 +55,14 @@ impl SystemPrompts {
     /// names (when that file is still there). `None` for an adapter with neither, such as a
     /// PEFT adapter trained elsewhere.
     pub fn of_run(run_dir: &Path) -> Result<Option<(SystemPrompts, PathBuf)>> {
-        let file = run_dir.join(FILE);
+        let run = RunDir::new(run_dir);
+        let file = run.system_prompts();
         if file.is_file() {
             let text = std::fs::read_to_string(&file).with_context(|| format!("cannot read {}", file.display()))?;
             let record = serde_json::from_str(&text).with_context(|| format!("{}: not a system prompt record", file.display()))?;
             return Ok(Some((record, file)));
         }
-        let config = run_dir.join("train_config.toml");
+        let config = run.train_config();
         if !config.is_file() {
             return Ok(None);
         }

@@ -6,6 +6,7 @@ use super::config::TrainConfig;
 use super::schedule::lr_at;
 use super::system_prompts::SystemPrompts;
 use super::loss::eval_loss;
+use super::run_dir::RunDir;
 use super::step::{MicroBatch, NonFinite, StepSettings, step};
 use super::{AdamW, AdamWConfig};
 use crate::data::{Record, TokenizedExample, load_dataset, tokenize_chat};
@@ -19,7 +20,7 @@ use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
@@ -122,7 +123,7 @@ struct Run {
     history: Vec<StepMetrics>,
     per_epoch: usize,
     total_steps: usize,
-    ckpt_dir: PathBuf,
+    run_dir: RunDir,
 }
 
 /// Data, adapter and optimizer, fresh or restored from the newest checkpoint.
@@ -143,7 +144,7 @@ fn prepare(cfg: &TrainConfig, m: &mut LoadedModel, opts: &TrainOptions) -> Resul
         .with_context(|| format!("cannot create output directory {}", cfg.output_dir.display()))?;
     // Written first, so even an interrupted run's adapter can be served under its prompt.
     SystemPrompts::count(&train_records).write(&cfg.output_dir)?;
-    let ckpt_dir = cfg.output_dir.join("checkpoints");
+    let run_dir = RunDir::new(&cfg.output_dir);
 
     let dev = m.model.device().clone();
     let mut adapter = LoraAdapter::init(lora, &m.model.config, cfg.seed, DType::F32, &dev)?;
@@ -167,27 +168,27 @@ fn prepare(cfg: &TrainConfig, m: &mut LoadedModel, opts: &TrainOptions) -> Resul
     };
     let mut history: Vec<StepMetrics> = Vec::new();
     if opts.resume {
-        match checkpoint::latest(&ckpt_dir)? {
-            Some(path) => {
-                state = checkpoint::restore(&path, &adapter, &mut opt, &dev)?;
+        match run_dir.latest_checkpoint()? {
+            Some(ckpt) => {
+                state = checkpoint::restore(&ckpt, &adapter, &mut opt, &dev)?;
                 if state.fingerprint != fingerprint {
                     bail!(
                         "{}: this checkpoint is from a different config or dataset; resume with the same ones",
-                        path.display()
+                        ckpt.path().display()
                     )
                 }
-                history = read_metrics(&path.join("metrics.jsonl"))?;
-                log(opts, &format!("resuming from {} (step {})", path.display(), state.step));
+                history = ckpt.read_metrics()?;
+                log(opts, &format!("resuming from {} (step {})", ckpt.path().display(), state.step));
             }
             None => log(opts, "no checkpoint to resume from; starting a new run"),
         }
-    } else if checkpoint::latest(&ckpt_dir)?.is_some() {
+    } else if run_dir.latest_checkpoint()?.is_some() {
         bail!(
             "{} already holds a run's checkpoints: pass --resume to continue it, or choose another output_dir",
-            ckpt_dir.display()
+            run_dir.checkpoints().display()
         )
     }
-    Ok(Run { train_set, val_set, adapter, opt, state, history, per_epoch, total_steps, ckpt_dir })
+    Ok(Run { train_set, val_set, adapter, opt, state, history, per_epoch, total_steps, run_dir })
 }
 
 /// Steps until the end or a stop request, with evaluation, progress and checkpoints.
@@ -219,7 +220,7 @@ fn run_loop(run: &mut Run, cfg: &TrainConfig, m: &LoadedModel, opts: &TrainOptio
             Some(NonFinite::Loss(_)) => anyhow::anyhow!(
                 "{e} at step {}: stopping. The last good checkpoint is kept in {} (try a lower lr or max_grad_norm)",
                 state.step + 1,
-                run.ckpt_dir.display()
+                run.run_dir.checkpoints().display()
             ),
             Some(NonFinite::GradNorm(_)) => {
                 anyhow::anyhow!("{e} at step {}: stopping, the last checkpoint is kept", state.step + 1)
@@ -252,9 +253,9 @@ fn run_loop(run: &mut Run, cfg: &TrainConfig, m: &LoadedModel, opts: &TrainOptio
 
         let stop_now = opts.stop.as_ref().is_some_and(|s| s.load(Ordering::SeqCst));
         if every(state.step, cfg.save_every) || last || stop_now {
-            let path = checkpoint::save(&run.ckpt_dir, &run.adapter, &run.opt, state, 2)?;
-            write_metrics(&path.join("metrics.jsonl"), &run.history)?;
-            write_metrics(&cfg.output_dir.join("metrics.jsonl"), &run.history)?;
+            let ckpt = checkpoint::save(&run.run_dir, &run.adapter, &run.opt, state, 2)?;
+            ckpt.write_metrics(&run.history)?;
+            run.run_dir.write_metrics(&run.history)?;
         }
         if stop_now && !last {
             return Ok(true);
@@ -271,12 +272,12 @@ fn write_records(
     opts: &TrainOptions,
     interrupted: bool,
 ) -> Result<(LoraAdapter, TrainSummary)> {
-    let Run { adapter, state, history, train_set, .. } = run;
-    adapter.save_peft(&cfg.output_dir)?;
-    atomic_write(&cfg.output_dir.join("train_config.toml"), cfg.to_toml()?.as_bytes())?;
-    write_metrics(&cfg.output_dir.join("metrics.jsonl"), &history)?;
-    super::curve::loss_curve(&cfg.output_dir.join("loss.svg"), &history)?;
-    let adapter_bytes = std::fs::metadata(cfg.output_dir.join(crate::lora::WEIGHTS_FILE)).map(|x| x.len()).unwrap_or(0);
+    let Run { adapter, state, history, train_set, run_dir, .. } = run;
+    adapter.save_peft(run_dir.path())?;
+    atomic_write(&run_dir.train_config(), cfg.to_toml()?.as_bytes())?;
+    run_dir.write_metrics(&history)?;
+    super::curve::loss_curve(&run_dir.loss_svg(), &history)?;
+    let adapter_bytes = std::fs::metadata(run_dir.adapter_weights()).map(|x| x.len()).unwrap_or(0);
     let base = m.model.config.num_parameters();
     let summary = TrainSummary {
         model: cfg.model.clone(),
@@ -295,7 +296,7 @@ fn write_records(
         final_loss: history.last().map(|h| h.loss),
         final_val_loss: history.iter().rev().find_map(|h| h.val_loss),
     };
-    atomic_write(&cfg.output_dir.join("summary.json"), serde_json::to_string_pretty(&summary)?.as_bytes())?;
+    atomic_write(&run_dir.summary(), serde_json::to_string_pretty(&summary)?.as_bytes())?;
     if interrupted {
         log(opts, &format!("interrupted at step {}: continue with --resume", state.step));
     }
@@ -327,26 +328,6 @@ fn fingerprint(cfg: &TrainConfig) -> Result<String> {
     h.update(c.to_toml()?.as_bytes());
     h.update(std::fs::read(&cfg.train_data).with_context(|| format!("reading {}", cfg.train_data.display()))?);
     Ok(format!("{:x}", h.finalize()))
-}
-
-fn write_metrics(path: &Path, history: &[StepMetrics]) -> Result<()> {
-    let mut out = String::new();
-    for h in history {
-        out.push_str(&serde_json::to_string(h)?);
-        out.push('\n');
-    }
-    atomic_write(path, out.as_bytes())
-}
-
-fn read_metrics(path: &Path) -> Result<Vec<StepMetrics>> {
-    if !path.exists() {
-        return Ok(Vec::new());
-    }
-    std::fs::read_to_string(path)?
-        .lines()
-        .enumerate()
-        .map(|(i, l)| serde_json::from_str(l).with_context(|| format!("{}:{}", path.display(), i + 1)))
-        .collect()
 }
 
 fn log(opts: &TrainOptions, msg: &str) {

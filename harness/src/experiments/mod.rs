@@ -23,7 +23,7 @@ use lorakit::eval::{EvalReport, evaluate};
 use lorakit::LoraConfig;
 use lorakit::load::{LoadedModel, load};
 use lorakit::train::trainer::StepMetrics;
-use lorakit::train::{Schedule, TrainConfig, TrainOptions, TrainSummary, train};
+use lorakit::train::{RunDir, Schedule, TrainConfig, TrainOptions, TrainSummary, train};
 use anyhow::{Context, Result, bail};
 use candle_core::DType;
 use indicatif::{ProgressBar, ProgressStyle};
@@ -419,11 +419,12 @@ impl Runner {
         self.peak_rss_per_run &= lorakit::runtime::reset_peak_rss();
         let opts = TrainOptions { resume: false, stop: None, observer: None };
         let (_, summary) = train(&cfg, &mut self.m, &opts).with_context(|| format!("training run {}", spec.dir_name()))?;
-        let history = read_history(&dir.join("metrics.jsonl"))?;
+        let run_dir = RunDir::new(&dir);
+        let history = run_dir.read_metrics()?;
         let test = self.test_set(spec.task)?;
         let eval = evaluate(&self.m, &test, spec.task, self.plan.max_new_tokens)?;
         self.m.model.remove_adapter();
-        let optimizer_state_bytes = optimizer_bytes(&dir)?;
+        let optimizer_state_bytes = optimizer_bytes(&run_dir)?;
         self.progress.done(&format!(
             "val loss {:.4}, metric {:.3}, {:.1} s/step",
             summary.final_val_loss.unwrap_or(f64::NAN),
@@ -444,20 +445,11 @@ impl Runner {
     }
 }
 
-fn read_history(path: &Path) -> Result<Vec<StepMetrics>> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
-    text.lines()
-        .enumerate()
-        .map(|(i, l)| serde_json::from_str(l).with_context(|| format!("{}:{}", path.display(), i + 1)))
-        .collect()
-}
-
 /// Bytes of the AdamW moments in a run's newest checkpoint.
-fn optimizer_bytes(run_dir: &Path) -> Result<u64> {
-    let ckpts = run_dir.join("checkpoints");
-    let latest = std::fs::read_to_string(ckpts.join("latest"))
-        .with_context(|| format!("{}: no checkpoint", ckpts.display()))?;
-    let path = ckpts.join(latest.trim()).join("optimizer.safetensors");
+fn optimizer_bytes(run: &RunDir) -> Result<u64> {
+    let checkpoint =
+        run.latest_checkpoint()?.with_context(|| format!("{}: no checkpoint", run.checkpoints().display()))?;
+    let path = checkpoint.optimizer();
     let tensors = candle_core::safetensors::load(&path, &candle_core::Device::Cpu)
         .with_context(|| format!("reading {}", path.display()))?;
     Ok(tensors.values().map(|t| (t.elem_count() * t.dtype().size_in_bytes()) as u64).sum())
