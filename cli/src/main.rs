@@ -11,14 +11,15 @@ use lorakit::data::synth::Task;
 use lorakit::data::load_dataset;
 use lorakit::data::Record;
 use lorakit::eval::EvalReport;
-use lorakit::train::{RunDir, Schedule, TrainConfig, TrainOptions, train};
+use lorakit::train::{Schedule, TrainConfig, TrainOptions, train};
 use lorakit::{LoraAdapter, score};
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use term::log_stderr;
+use term::{log_stderr, print_comparison, print_export_report, print_summary};
 
+mod demo;
 mod term;
 
 #[derive(Parser)]
@@ -545,36 +546,8 @@ fn run(cli: Cli) -> Result<()> {
                 history.push(Message::new(Role::Assistant, answer));
             }
         }
-        Command::Demo { mut flags, data_dir, task, eval_examples, export_dir } => {
-            flags.train_data.get_or_insert(data_dir.join("train.jsonl"));
-            flags.validation_data.get_or_insert(data_dir.join("validation.jsonl"));
-            flags.output_dir.get_or_insert(PathBuf::from("models/lora_adapters/demo"));
-            let cfg = flags.config()?;
-            clear_previous_run(&cfg.output_dir)?;
-            let mut test = load_dataset(&data_dir.join("test.jsonl"))?;
-            test.truncate(eval_examples);
-            let mut m = load(&cfg.model, DType::F32)?;
-            eprintln!("== before: the base model on {} held-out examples", test.len());
-            // Gold answers are under 40 tokens; the base model would ramble on.
-            let before = evaluate(&m, &test, task, 48)?;
-            eprintln!("== training a LoRA adapter (r={}, alpha={}) on {}", cfg.lora.r, cfg.lora.alpha, cfg.train_data.display());
-            let opts = TrainOptions { resume: false, stop: Some(ctrl_c_flag()?), observer: Some(Arc::new(term::TrainBar::new(false))) };
-            let (_, summary) = train(&cfg, &mut m, &opts)?;
-            print_summary(&cfg.output_dir, &summary);
-            eprintln!("== after: base + adapter on the same examples");
-            let after = evaluate(&m, &test, task, 48)?;
-            print_comparison(&before, Some(&after), 5);
-            let json = serde_json::json!({ "summary": summary, "before": before, "after": after });
-            let path = cfg.output_dir.join("demo_report.json");
-            lorakit::io::atomic_write(&path, serde_json::to_string_pretty(&json)?.as_bytes())?;
-            println!("\nadapter, metrics, loss curve and this report are in {}", cfg.output_dir.display());
-            eprintln!("== exporting for Ollama");
-            use lorakit::export::{ExportFormat, ExportRequest};
-            let req = ExportRequest {
-                force: true,
-                ..ExportRequest::new(cfg.model.clone(), cfg.output_dir.clone(), ExportFormat::Ollama, export_dir)
-            };
-            print_export_report(&lorakit::export::export_with(&req, &Settings::from_env(), &log_stderr)?);
+        Command::Demo { flags, data_dir, task, eval_examples, export_dir } => {
+            demo::run(flags, &data_dir, task, eval_examples, export_dir)?
         }
         Command::Experiments { quick, only, out, runs_dir, data_root, model, replot } => {
             let default = if quick { "target/experiments-quick" } else { "book/data/experiments" };
@@ -681,69 +654,4 @@ fn ctrl_c_flag() -> Result<Arc<AtomicBool>> {
         eprintln!("\nstopping after this step (a checkpoint will be saved; Ctrl-C again to quit now)");
     })?;
     Ok(flag)
-}
-
-/// The demo starts fresh each time, but only ever deletes a directory it made itself.
-fn clear_previous_run(dir: &Path) -> Result<()> {
-    if !dir.exists() {
-        return Ok(());
-    }
-    if !RunDir::new(dir).is_run() {
-        bail!("{} exists and is not a previous training run: choose another --output-dir", dir.display())
-    }
-    std::fs::remove_dir_all(dir).with_context(|| format!("cannot clear {}", dir.display()))
-}
-
-fn print_export_report(r: &lorakit::export::ExportReport) {
-    println!("exported {} ({}) in {:.1} s:", r.out.display(), r.dtype.name(), r.seconds);
-    for f in &r.files {
-        println!("  {:>10.2} MiB  sha256:{}  {}", f.bytes as f64 / 1048576.0, f.sha256, f.path.display());
-    }
-    for n in &r.notes {
-        println!("note: {n}");
-    }
-    if let Some(cmd) = &r.ollama_create {
-        println!("deploy with `lora deploy {}`, or with Ollama's CLI: {cmd}", r.out.display());
-    }
-}
-
-fn print_summary(dir: &Path, s: &lorakit::train::TrainSummary) {
-    println!(
-        "trained {} steps on {} examples in {:.0} s ({:.0} tokens/s, peak memory {:.0} MiB)",
-        s.steps, s.train_examples, s.wall_time_secs, s.tokens_per_second, s.peak_rss_mib
-    );
-    println!(
-        "trainable parameters: {} of {} ({:.2}%); adapter file {:.1} MiB; loss {:.3} -> {:.3}",
-        s.trainable_parameters,
-        s.base_parameters,
-        s.trainable_share_percent,
-        s.adapter_bytes as f64 / 1048576.0,
-        s.first_loss.unwrap_or(f64::NAN),
-        s.final_loss.unwrap_or(f64::NAN)
-    );
-    println!("output: {}", dir.display());
-}
-
-fn print_comparison(base: &EvalReport, tuned: Option<&EvalReport>, show: usize) {
-    println!("\n{:<28} {:>10} {:>10}", format!("{:?} task, {} examples", base.task, base.examples), "base", "+ LoRA");
-    let row = |name: &str, a: f64, b: Option<f64>| {
-        let b = b.map(|x| format!("{x:.3}")).unwrap_or_else(|| "-".into());
-        println!("{name:<28} {a:>10.3} {b:>10}");
-    };
-    row("task metric (mean)", base.metric, tuned.map(|t| t.metric));
-    row("fully correct (share)", base.exact, tuned.map(|t| t.exact));
-    row("loss on gold answers", base.loss, tuned.map(|t| t.loss));
-    for (i, a) in base.answers.iter().take(show).enumerate() {
-        println!("\n[{}] {}", i + 1, a.prompt);
-        println!("  gold:   {}", a.gold);
-        println!("  base:   {}", one_line(&a.prediction));
-        if let Some(t) = tuned {
-            println!("  + LoRA: {}", one_line(&t.answers[i].prediction));
-        }
-    }
-}
-
-fn one_line(s: &str) -> String {
-    let flat = s.replace('\n', " ⏎ ");
-    if flat.chars().count() > 160 { format!("{}…", flat.chars().take(160).collect::<String>()) } else { flat }
 }

@@ -5,6 +5,9 @@ use std::io::IsTerminal;
 use std::sync::Mutex;
 
 use indicatif::{ProgressBar, ProgressStyle};
+use std::path::Path;
+
+use lorakit::eval::EvalReport;
 use lorakit::progress::Bytes;
 use lorakit::train::{StepMetrics, TrainObserver};
 
@@ -127,4 +130,61 @@ impl EvalBar {
             self.bar.finish_and_clear();
         }
     }
+}
+
+/// `lora export`'s report on stdout.
+pub fn print_export_report(r: &lorakit::export::ExportReport) {
+    println!("exported {} ({}) in {:.1} s:", r.out.display(), r.dtype.name(), r.seconds);
+    for f in &r.files {
+        println!("  {:>10.2} MiB  sha256:{}  {}", f.bytes as f64 / 1048576.0, f.sha256, f.path.display());
+    }
+    for n in &r.notes {
+        println!("note: {n}");
+    }
+    if let Some(cmd) = &r.ollama_create {
+        println!("deploy with `lora deploy {}`, or with Ollama's CLI: {cmd}", r.out.display());
+    }
+}
+
+/// A finished run in three lines.
+pub fn print_summary(dir: &Path, s: &lorakit::train::TrainSummary) {
+    println!(
+        "trained {} steps on {} examples in {:.0} s ({:.0} tokens/s, peak memory {:.0} MiB)",
+        s.steps, s.train_examples, s.wall_time_secs, s.tokens_per_second, s.peak_rss_mib
+    );
+    println!(
+        "trainable parameters: {} of {} ({:.2}%); adapter file {:.1} MiB; loss {:.3} -> {:.3}",
+        s.trainable_parameters,
+        s.base_parameters,
+        s.trainable_share_percent,
+        s.adapter_bytes as f64 / 1048576.0,
+        s.first_loss.unwrap_or(f64::NAN),
+        s.final_loss.unwrap_or(f64::NAN)
+    );
+    println!("output: {}", dir.display());
+}
+
+/// Base and adapted scores side by side, then the first `show` answers.
+pub fn print_comparison(base: &EvalReport, tuned: Option<&EvalReport>, show: usize) {
+    println!("\n{:<28} {:>10} {:>10}", format!("{:?} task, {} examples", base.task, base.examples), "base", "+ LoRA");
+    let row = |name: &str, a: f64, b: Option<f64>| {
+        let b = b.map(|x| format!("{x:.3}")).unwrap_or_else(|| "-".into());
+        println!("{name:<28} {a:>10.3} {b:>10}");
+    };
+    row("task metric (mean)", base.metric, tuned.map(|t| t.metric));
+    row("fully correct (share)", base.exact, tuned.map(|t| t.exact));
+    row("loss on gold answers", base.loss, tuned.map(|t| t.loss));
+    for (i, a) in base.answers.iter().take(show).enumerate() {
+        println!("\n[{}] {}", i + 1, a.prompt);
+        println!("  gold:   {}", a.gold);
+        println!("  base:   {}", one_line(&a.prediction));
+        if let Some(t) = tuned {
+            println!("  + LoRA: {}", one_line(&t.answers[i].prediction));
+        }
+    }
+}
+
+fn one_line(s: &str) -> String {
+    let flat = s.replace('\n', " ⏎ ");
+    if flat.chars().count() > 160 { format!("{}…", flat.chars().take(160).collect::<String>()) } else { flat }
 }
