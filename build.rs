@@ -75,7 +75,8 @@ fn markdown_files(dir: &Path) -> Vec<PathBuf> {
 fn has_rust_fence(text: &str) -> bool {
     text.lines().any(|l| {
         let l = l.trim_start();
-        (l.starts_with("```") || l.starts_with("~~~")) && l.trim_start_matches(['`', '~']).trim_start().starts_with("rust")
+        (l.starts_with("```") || l.starts_with("~~~"))
+            && l.trim_start_matches(['`', '~']).trim_start().starts_with("rust")
     })
 }
 

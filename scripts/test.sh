@@ -8,6 +8,10 @@ source scripts/env.sh
 echo "== real llama.cpp for the export tests (node-llama-cpp prebuilt binary, from npm)"
 bash scripts/llama.sh install
 
+echo "== style: rustfmt (rustfmt.toml) and clippy, warnings as errors"
+cargo fmt --all --check
+cargo clippy --workspace --all-targets -q -- -D warnings
+
 echo "== lorakit tests (cargo test, target dir $CARGO_TARGET_DIR)"
 cargo test --workspace --no-fail-fast "$@" 2>&1
 

@@ -154,7 +154,7 @@ fn prose(markdown: &str) -> String {
         // Inline math must open and close on one line here, or the check would lose its
         // place: an odd number of `$` on a line fails the test.
         assert!(
-            strip_between(line, '`', '`').matches('$').count() % 2 == 0,
+            strip_between(line, '`', '`').matches('$').count().is_multiple_of(2),
             "inline math spanning lines (keep $…$ on one line or use a $$ block): {line}"
         );
         let mut l = strip_between(line, '`', '`');

@@ -35,8 +35,19 @@ fn version(path: &Path) -> u32 {
     u32::from_le_bytes([b[4], b[5], b[6], b[7]])
 }
 
-fn run(model: &Path, adapter: &Path, format: ExportFormat, dtype: ExportDtype, out: &Path, vocab_from: Option<PathBuf>) {
-    let req = ExportRequest { dtype: Some(dtype), vocab_from, ..ExportRequest::new(model.display().to_string(), adapter, format, out) };
+fn run(
+    model: &Path,
+    adapter: &Path,
+    format: ExportFormat,
+    dtype: ExportDtype,
+    out: &Path,
+    vocab_from: Option<PathBuf>,
+) {
+    let req = ExportRequest {
+        dtype: Some(dtype),
+        vocab_from,
+        ..ExportRequest::new(model.display().to_string(), adapter, format, out)
+    };
     let report = export(&req).unwrap();
     assert!(!report.files.is_empty() && report.files.iter().all(|f| f.bytes > 0 && f.sha256.len() == 64));
 }
@@ -95,7 +106,9 @@ const ADAPTER_KEYS: [&str; 5] =
 #[test]
 fn gguf_adapter_equals_llama_cpp_converter() {
     let dir = tempfile::tempdir().unwrap();
-    for (peft, theirs) in [("tiny-peft", "tiny-peft-f32.lora.gguf"), ("tiny-peft-rslora", "tiny-peft-rslora-f32.lora.gguf")] {
+    for (peft, theirs) in
+        [("tiny-peft", "tiny-peft-f32.lora.gguf"), ("tiny-peft-rslora", "tiny-peft-rslora-f32.lora.gguf")]
+    {
         let theirs = read_gguf(&fixture("tiny-llama-gguf").join(theirs));
         // The same adapter file results whether the base is the HF directory or its GGUF.
         for base in [fixture("tiny-llama"), fixture("tiny-llama-gguf/tiny-llama-f32.gguf")] {
@@ -116,7 +129,14 @@ fn merged_gguf_equals_llama_cpp_converter() {
     let keys = all_model_keys(&theirs);
     // From the GGUF base (its metadata is copied) ...
     let out = dir.path().join("from-gguf.gguf");
-    run(&fixture("tiny-llama-gguf/tiny-llama-f32.gguf"), &fixture("tiny-peft"), ExportFormat::Gguf, ExportDtype::F32, &out, None);
+    run(
+        &fixture("tiny-llama-gguf/tiny-llama-f32.gguf"),
+        &fixture("tiny-peft"),
+        ExportFormat::Gguf,
+        ExportDtype::F32,
+        &out,
+        None,
+    );
     let ours = read_gguf(&out);
     same_tensors("merged from GGUF base", &ours, &theirs, 1e-6);
     same_keys("merged from GGUF base", &ours, &theirs, &keys);
@@ -154,7 +174,14 @@ fn f16_and_q8_0_types_follow_llama_cpp() {
     let f32_ref = read_gguf(&fixture("tiny-llama-gguf/tiny-peft-merged-f32.gguf"));
     for (dtype, ty, file_type, atol) in [(ExportDtype::F16, "F16", 1u32, 2e-3), (ExportDtype::Q8_0, "Q8_0", 7, 2e-2)] {
         let out = dir.path().join(format!("{}.gguf", dtype.name()));
-        run(&fixture("tiny-llama-gguf/tiny-llama-f32.gguf"), &fixture("tiny-peft"), ExportFormat::Gguf, dtype, &out, None);
+        run(
+            &fixture("tiny-llama-gguf/tiny-llama-f32.gguf"),
+            &fixture("tiny-peft"),
+            ExportFormat::Gguf,
+            dtype,
+            &out,
+            None,
+        );
         let ours = read_gguf(&out);
         assert!(matches!(ours.content.metadata["general.file_type"], Value::U32(v) if v == file_type));
         for (name, (ne, t, vals)) in &ours.tensors {
@@ -173,7 +200,8 @@ fn peft_export_round_trips_the_fixture() {
     for peft in ["tiny-peft", "tiny-peft-rslora"] {
         let out = dir.path().join(peft);
         run(&fixture("tiny-llama"), &fixture(peft), ExportFormat::Peft, ExportDtype::F32, &out, None);
-        let load = |p: &Path| lorakit::candle::safetensors::load(p.join("adapter_model.safetensors"), &Device::Cpu).unwrap();
+        let load =
+            |p: &Path| lorakit::candle::safetensors::load(p.join("adapter_model.safetensors"), &Device::Cpu).unwrap();
         let (ours, theirs) = (load(&out), load(&fixture(peft)));
         let mut names: Vec<_> = ours.keys().collect();
         names.sort();

@@ -15,7 +15,11 @@ use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
 fn export_to(model: &Path, adapter: &Path, format: ExportFormat, dtype: ExportDtype, out: &Path) {
-    let req = ExportRequest { dtype: Some(dtype), force: true, ..ExportRequest::new(model.display().to_string(), adapter, format, out) };
+    let req = ExportRequest {
+        dtype: Some(dtype),
+        force: true,
+        ..ExportRequest::new(model.display().to_string(), adapter, format, out)
+    };
     export(&req).unwrap_or_else(|e| panic!("export {format:?} {}: {e:#}", dtype.name()));
 }
 
@@ -46,7 +50,7 @@ fn candle_last(model: &Llama, prompts: &[Vec<u32>]) -> Vec<Vec<f32>> {
     prompts
         .iter()
         .map(|p| {
-            let logits = model.forward(&model.ids_tensor(&[p.clone()]).unwrap()).unwrap();
+            let logits = model.forward(&model.ids_tensor(std::slice::from_ref(p)).unwrap()).unwrap();
             let last = logits.dims()[1] - 1;
             logits.get(0).unwrap().get(last).unwrap().to_dtype(DType::F32).unwrap().to_vec1().unwrap()
         })
@@ -57,7 +61,7 @@ fn llama_last(llama: &LlamaCpp, model: &Path, lora: Option<(&Path, f32)>, prompt
     prompts
         .iter()
         .map(|p| {
-            let rows = llama.logits(model, lora, &[p.clone()]);
+            let rows = llama.logits(model, lora, std::slice::from_ref(p));
             rows[0].last().unwrap().clone()
         })
         .collect()
@@ -151,13 +155,9 @@ fn smollm2() -> PathBuf {
 
 /// Three held-out extraction prompts rendered with the model's chat template.
 fn prompts(m: &LoadedModel) -> Vec<Vec<u32>> {
-    let test = lorakit::data::load_dataset(&PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("data/extract/test.jsonl")).unwrap();
-    test.iter()
-        .take(3)
-        .map(|r| {
-            m.encode(&m.chat_prompt(r.prompt()).unwrap()).unwrap()
-        })
-        .collect()
+    let test = lorakit::data::load_dataset(&PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("data/extract/test.jsonl"))
+        .unwrap();
+    test.iter().take(3).map(|r| m.encode(&m.chat_prompt(r.prompt()).unwrap()).unwrap()).collect()
 }
 
 fn tuned_candle() -> LoadedModel {
@@ -178,9 +178,9 @@ fn fixture_prompts() -> Vec<Vec<u32>> {
 fn every_position_gap(llama: &LlamaCpp, file: &Path, model: &Llama, prompts: &[Vec<u32>]) -> f64 {
     let mut worst = 0.0f64;
     for p in prompts {
-        let logits = model.forward(&model.ids_tensor(&[p.clone()]).unwrap()).unwrap();
+        let logits = model.forward(&model.ids_tensor(std::slice::from_ref(p)).unwrap()).unwrap();
         let want: Vec<Vec<f32>> = logits.get(0).unwrap().to_dtype(DType::F32).unwrap().to_vec2().unwrap();
-        let got = llama.logits(file, None, &[p.clone()]).remove(0);
+        let got = llama.logits(file, None, std::slice::from_ref(p)).remove(0);
         worst = worst.max(first_token_gap(&want, &got));
     }
     worst
@@ -220,7 +220,10 @@ fn smollm2_ollama_export_keeps_the_greedy_answer_in_llama_cpp() {
     export_to(&smollm2(), &t.adapter, ExportFormat::Ollama, ExportDtype::Q8_0, &out);
     let modelfile = std::fs::read_to_string(out.join("Modelfile")).unwrap();
     assert!(modelfile.contains("FROM ./model.gguf"), "{modelfile}");
-    assert!(modelfile.contains("PARAMETER stop \"<|im_end|>\"") || modelfile.contains("PARAMETER stop <|im_end|>"), "{modelfile}");
+    assert!(
+        modelfile.contains("PARAMETER stop \"<|im_end|>\"") || modelfile.contains("PARAMETER stop <|im_end|>"),
+        "{modelfile}"
+    );
 
     let m = tuned_candle();
     let cfg = GenerationConfig { max_new_tokens: 48, ..Default::default() };
@@ -239,7 +242,10 @@ fn smollm2_ollama_export_keeps_the_greedy_answer_in_llama_cpp() {
         let am = |r: &[f32]| r.iter().enumerate().fold(0, |b, (i, &x)| if x > r[b] { i } else { b });
         assert_eq!(am(g), am(w), "Q4_1 base + adapter: first token differs");
     }
-    eprintln!("Q4_1 base + adapter.gguf: first-token top-5 |Δp| {:.2e} (quantized activations)", first_token_gap(&want, &got));
+    eprintln!(
+        "Q4_1 base + adapter.gguf: first-token top-5 |Δp| {:.2e} (quantized activations)",
+        first_token_gap(&want, &got)
+    );
 }
 
 fn strip_stop(ids: &[u32], stops: &[u32]) -> Vec<u32> {

@@ -90,7 +90,8 @@ fn llama_3_2_1b_rope_frequencies() {
     }
     // cos/sin at the recorded positions (HF's rotate-half layout repeats the half twice).
     let rope = Rope::new(&cfg);
-    let positions: Vec<usize> = exp["positions"].as_array().unwrap().iter().map(|p| p.as_u64().unwrap() as usize).collect();
+    let positions: Vec<usize> =
+        exp["positions"].as_array().unwrap().iter().map(|p| p.as_u64().unwrap() as usize).collect();
     let (cos, sin) = rope.cos_sin(&positions, DType::F64, &Device::Cpu).unwrap();
     let (cos, sin) = (tensor_f64(&cos), tensor_f64(&sin));
     for (k, &p) in positions.iter().enumerate() {
@@ -137,7 +138,12 @@ fn peft_case(variant: &str, base_path: &Path) {
 
     model.apply_adapter(&adapter).unwrap();
     let got = logits_at(&model, &exp["input_ids"], None);
-    assert_close(&format!("{variant} adapter ({})", base_path.display()), &got, &flat_f64(&exp["logits_adapter"]), 1e-4);
+    assert_close(
+        &format!("{variant} adapter ({})", base_path.display()),
+        &got,
+        &flat_f64(&exp["logits_adapter"]),
+        1e-4,
+    );
 
     model.merge_adapter().unwrap();
     let got = logits_at(&model, &exp["input_ids"], None);

@@ -17,8 +17,7 @@ fn setup(variant: &str, dtype: DType) -> (serde_json::Value, Llama, LoraAdapter,
     let exp = read_json(&fixture("tiny-train/expected.json")).unwrap();
     let dev = Device::Cpu;
     let mut model = Llama::new(Checkpoint::load(&fixture("tiny-llama"), dtype, &dev).unwrap()).unwrap();
-    let adapter =
-        LoraAdapter::load_peft(&fixture("tiny-train/adapter_init"), &model.config, dtype, &dev).unwrap();
+    let adapter = LoraAdapter::load_peft(&fixture("tiny-train/adapter_init"), &model.config, dtype, &dev).unwrap();
     model.apply_adapter(&adapter).unwrap();
     let ids = model.ids_tensor(&id_rows(&exp["input_ids"])).unwrap();
     let labels: Vec<Vec<i64>> = exp["variants"][variant]["labels"]
@@ -38,7 +37,9 @@ fn run(variant: &str, dtype: DType, tol: Tol) {
     let (loss, n) = causal_lm_loss(&model, &ids, &labels, None).unwrap();
     assert_eq!(n as u64, v["n_loss_tokens"].as_u64().unwrap());
     let grads = loss.backward().unwrap();
-    let want = lorakit::candle::safetensors::load(fixture(&format!("tiny-train/grads_step0_{variant}.safetensors")), &dev).unwrap();
+    let want =
+        lorakit::candle::safetensors::load(fixture(&format!("tiny-train/grads_step0_{variant}.safetensors")), &dev)
+            .unwrap();
     assert_eq!(want.len(), adapter.named_vars().len());
     for (name, var) in adapter.named_vars() {
         let g = grads.get(var.as_tensor()).unwrap_or_else(|| panic!("{name}: no gradient"));
@@ -68,7 +69,9 @@ fn run(variant: &str, dtype: DType, tol: Tol) {
         eprintln!("{variant} {dtype:?} loss[{k}] = {g:.10} (torch {w:.10}, rel {rel:.2e})");
         assert!(rel <= tol.loss_rel, "{variant} {dtype:?} loss[{k}]: {g} vs {w} (rel {rel:.2e})");
     }
-    let want = lorakit::candle::safetensors::load(fixture(&format!("tiny-train/adapter_final_{variant}.safetensors")), &dev).unwrap();
+    let want =
+        lorakit::candle::safetensors::load(fixture(&format!("tiny-train/adapter_final_{variant}.safetensors")), &dev)
+            .unwrap();
     let mut worst = 0.0f64;
     for (name, var) in adapter.named_vars() {
         let (d, _) = max_abs_diff(&tensor_f64(var.as_tensor()), &tensor_f64(&want[&name]));
@@ -111,9 +114,8 @@ fn masked_f32() {
 fn gradients_equal_finite_differences_f64() {
     let (_, model, adapter, ids, labels) = setup("masked", DType::F64);
     let dev = Device::Cpu;
-    let loss_at = |model: &Llama| -> f64 {
-        causal_lm_loss(model, &ids, &labels, None).unwrap().0.to_scalar::<f64>().unwrap()
-    };
+    let loss_at =
+        |model: &Llama| -> f64 { causal_lm_loss(model, &ids, &labels, None).unwrap().0.to_scalar::<f64>().unwrap() };
     let grads = causal_lm_loss(&model, &ids, &labels, None).unwrap().0.backward().unwrap();
     let reference =
         lorakit::candle::safetensors::load(fixture("tiny-train/grads_step0_masked.safetensors"), &dev).unwrap();

@@ -21,13 +21,24 @@ fn argmax(r: &[f64]) -> usize {
 }
 
 /// llama.cpp's logits vs the expected ones: atol 1e-4 and the same argmax at every position.
-fn compare(what: &str, llama: &LlamaCpp, model: &str, lora: Option<&str>, ids: &serde_json::Value, want: &serde_json::Value) {
+fn compare(
+    what: &str,
+    llama: &LlamaCpp,
+    model: &str,
+    lora: Option<&str>,
+    ids: &serde_json::Value,
+    want: &serde_json::Value,
+) {
     let rows = id_rows(ids);
     let lora_path = lora.map(gguf);
     let got = llama.logits(&gguf(model), lora_path.as_deref().map(|p| (p, 1.0)), &rows);
     let vocab = got[0][0].len();
     assert_eq!(vocab, 256, "{what}: vocabulary size");
-    assert_eq!(got.iter().map(Vec::len).collect::<Vec<_>>(), rows.iter().map(Vec::len).collect::<Vec<_>>(), "{what}: positions");
+    assert_eq!(
+        got.iter().map(Vec::len).collect::<Vec<_>>(),
+        rows.iter().map(Vec::len).collect::<Vec<_>>(),
+        "{what}: positions"
+    );
     let got = flat(&got);
     let want = flat_f64(want);
     assert_close(what, &got, &want, 1e-4);
@@ -41,20 +52,35 @@ fn tiny_llama_base() {
     let Some(llama) = llama_cpp::required() else { return };
     let exp = read_json(&fixture("tiny-llama/expected.json")).unwrap();
     let case = &exp["cases"][0];
-    compare("llama.cpp tiny-llama-f32.gguf vs tiny-llama", &llama, "tiny-llama-f32.gguf", None, &case["input_ids"], &case["logits"]);
+    compare(
+        "llama.cpp tiny-llama-f32.gguf vs tiny-llama",
+        &llama,
+        "tiny-llama-f32.gguf",
+        None,
+        &case["input_ids"],
+        &case["logits"],
+    );
 }
 
 #[test]
 fn tiny_llama3_contiguous() {
     let Some(llama) = llama_cpp::required() else { return };
     let exp = read_json(&fixture("tiny-llama3/expected.json")).unwrap();
-    let case = exp["cases"].as_array().unwrap().iter().find(|c| c["name"] == "contiguous_0").expect("case contiguous_0");
+    let case =
+        exp["cases"].as_array().unwrap().iter().find(|c| c["name"] == "contiguous_0").expect("case contiguous_0");
     // llama.cpp takes no position ids: the case must be the plain 0..n-1 one.
     if let Some(p) = case["position_ids"].as_array() {
         let p = flat_f64(&serde_json::Value::Array(p.clone()));
         assert!(p.iter().enumerate().all(|(i, &x)| x == i as f64), "contiguous_0 positions are 0..n-1");
     }
-    compare("llama.cpp tiny-llama3-f32.gguf vs tiny-llama3 contiguous_0", &llama, "tiny-llama3-f32.gguf", None, &case["input_ids"], &case["logits"]);
+    compare(
+        "llama.cpp tiny-llama3-f32.gguf vs tiny-llama3 contiguous_0",
+        &llama,
+        "tiny-llama3-f32.gguf",
+        None,
+        &case["input_ids"],
+        &case["logits"],
+    );
 }
 
 #[test]
@@ -105,7 +131,11 @@ fn greedy_last_and_info() {
     let Some(llama) = llama_cpp::required() else { return };
     let model = gguf("tiny-llama-f32.gguf");
     let info = llama.info(&model);
-    eprintln!("llama.cpp {} on tiny-llama-f32.gguf: {:?}", info.llama_cpp, (&info.architecture, info.n_vocab, info.n_ctx_train));
+    eprintln!(
+        "llama.cpp {} on tiny-llama-f32.gguf: {:?}",
+        info.llama_cpp,
+        (&info.architecture, info.n_vocab, info.n_ctx_train)
+    );
     assert_eq!(info.architecture, "llama");
     assert_eq!(info.n_vocab, 256);
     assert_eq!(info.n_ctx_train, 128);
@@ -155,7 +185,9 @@ fn truncated_gguf_is_refused() {
 
     // A model given as an adapter is refused too, naming the adapter.
     let as_adapter = gguf("tiny-llama3-f32.gguf");
-    let err = llama.try_logits(&gguf("tiny-llama-f32.gguf"), Some((&as_adapter, 1.0)), &[vec![1, 2]]).expect_err("not an adapter");
+    let err = llama
+        .try_logits(&gguf("tiny-llama-f32.gguf"), Some((&as_adapter, 1.0)), &[vec![1, 2]])
+        .expect_err("not an adapter");
     let msg = format!("{err:#}");
     assert!(msg.contains("tiny-llama3-f32.gguf") && msg.contains("general.type"), "{msg}");
 

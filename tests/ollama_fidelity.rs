@@ -5,8 +5,8 @@
 //! `adapter.gguf`, and scored with the task metric. A Modelfile without its SYSTEM line must
 //! score measurably worse, so the test can tell the difference.
 
-use lorakit::candle::DType;
 use lora_book::llama_cpp::{self, LlamaCpp};
+use lorakit::candle::DType;
 use lorakit::chat::Message;
 use lorakit::data::{Record, Task, load_dataset, task_metric};
 use lorakit::eval::evaluate;
@@ -95,11 +95,14 @@ fn deployed_model_answers_like_the_trained_adapter() {
     let base = PathBuf::from(&routed.from);
     let served = llama.answer_like_ollama(&out.join("model.gguf"), None, &prompts[..1], &merged.stops(), 1);
     let candle_ids = m.encode(&m.chat_prompt(test[0].prompt()).unwrap()).unwrap();
-    assert_eq!(served[0].prompt_ids, candle_ids, "llama.cpp's tokens of Ollama's prompt differ from the evaluated prompt");
+    assert_eq!(
+        served[0].prompt_ids, candle_ids,
+        "llama.cpp's tokens of Ollama's prompt differ from the evaluated prompt"
+    );
 
-    let (merged_metric, merged_answers) = served_metric(&llama, &out.join("model.gguf"), None, &merged, &prompts, &test);
-    let (adapter_metric, _) =
-        served_metric(&llama, &base, Some(&out.join("adapter.gguf")), &routed, &prompts, &test);
+    let (merged_metric, merged_answers) =
+        served_metric(&llama, &out.join("model.gguf"), None, &merged, &prompts, &test);
+    let (adapter_metric, _) = served_metric(&llama, &base, Some(&out.join("adapter.gguf")), &routed, &prompts, &test);
     let bare = Modelfile { system: None, ..merged.clone() };
     let (bare_metric, bare_answers) =
         served_metric(&llama, &out.join("model.gguf"), None, &bare, &ollama_prompts(&bare, &test), &test);
@@ -110,14 +113,22 @@ fn deployed_model_answers_like_the_trained_adapter() {
     eprintln!("  llama.cpp as Ollama, base + adapter.gguf + SYSTEM:     {adapter_metric:.3}");
     eprintln!("  llama.cpp as Ollama, model.gguf without SYSTEM:        {bare_metric:.3}");
     for (i, (with, without)) in merged_answers.iter().zip(&bare_answers).take(3).enumerate() {
-        eprintln!("  prompt {}: {:?}\n    with SYSTEM:    {with}\n    without SYSTEM: {without}", i + 1, test[i].user().unwrap());
+        eprintln!(
+            "  prompt {}: {:?}\n    with SYSTEM:    {with}\n    without SYSTEM: {without}",
+            i + 1,
+            test[i].user().unwrap()
+        );
     }
 
     // The README's `ollama run demo "…"` example and the answer it shows.
     let (message, shown) = readme_example(&root.join("README.md"));
     let asked = vec![merged.ollama_prompt(&[Message::new("user", &message)]).unwrap()];
     let answer = llama.answer_like_ollama(&out.join("model.gguf"), None, &asked, &merged.stops(), MAX_TOKENS);
-    assert_eq!(answer[0].text.trim(), shown, "the README's deploy example: the deployed model answers {message:?} otherwise");
+    assert_eq!(
+        answer[0].text.trim(),
+        shown,
+        "the README's deploy example: the deployed model answers {message:?} otherwise"
+    );
 
     for (route, metric) in [("merged model.gguf", merged_metric), ("base + adapter.gguf", adapter_metric)] {
         assert!(

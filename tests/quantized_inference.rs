@@ -33,7 +33,12 @@ fn q8_file(dir: &Path) -> PathBuf {
 
 fn prompt_ids() -> Vec<Vec<u32>> {
     let fixture = read_json(&fixture("smollm2/logits.json")).unwrap();
-    fixture["prompts"].as_array().unwrap().iter().map(|p| id_rows(&serde_json::json!([p["prompt_ids"]])).remove(0)).collect()
+    fixture["prompts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| id_rows(&serde_json::json!([p["prompt_ids"]])).remove(0))
+        .collect()
 }
 
 fn row(t: &Tensor) -> Vec<f64> {

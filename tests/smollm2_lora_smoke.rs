@@ -9,8 +9,8 @@ use lorakit::train::{AdamW, AdamWConfig, causal_lm_loss};
 use lorakit::{LoraAdapter, LoraConfig};
 
 const NAMES: [&str; 16] = [
-    "Alice", "Bruno", "Chiara", "Dmitri", "Elena", "Farid", "Greta", "Hiro", "Ines", "Jonas", "Kofi",
-    "Lena", "Marco", "Nadia", "Oskar", "Priya",
+    "Alice", "Bruno", "Chiara", "Dmitri", "Elena", "Farid", "Greta", "Hiro", "Ines", "Jonas", "Kofi", "Lena", "Marco",
+    "Nadia", "Oskar", "Priya",
 ];
 const CITIES: [&str; 8] = ["Paris", "Lagos", "Osaka", "Lima", "Oslo", "Cairo", "Quito", "Perth"];
 

@@ -25,17 +25,12 @@ fn model() -> &'static (Content, Tokenizer) {
 
 fn fixture(name: &str) -> Result<Value> {
     let path = shared_dir().join("fixtures/smollm2").join(name);
-    let text =
-        std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+    let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
     Ok(serde_json::from_str(&text)?)
 }
 
 fn ids(v: &Value) -> Vec<u32> {
-    v.as_array()
-        .expect("ids array")
-        .iter()
-        .map(|x| x.as_u64().expect("id") as u32)
-        .collect()
+    v.as_array().expect("ids array").iter().map(|x| x.as_u64().expect("id") as u32).collect()
 }
 
 #[test]
@@ -48,11 +43,7 @@ fn tokenizer_matches_transformers() -> Result<()> {
     for case in cases {
         let text = case["text"].as_str().context("text")?;
         let want = ids(&case["ids"]);
-        let got = tokenizer
-            .encode(text, false)
-            .map_err(anyhow::Error::msg)?
-            .get_ids()
-            .to_vec();
+        let got = tokenizer.encode(text, false).map_err(anyhow::Error::msg)?.get_ids().to_vec();
         if got != want {
             failures.push(format!("encode {text:?}: got {got:?}, want {want:?}"));
         }
@@ -61,12 +52,7 @@ fn tokenizer_matches_transformers() -> Result<()> {
             failures.push(format!("decode {text:?}: got {decoded:?}"));
         }
     }
-    assert!(
-        failures.is_empty(),
-        "{} of 27 cases differ:\n{}",
-        failures.len(),
-        failures.join("\n")
-    );
+    assert!(failures.is_empty(), "{} of 27 cases differ:\n{}", failures.len(), failures.join("\n"));
     Ok(())
 }
 
@@ -74,15 +60,8 @@ fn tokenizer_matches_transformers() -> Result<()> {
 fn special_tokens_and_end_of_turn() -> Result<()> {
     let (content, tokenizer) = model();
     let cases = fixture("tokenizer_cases.json")?;
-    for (token, id) in cases["special_token_ids"]
-        .as_object()
-        .context("special_token_ids")?
-    {
-        assert_eq!(
-            tokenizer.token_to_id(token),
-            Some(id.as_u64().unwrap() as u32),
-            "{token}"
-        );
+    for (token, id) in cases["special_token_ids"].as_object().context("special_token_ids")? {
+        assert_eq!(tokenizer.token_to_id(token), Some(id.as_u64().unwrap() as u32), "{token}");
     }
     // <|im_end|> is both EOS and ChatML's end of turn.
     assert_eq!(end_of_turn_ids_gguf(content, tokenizer)?, vec![2]);
@@ -97,11 +76,7 @@ fn chat_template_matches_transformers() -> Result<()> {
     assert_eq!(template.eos_token(), "<|im_end|>");
     let fixture = fixture("chat_template.json")?;
     let source = content.metadata["tokenizer.chat_template"].to_string()?;
-    assert_eq!(
-        Some(source.as_str()),
-        fixture["chat_template"].as_str(),
-        "the GGUF's template"
-    );
+    assert_eq!(Some(source.as_str()), fixture["chat_template"].as_str(), "the GGUF's template");
     let cases = fixture["cases"].as_array().context("cases")?;
     assert_eq!(cases.len(), 3);
     for case in cases {
@@ -110,16 +85,8 @@ fn chat_template_matches_transformers() -> Result<()> {
         let text = template.render(&messages, true)?;
         assert_eq!(text, case["text"].as_str().context("text")?, "{name}");
         let without = template.render(&messages, false)?;
-        assert_eq!(
-            without,
-            case["text_without_generation_prompt"]
-                .as_str()
-                .context("text")?,
-            "{name}"
-        );
-        let got = tokenizer
-            .encode(text.as_str(), false)
-            .map_err(anyhow::Error::msg)?;
+        assert_eq!(without, case["text_without_generation_prompt"].as_str().context("text")?, "{name}");
+        let got = tokenizer.encode(text.as_str(), false).map_err(anyhow::Error::msg)?;
         assert_eq!(got.get_ids(), ids(&case["ids"]).as_slice(), "{name}");
     }
     Ok(())

@@ -25,7 +25,8 @@ fn run() -> anyhow::Result<()> {
     let adapter = LoraAdapter::init(LoraConfig::default(), &m.model.config, 0, DType::F32, m.model.device())?;
     m.model.apply_adapter(&adapter)?;
     println!("trainable parameters: {}", adapter.num_parameters());
-    let rows: Vec<Vec<u32>> = (0..batch).map(|b| (0..seq).map(|t| ((b * 7919 + t * 104729) % 49000) as u32 + 100).collect()).collect();
+    let rows: Vec<Vec<u32>> =
+        (0..batch).map(|b| (0..seq).map(|t| ((b * 7919 + t * 104729) % 49000) as u32 + 100).collect()).collect();
     let labels: Vec<Vec<i64>> = rows.iter().map(|r| r.iter().map(|&x| x as i64).collect()).collect();
     let ids = m.model.ids_tensor(&rows)?;
     let vars = adapter.named_vars().into_iter().map(|(_, v)| v.clone()).collect();
@@ -39,8 +40,17 @@ fn run() -> anyhow::Result<()> {
         let t2 = Instant::now();
         opt.step(&grads)?;
         let dt = t0.elapsed().as_secs_f64();
-        println!("step {s}: loss {:.4} fwd {:.2}s bwd {:.2}s total {:.2}s = {:.0} tok/s", loss.to_scalar::<f32>()?, (t1 - t0).as_secs_f64(), (t2 - t1).as_secs_f64(), dt, (batch * seq) as f64 / dt);
-        if s > 0 { times.push(dt); }
+        println!(
+            "step {s}: loss {:.4} fwd {:.2}s bwd {:.2}s total {:.2}s = {:.0} tok/s",
+            loss.to_scalar::<f32>()?,
+            (t1 - t0).as_secs_f64(),
+            (t2 - t1).as_secs_f64(),
+            dt,
+            (batch * seq) as f64 / dt
+        );
+        if s > 0 {
+            times.push(dt);
+        }
     }
     times.sort_by(f64::total_cmp);
     let med = times[times.len() / 2];

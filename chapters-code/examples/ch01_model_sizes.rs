@@ -64,7 +64,11 @@ fn model_json(id: &str, name: &str, source: &str, cfg: &LlamaConfig) -> Result<V
     let mut checks = Vec::new();
     for r in [1, 2, 4, 8, 16, 32, 64, 128, 256] {
         for targets in &sets {
-            let lora = LoraConfig { r, target_modules: targets.iter().map(|s| s.to_string()).collect(), ..LoraConfig::default() };
+            let lora = LoraConfig {
+                r,
+                target_modules: targets.iter().map(|s| s.to_string()).collect(),
+                ..LoraConfig::default()
+            };
             if lora.validate(Some(cfg)).is_err() {
                 continue; // r larger than a targeted matrix (k_proj of SmolLM2 is 192 wide)
             }
@@ -114,7 +118,11 @@ fn main() -> Result<()> {
         adapter.num_parameters()
     );
     if adapter.num_parameters() != default.num_parameters(&smol) {
-        bail!("LoraAdapter::init made {} parameters, LoraConfig::num_parameters says {}", adapter.num_parameters(), default.num_parameters(&smol))
+        bail!(
+            "LoraAdapter::init made {} parameters, LoraConfig::num_parameters says {}",
+            adapter.num_parameters(),
+            default.num_parameters(&smol)
+        )
     }
 
     let llama = llama_3_2_1b()?;

@@ -13,7 +13,12 @@ fn main() -> anyhow::Result<()> {
     // 400 records per task, seed 42: 15% test (held-out phrasings), 10% validation.
     for task in Task::ALL {
         let s = task_splits(task, BOOK_RECORDS_PER_TASK, BOOK_SEED, BOOK_TEST_FRAC, BOOK_VAL_FRAC)?;
-        println!("{task:<8} train {:>3}  validation {:>3}  test {:>3}", s.train.len(), s.validation.len(), s.test.len());
+        println!(
+            "{task:<8} train {:>3}  validation {:>3}  test {:>3}",
+            s.train.len(),
+            s.validation.len(),
+            s.test.len()
+        );
         let show = |name: &str, r: &lorakit::data::Record| {
             println!("  {name:<6} {}\n         -> {}", r.user().unwrap_or(""), r.answer().unwrap_or(""));
         };

@@ -23,7 +23,14 @@ fn llama_3_2_1b() -> LlamaConfig {
 }
 
 /// A Llama with tied embeddings: only the sizes matter for counting parameters.
-fn llama(hidden: usize, intermediate: usize, layers: usize, heads: usize, kv_heads: usize, vocab: usize) -> LlamaConfig {
+fn llama(
+    hidden: usize,
+    intermediate: usize,
+    layers: usize,
+    heads: usize,
+    kv_heads: usize,
+    vocab: usize,
+) -> LlamaConfig {
     LlamaConfig {
         hidden_size: hidden,
         intermediate_size: intermediate,

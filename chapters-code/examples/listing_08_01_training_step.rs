@@ -20,7 +20,11 @@ fn main() -> anyhow::Result<()> {
     let lora = LoraConfig { r: 4, alpha: 8.0, ..LoraConfig::default() };
     let adapter = LoraAdapter::init(lora, &model.config, 42, DType::F32, &Device::Cpu)?;
     model.apply_adapter(&adapter)?;
-    println!("base: {} parameters (frozen); adapter: {} (trainable)", model.config.num_parameters(), adapter.num_parameters());
+    println!(
+        "base: {} parameters (frozen); adapter: {} (trainable)",
+        model.config.num_parameters(),
+        adapter.num_parameters()
+    );
     // ANCHOR_END: setup
 
     // ANCHOR: batch
@@ -35,7 +39,11 @@ fn main() -> anyhow::Result<()> {
     // ANCHOR: step
     // 1. Forward pass and masked cross-entropy (logits at t are scored against labels[t+1]).
     let (loss, scored) = causal_lm_loss(&model, &ids, &labels, None)?;
-    println!("loss {:.4} over {scored} scored tokens (a uniform guess: ln 256 = {:.4})", loss.to_scalar::<f32>()?, 256f64.ln());
+    println!(
+        "loss {:.4} over {scored} scored tokens (a uniform guess: ln 256 = {:.4})",
+        loss.to_scalar::<f32>()?,
+        256f64.ln()
+    );
     // 2. Backward pass: gradients for every tensor the loss depends on, A and B included.
     let grads = loss.backward()?;
     for (name, var) in adapter.named_vars().into_iter().filter(|(n, _)| n.contains("layers.0.self_attn.q_proj")) {

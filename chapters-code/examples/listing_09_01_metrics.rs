@@ -20,11 +20,15 @@ fn main() {
 
     // ANCHOR: others
     let gold = "Brightbox supports Zigbee, Z-Wave, Thread and Matter devices.";
-    for a in ["You can connect Zigbee, Z-Wave, Thread and Matter devices.", "Brightbox supports Zigbee and Wi-Fi devices."] {
+    for a in
+        ["You can connect Zigbee, Z-Wave, Thread and Matter devices.", "Brightbox supports Zigbee and Wi-Fi devices."]
+    {
         println!("support {:.0}  {a}", task_metric(Task::Support, a, gold));
     }
     let gold = "Aye! 7 times 7 makes 49, matey. Fair winds.";
-    for a in ["Aye! 7 times 7 be 49, me hearty. Fair winds.", "Aye! That be 49, me hearty. Fair winds.", "7 times 7 is 49."] {
+    for a in
+        ["Aye! 7 times 7 be 49, me hearty. Fair winds.", "Aye! That be 49, me hearty. Fair winds.", "7 times 7 is 49."]
+    {
         println!("persona {:.0}  {a}", task_metric(Task::Persona, a, gold));
     }
     // ANCHOR_END: others

@@ -34,7 +34,8 @@ fn main() -> anyhow::Result<()> {
     let merged_then_permuted = permute_qk(&(&w + (b.matmul(&a)? * s)?)?, heads)?;
     let right = (permute_qk(&w, heads)? + (permute_qk(&b, heads)?.matmul(&a)? * s)?)?;
     let wrong = (permute_qk(&w, heads)? + (b.matmul(&a)? * s)?)?;
-    let max_diff = |x: &Tensor| -> anyhow::Result<f32> { Ok((x - &merged_then_permuted)?.abs()?.max_all()?.to_scalar()?) };
+    let max_diff =
+        |x: &Tensor| -> anyhow::Result<f32> { Ok((x - &merged_then_permuted)?.abs()?.max_all()?.to_scalar()?) };
     println!("B permuted:     max |difference| = {:.1e}", max_diff(&right)?);
     println!("B not permuted: max |difference| = {:.1e}", max_diff(&wrong)?);
     // ANCHOR_END: identity

@@ -11,13 +11,22 @@ use lorakit::candle::quantized::gguf_file::{Content, Value};
 fn main() -> anyhow::Result<()> {
     let mut files: Vec<PathBuf> = std::env::args().skip(1).map(PathBuf::from).collect();
     if files.is_empty() {
-        files = ["adapter-f32.gguf", "merged-q8_0.gguf"].iter().map(|f| PathBuf::from("models/export/ch10").join(f)).collect();
+        files = ["adapter-f32.gguf", "merged-q8_0.gguf"]
+            .iter()
+            .map(|f| PathBuf::from("models/export/ch10").join(f))
+            .collect();
     }
     for path in files {
         // ANCHOR: inspect
         let mut file = std::fs::File::open(&path).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
-        let content = Content::read(&mut file).map_err(|e| anyhow::anyhow!("{}: not a GGUF file: {e}", path.display()))?;
-        println!("== {}: {} metadata keys, {} tensors", path.display(), content.metadata.len(), content.tensor_infos.len());
+        let content =
+            Content::read(&mut file).map_err(|e| anyhow::anyhow!("{}: not a GGUF file: {e}", path.display()))?;
+        println!(
+            "== {}: {} metadata keys, {} tensors",
+            path.display(),
+            content.metadata.len(),
+            content.tensor_infos.len()
+        );
         let mut keys: Vec<&String> = content.metadata.keys().collect();
         keys.sort();
         for key in keys {
@@ -43,7 +52,9 @@ fn main() -> anyhow::Result<()> {
 /// A metadata value on one line: long strings and arrays shortened.
 fn show(v: &Value) -> String {
     match v {
-        Value::String(s) if s.chars().count() > 40 => format!("{:?}… ({} chars)", s.chars().take(40).collect::<String>(), s.chars().count()),
+        Value::String(s) if s.chars().count() > 40 => {
+            format!("{:?}… ({} chars)", s.chars().take(40).collect::<String>(), s.chars().count())
+        }
         Value::String(s) => format!("{s:?}"),
         Value::Array(items) => format!("[{} values]", items.len()),
         other => format!("{other:?}"),

@@ -28,20 +28,26 @@ fn main() -> anyhow::Result<()> {
     let norm = |t: &Tensor| -> anyhow::Result<f32> { Ok(t.sqr()?.sum_all()?.sqrt()?.to_scalar()?) };
     let mut ratios = Vec::new();
     for ((layer, module), pair) in adapter.layers() {
-        let w = &weights[&format!("{}.weight", module_path(layer, &module))];
+        let w = &weights[&format!("{}.weight", module_path(layer, module))];
         let delta = (pair.b.as_tensor().matmul(pair.a.as_tensor())? * adapter.config.scaling())?;
         ratios.push(norm(&delta)? / norm(w)?);
     }
     ratios.sort_by(f32::total_cmp);
     let n = ratios.len();
-    println!("|s·B·A| / |W| over {n} matrices: min {:.4}, median {:.4}, max {:.4}", ratios[0], ratios[n / 2], ratios[n - 1]);
+    println!(
+        "|s·B·A| / |W| over {n} matrices: min {:.4}, median {:.4}, max {:.4}",
+        ratios[0],
+        ratios[n / 2],
+        ratios[n - 1]
+    );
     // ANCHOR_END: ratio
 
     // ANCHOR: quality
     let mut test = load_dataset(&data.join("extract/test.jsonl"))?;
     test.truncate(20);
     let row = |name: &str, r: &EvalReport, reference: Option<&EvalReport>| {
-        let same = reference.map(|f| r.answers.iter().zip(&f.answers).filter(|(a, b)| a.prediction == b.prediction).count());
+        let same =
+            reference.map(|f| r.answers.iter().zip(&f.answers).filter(|(a, b)| a.prediction == b.prediction).count());
         let same = same.map(|n| format!("{n}/{}", r.answers.len())).unwrap_or("-".into());
         println!("{name:<24} {:>7.3} {:>7.3} {:>8.4} {same:>7}", r.metric, r.exact, r.loss);
     };

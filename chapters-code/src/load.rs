@@ -8,9 +8,9 @@ use crate::progress::{self, Log};
 use crate::settings::Settings;
 use crate::{fetch, hub, tokenizer};
 use anyhow::{Context, Result, bail};
+use candle_core::quantized::gguf_file::Content;
 use candle_core::{DType, Device};
 use std::path::{Path, PathBuf};
-use candle_core::quantized::gguf_file::Content;
 use tokenizers::Tokenizer;
 
 /// A model ready for training or generation.
@@ -94,8 +94,8 @@ fn hf_tokenizer(dir: &Path, eos: Option<u32>) -> Result<(Tokenizer, Option<ChatT
     let cfg_path = dir.join("tokenizer_config.json");
     let template = if cfg_path.exists() {
         let text = std::fs::read_to_string(&cfg_path)?;
-        let v: serde_json::Value = serde_json::from_str(&text)
-            .with_context(|| format!("{}: invalid JSON", cfg_path.display()))?;
+        let v: serde_json::Value =
+            serde_json::from_str(&text).with_context(|| format!("{}: invalid JSON", cfg_path.display()))?;
         // bos/eos are strings or {"content": ...} objects.
         let token = |k: &str| -> String {
             match &v[k] {
@@ -127,17 +127,14 @@ impl LoadedModel {
     }
 
     pub fn tokenizer(&self) -> Result<&Tokenizer> {
-        self.tokenizer.as_ref().with_context(|| {
-            format!("{} has no usable tokenizer: {}", self.path.display(), self.tokenizer_problem)
-        })
+        self.tokenizer
+            .as_ref()
+            .with_context(|| format!("{} has no usable tokenizer: {}", self.path.display(), self.tokenizer_problem))
     }
 
     /// A chat rendered with the model's own template, ready for the assistant's answer.
     pub fn chat_prompt(&self, messages: &[Message]) -> Result<String> {
-        let t = self
-            .template
-            .as_ref()
-            .with_context(|| format!("{} has no chat template", self.path.display()))?;
+        let t = self.template.as_ref().with_context(|| format!("{} has no chat template", self.path.display()))?;
         t.render(messages, true)
     }
 }

@@ -100,12 +100,8 @@ impl LoraConfig {
 
     /// Trainable parameters for a model: Σ over layers and targets of r·(in + out).
     pub fn num_parameters(&self, model: &LlamaConfig) -> usize {
-        let per_layer: usize = self
-            .target_modules
-            .iter()
-            .filter_map(|m| model.module_shape(m))
-            .map(|(i, o)| self.r * (i + o))
-            .sum();
+        let per_layer: usize =
+            self.target_modules.iter().filter_map(|m| model.module_shape(m)).map(|(i, o)| self.r * (i + o)).sum();
         per_layer * model.num_hidden_layers
     }
 }
@@ -179,8 +175,7 @@ impl LoraAdapter {
             for module in Projection::ALL.into_iter().filter(|&p| config.targets(p)) {
                 let (fan_in, fan_out) = module.shape(model);
                 let bound = 1.0 / (fan_in as f64).sqrt();
-                let a: Vec<f32> =
-                    (0..config.r * fan_in).map(|_| rng.random_range(-bound..bound) as f32).collect();
+                let a: Vec<f32> = (0..config.r * fan_in).map(|_| rng.random_range(-bound..bound) as f32).collect();
                 let a = Tensor::from_vec(a, (config.r, fan_in), dev)?.to_dtype(dtype)?;
                 let b = Tensor::zeros((fan_out, config.r), dtype, dev)?;
                 pairs.insert((layer, module), LoraPair { a: Var::from_tensor(&a)?, b: Var::from_tensor(&b)? });
@@ -210,10 +205,7 @@ impl LoraAdapter {
 
     /// The tensors by PEFT name (f32), as written to `adapter_model.safetensors`.
     pub fn tensors(&self) -> Result<HashMap<String, Tensor>> {
-        self.named_vars()
-            .into_iter()
-            .map(|(k, v)| Ok((k, v.as_tensor().to_dtype(DType::F32)?)))
-            .collect()
+        self.named_vars().into_iter().map(|(k, v)| Ok((k, v.as_tensor().to_dtype(DType::F32)?))).collect()
     }
 
     /// PEFT's `adapter_config.json` for this adapter.
@@ -340,7 +332,11 @@ impl LoraAdapter {
                 )
             }
             let t = t.to_dtype(dtype)?;
-            if which == Factor::A { a_parts.insert((layer, module), t) } else { b_parts.insert((layer, module), t) };
+            if which == Factor::A {
+                a_parts.insert((layer, module), t)
+            } else {
+                b_parts.insert((layer, module), t)
+            };
         }
         let mut pairs = BTreeMap::new();
         let projections = config.projections()?;
@@ -367,13 +363,12 @@ pub fn read_peft_config(path: &Path) -> Result<LoraConfig> {
 
 /// [`read_peft_config`] on the file's text; `name` names the file in errors.
 pub fn peft_config_from_str(text: &str, name: &str) -> Result<LoraConfig> {
-    let v: serde_json::Value =
-        serde_json::from_str(text).with_context(|| format!("{name}: invalid JSON"))?;
+    let v: serde_json::Value = serde_json::from_str(text).with_context(|| format!("{name}: invalid JSON"))?;
     let field = |k: &str| v.get(k).filter(|x| !x.is_null());
-    if let Some(t) = field("peft_type").and_then(|t| t.as_str()) {
-        if t != "LORA" {
-            bail!("{name}: peft_type {t:?} is not supported (only \"LORA\")")
-        }
+    if let Some(t) = field("peft_type").and_then(|t| t.as_str())
+        && t != "LORA"
+    {
+        bail!("{name}: peft_type {t:?} is not supported (only \"LORA\")")
     }
     let r = field("r")
         .and_then(|x| x.as_u64())

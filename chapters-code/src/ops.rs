@@ -63,9 +63,7 @@ fn take_value(slot: &Mutex<Option<Tensor>>) -> Result<(CpuStorage, Shape)> {
         .take()
         .ok_or_else(|| candle_core::Error::Msg("attach: the value was already used".into()))?;
     let (storage, layout) = value.storage_and_layout();
-    let Storage::Cpu(cpu) = &*storage else {
-        candle_core::bail!("attach: only CPU tensors are supported")
-    };
+    let Storage::Cpu(cpu) = &*storage else { candle_core::bail!("attach: only CPU tensors are supported") };
     let (start, end) = layout
         .contiguous_offsets()
         .ok_or_else(|| candle_core::Error::Msg("attach: value must be contiguous".into()))?;
@@ -195,9 +193,7 @@ pub fn attach3(
 pub fn frozen_linear(x: &Tensor, w: &Tensor) -> Result<Tensor> {
     // One (tokens, in) × (in, out) GEMM rather than a batched one.
     let dims = x.dims().to_vec();
-    let Some((last, lead)) = dims.split_last() else {
-        candle_core::bail!("frozen_linear: scalar input")
-    };
+    let Some((last, lead)) = dims.split_last() else { candle_core::bail!("frozen_linear: scalar input") };
     let rows: usize = lead.iter().product();
     let mut out_dims = lead.to_vec();
     out_dims.push(w.dim(0)?);
@@ -218,9 +214,8 @@ pub fn frozen_linear(x: &Tensor, w: &Tensor) -> Result<Tensor> {
 pub fn rms_norm(x: &Tensor, w: &Tensor, eps: f64) -> Result<Tensor> {
     let xd = x.detach().contiguous()?;
     let hidden = xd.dim(D::Minus1)? as f64;
-    let inv_rms = move |xd: &Tensor| -> Result<Tensor> {
-        ((xd.sqr()?.sum_keepdim(D::Minus1)? / hidden)? + eps)?.sqrt()?.recip()
-    };
+    let inv_rms =
+        move |xd: &Tensor| -> Result<Tensor> { ((xd.sqr()?.sum_keepdim(D::Minus1)? / hidden)? + eps)?.sqrt()?.recip() };
     let y = match xd.dtype() {
         // The fused kernel has no f64 version (f64 runs are for checking against references).
         DType::F64 => xd.broadcast_mul(&inv_rms(&xd)?)?.broadcast_mul(w)?,
@@ -267,9 +262,7 @@ pub fn lora_linear(
     dropout: Option<(&Tensor, f64)>,
 ) -> Result<Tensor> {
     let dims = x.dims().to_vec();
-    let Some((&d_in, lead)) = dims.split_last() else {
-        candle_core::bail!("lora_linear: scalar input")
-    };
+    let Some((&d_in, lead)) = dims.split_last() else { candle_core::bail!("lora_linear: scalar input") };
     let rows: usize = lead.iter().product();
     let d_out = w.dim(0)?;
     let mut out_dims = lead.to_vec();
@@ -346,9 +339,8 @@ pub fn attention(q: &Tensor, k: &Tensor, v: &Tensor) -> Result<Tensor> {
     };
     let mask = if t > 1 {
         let past = total - t;
-        let m: Vec<f32> = (0..t)
-            .flat_map(|i| (0..total).map(move |j| if j > past + i { f32::NEG_INFINITY } else { 0.0 }))
-            .collect();
+        let m: Vec<f32> =
+            (0..t).flat_map(|i| (0..total).map(move |j| if j > past + i { f32::NEG_INFINITY } else { 0.0 })).collect();
         Some(Tensor::from_vec(m, (t, total), q.device())?.to_dtype(q.dtype())?)
     } else {
         None
@@ -448,8 +440,12 @@ pub fn linear_cross_entropy(h: &Tensor, w: &Tensor, labels: &[i64]) -> Result<(T
             }
             let scale = 1.0 / count as f64;
             Ok(Some(match rows {
-                RowsRef::F32(v) => Tensor::from_vec(ce_backward(v, vocab, targets, &lse, scale), (len, vocab), h.device())?,
-                RowsRef::F64(v) => Tensor::from_vec(ce_backward(v, vocab, targets, &lse, scale), (len, vocab), h.device())?,
+                RowsRef::F32(v) => {
+                    Tensor::from_vec(ce_backward(v, vocab, targets, &lse, scale), (len, vocab), h.device())?
+                }
+                RowsRef::F64(v) => {
+                    Tensor::from_vec(ce_backward(v, vocab, targets, &lse, scale), (len, vocab), h.device())?
+                }
             }))
         })?;
         if let Some(grad) = grad {
@@ -490,12 +486,9 @@ fn with_rows<T>(t: &Tensor, f: impl FnOnce(RowsRef) -> Result<T>) -> Result<T> {
         _ => t.to_dtype(DType::F32)?.contiguous()?,
     };
     let (storage, layout) = t.storage_and_layout();
-    let Storage::Cpu(cpu) = &*storage else {
-        candle_core::bail!("cross_entropy: only CPU tensors are supported")
-    };
-    let (start, end) = layout
-        .contiguous_offsets()
-        .ok_or_else(|| candle_core::Error::Msg("cross_entropy: not contiguous".into()))?;
+    let Storage::Cpu(cpu) = &*storage else { candle_core::bail!("cross_entropy: only CPU tensors are supported") };
+    let (start, end) =
+        layout.contiguous_offsets().ok_or_else(|| candle_core::Error::Msg("cross_entropy: not contiguous".into()))?;
     match cpu {
         CpuStorage::F32(v) => f(RowsRef::F32(&v[start..end])),
         CpuStorage::F64(v) => f(RowsRef::F64(&v[start..end])),
@@ -645,7 +638,8 @@ mod tests {
         assert!(d < 1e-12, "values differ by {d}");
         let (gf, gp) = (yf.backward().unwrap(), yp.backward().unwrap());
         for (i, v) in inputs.iter().enumerate() {
-            let (a, b) = (gf.get(v.as_tensor()).expect("fused gradient"), gp.get(v.as_tensor()).expect("plain gradient"));
+            let (a, b) =
+                (gf.get(v.as_tensor()).expect("fused gradient"), gp.get(v.as_tensor()).expect("plain gradient"));
             let d = max_diff(a, b);
             assert!(d < 1e-12, "gradient of input {i} differs by {d}");
         }
@@ -670,7 +664,8 @@ mod tests {
             || lora_linear(&x, &w, (&a, &b, 0.75), Some((&keep, 0.25))).unwrap(),
             || {
                 let base = x.broadcast_matmul(&w.t().unwrap()).unwrap();
-                let up = dropped(&x).broadcast_matmul(&a.t().unwrap()).unwrap().broadcast_matmul(&b.t().unwrap()).unwrap();
+                let up =
+                    dropped(&x).broadcast_matmul(&a.t().unwrap()).unwrap().broadcast_matmul(&b.t().unwrap()).unwrap();
                 (base + (up * 0.75).unwrap()).unwrap()
             },
         );
@@ -712,7 +707,8 @@ mod tests {
         // 300 rows: three chunks, the last partial; one chunk has no counted label.
         let (h, w) = (var(&[300, 6], 13), var(&[11, 6], 14));
         let w = w.as_tensor().detach();
-        let labels: Vec<i64> = (0..300).map(|i| if (128..256).contains(&i) || i % 7 == 0 { -100 } else { i % 11 }).collect();
+        let labels: Vec<i64> =
+            (0..300).map(|i| if (128..256).contains(&i) || i % 7 == 0 { -100 } else { i % 11 }).collect();
         check(
             &[&h],
             || linear_cross_entropy(&h, &w, &labels).unwrap().0,

@@ -27,8 +27,7 @@ const LLAMA3_SPLIT: &str = r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L
 
 /// Reads the metadata (not the tensors) of a GGUF file.
 pub fn read_gguf(path: &Path) -> Result<Content> {
-    let mut file =
-        std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+    let mut file = std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
     Content::read(&mut file).with_context(|| format!("{} is not a valid GGUF file", path.display()))
 }
 
@@ -49,27 +48,18 @@ pub fn tokenizer_from_gguf(content: &Content) -> Result<Tokenizer> {
     let merges = gguf_strings(content, "tokenizer.ggml.merges")?;
     // The pre-tokenizer is not stored, only named: llama.cpp knows each name by its regex.
     let pre = match content.metadata.get("tokenizer.ggml.pre") {
-        Some(v) => v
-            .to_string()
-            .context("GGUF key tokenizer.ggml.pre is not a string")?
-            .as_str(),
+        Some(v) => v.to_string().context("GGUF key tokenizer.ggml.pre is not a string")?.as_str(),
         None => "default",
     };
 
-    let vocab: Vocab = tokens
-        .iter()
-        .enumerate()
-        .map(|(id, t)| (t.to_string(), id as u32))
-        .collect();
+    let vocab: Vocab = tokens.iter().enumerate().map(|(id, t)| (t.to_string(), id as u32)).collect();
     let merges: Merges = merges
         .iter()
         .enumerate()
         .map(|(i, m)| {
             m.split_once(' ')
                 .map(|(a, b)| (a.to_string(), b.to_string()))
-                .ok_or_else(|| {
-                    anyhow!("GGUF key tokenizer.ggml.merges[{i}] = {m:?} is not \"a b\"")
-                })
+                .ok_or_else(|| anyhow!("GGUF key tokenizer.ggml.merges[{i}] = {m:?} is not \"a b\""))
         })
         .collect::<Result<_>>()?;
 
@@ -79,9 +69,7 @@ pub fn tokenizer_from_gguf(content: &Content) -> Result<Tokenizer> {
         .vocab_and_merges(vocab, merges)
         .ignore_merges(ignore_merges)
         .build()
-        .map_err(|e| {
-            anyhow!("cannot build the BPE model from tokenizer.ggml.tokens/merges: {e}")
-        })?;
+        .map_err(|e| anyhow!("cannot build the BPE model from tokenizer.ggml.tokens/merges: {e}"))?;
     let mut tokenizer = Tokenizer::new(bpe);
     tokenizer.with_pre_tokenizer(Some(pre_tokenizer));
     tokenizer.with_decoder(Some(ByteLevelDecoder::default()));
@@ -107,30 +95,14 @@ fn pre_tokenizer(pre: &str, content: &Content) -> Result<(PreTokenizerWrapper, b
     Ok(match pre {
         "default" | "gpt2" => (ByteLevel::new(false, true, true).into(), false),
         // SmolLM2: every digit is its own word, then GPT-2 splitting.
-        "smollm" => (
-            Sequence::new(vec![
-                Digits::new(true).into(),
-                ByteLevel::new(false, true, true).into(),
-            ])
-            .into(),
-            false,
-        ),
+        "smollm" => {
+            (Sequence::new(vec![Digits::new(true).into(), ByteLevel::new(false, true, true).into()]).into(), false)
+        }
         // Llama 3: its own regex, and whole words found in the vocabulary skip the merges.
         "llama-bpe" | "llama3" => {
-            let split = Split::new(
-                SplitPattern::Regex(LLAMA3_SPLIT.into()),
-                SplitDelimiterBehavior::Isolated,
-                false,
-            )
-            .map_err(|e| anyhow!("Llama 3 pre-tokenizer regex: {e}"))?;
-            (
-                Sequence::new(vec![
-                    split.into(),
-                    ByteLevel::new(false, true, false).into(),
-                ])
-                .into(),
-                true,
-            )
+            let split = Split::new(SplitPattern::Regex(LLAMA3_SPLIT.into()), SplitDelimiterBehavior::Isolated, false)
+                .map_err(|e| anyhow!("Llama 3 pre-tokenizer regex: {e}"))?;
+            (Sequence::new(vec![split.into(), ByteLevel::new(false, true, false).into()]).into(), true)
         }
         other => bail!(
             "unsupported pre-tokenizer {other:?} in GGUF key tokenizer.ggml.pre of model {} \
@@ -143,22 +115,15 @@ fn pre_tokenizer(pre: &str, content: &Content) -> Result<(PreTokenizerWrapper, b
 /// The vocabulary's control tokens (`tokenizer.ggml.token_type` = control), kept whole.
 fn control_tokens(content: &Content, tokens: &[&str]) -> Result<Vec<AddedToken>> {
     let types = match content.metadata.get("tokenizer.ggml.token_type") {
-        Some(v) => v
-            .to_vec()
-            .context("GGUF key tokenizer.ggml.token_type is not an array")?
-            .clone(),
+        Some(v) => v.to_vec().context("GGUF key tokenizer.ggml.token_type is not an array")?.clone(),
         None => Vec::new(),
     };
     let mut specials = Vec::new();
     for (id, ty) in types.iter().enumerate() {
-        let ty = ty
-            .to_i32()
-            .with_context(|| format!("GGUF key tokenizer.ggml.token_type[{id}]"))?;
+        let ty = ty.to_i32().with_context(|| format!("GGUF key tokenizer.ggml.token_type[{id}]"))?;
         if ty == TOKEN_TYPE_CONTROL {
             let token = tokens.get(id).with_context(|| {
-                format!(
-                    "GGUF key tokenizer.ggml.token_type has an entry {id} beyond the vocabulary"
-                )
+                format!("GGUF key tokenizer.ggml.token_type has an entry {id} beyond the vocabulary")
             })?;
             specials.push(AddedToken::from(token.to_string(), true));
         }
@@ -170,23 +135,14 @@ fn control_tokens(content: &Content, tokens: &[&str]) -> Result<Vec<AddedToken>>
 fn post_processor(content: &Content, tokens: &[&str]) -> Result<PostProcessorWrapper> {
     let byte_level = PostProcessorWrapper::from(ByteLevel::new(false, true, true));
     let add_bos = match content.metadata.get("tokenizer.ggml.add_bos_token") {
-        Some(v) => v
-            .to_bool()
-            .context("GGUF key tokenizer.ggml.add_bos_token is not a bool")?,
+        Some(v) => v.to_bool().context("GGUF key tokenizer.ggml.add_bos_token is not a bool")?,
         None => false,
     };
-    Ok(match (
-        add_bos,
-        gguf_u32(content, "tokenizer.ggml.bos_token_id")?,
-    ) {
+    Ok(match (add_bos, gguf_u32(content, "tokenizer.ggml.bos_token_id")?) {
         (true, Some(bos_id)) => {
             let bos = tokens
                 .get(bos_id as usize)
-                .with_context(|| {
-                    format!(
-                        "GGUF key tokenizer.ggml.bos_token_id = {bos_id} is out of the vocabulary"
-                    )
-                })?
+                .with_context(|| format!("GGUF key tokenizer.ggml.bos_token_id = {bos_id} is out of the vocabulary"))?
                 .to_string();
             let template = TemplateProcessing::builder()
                 .try_single(format!("{bos}:0 $A:0"))
@@ -206,20 +162,13 @@ pub fn tokenizer_from_file(path: &Path) -> Result<Tokenizer> {
     if !path.is_file() {
         bail!("tokenizer file {} does not exist", path.display());
     }
-    Tokenizer::from_file(path)
-        .map_err(|e| anyhow!("cannot load the tokenizer {}: {e}", path.display()))
+    Tokenizer::from_file(path).map_err(|e| anyhow!("cannot load the tokenizer {}: {e}", path.display()))
 }
 
 /// A string-valued GGUF key, which must be present.
 pub(crate) fn gguf_str<'a>(content: &'a Content, key: &str) -> Result<&'a str> {
-    let value = content
-        .metadata
-        .get(key)
-        .with_context(|| format!("GGUF key {key} is missing"))?;
-    Ok(value
-        .to_string()
-        .with_context(|| format!("GGUF key {key} is not a string"))?
-        .as_str())
+    let value = content.metadata.get(key).with_context(|| format!("GGUF key {key} is missing"))?;
+    Ok(value.to_string().with_context(|| format!("GGUF key {key} is not a string"))?.as_str())
 }
 
 /// An optional integer-valued GGUF key (token ids are u32, but some writers use other widths).
@@ -238,38 +187,23 @@ pub(crate) fn gguf_u32(content: &Content, key: &str) -> Result<Option<u32>> {
         Value::I64(v) if *v >= 0 => *v as u64,
         other => bail!("GGUF key {key} is not a token id: {other:?}"),
     };
-    u32::try_from(id)
-        .map(Some)
-        .with_context(|| format!("GGUF key {key} = {id} is too large"))
+    u32::try_from(id).map(Some).with_context(|| format!("GGUF key {key} = {id} is too large"))
 }
 
 /// A string-array GGUF key, which must be present.
 fn gguf_strings<'a>(content: &'a Content, key: &str) -> Result<Vec<&'a str>> {
-    let value = content
-        .metadata
-        .get(key)
-        .with_context(|| format!("GGUF key {key} is missing"))?;
-    let items = value
-        .to_vec()
-        .with_context(|| format!("GGUF key {key} is not an array"))?;
+    let value = content.metadata.get(key).with_context(|| format!("GGUF key {key} is missing"))?;
+    let items = value.to_vec().with_context(|| format!("GGUF key {key} is not an array"))?;
     items
         .iter()
         .enumerate()
-        .map(|(i, v)| {
-            v.to_string()
-                .map(|s| s.as_str())
-                .with_context(|| format!("GGUF key {key}[{i}] is not a string"))
-        })
+        .map(|(i, v)| v.to_string().map(|s| s.as_str()).with_context(|| format!("GGUF key {key}[{i}] is not a string")))
         .collect()
 }
 
 /// The model's name for error messages (the GGUF reader does not keep the file name).
 fn model_name(content: &Content) -> String {
-    match content
-        .metadata
-        .get("general.name")
-        .and_then(|v| v.to_string().ok())
-    {
+    match content.metadata.get("general.name").and_then(|v| v.to_string().ok()) {
         Some(name) => format!("{name:?}"),
         None => "(no general.name)".to_string(),
     }
@@ -283,10 +217,7 @@ mod tests {
     fn content(metadata: Vec<(&str, Value)>) -> Content {
         Content {
             magic: candle_core::quantized::gguf_file::VersionedMagic::GgufV3,
-            metadata: metadata
-                .into_iter()
-                .map(|(k, v)| (k.to_string(), v))
-                .collect(),
+            metadata: metadata.into_iter().map(|(k, v)| (k.to_string(), v)).collect(),
             tensor_infos: HashMap::new(),
             tensor_data_offset: 0,
         }
@@ -298,15 +229,9 @@ mod tests {
 
     #[test]
     fn sentencepiece_is_refused_by_name() {
-        let c = content(vec![(
-            "tokenizer.ggml.model",
-            Value::String("llama".into()),
-        )]);
+        let c = content(vec![("tokenizer.ggml.model", Value::String("llama".into()))]);
         let err = tokenizer_from_gguf(&c).unwrap_err().to_string();
-        assert!(
-            err.contains("unsupported tokenizer model \"llama\""),
-            "{err}"
-        );
+        assert!(err.contains("unsupported tokenizer model \"llama\""), "{err}");
     }
 
     #[test]
@@ -322,15 +247,9 @@ mod tests {
         let c = content(vec![
             ("tokenizer.ggml.model", Value::String("gpt2".into())),
             ("tokenizer.ggml.pre", Value::String("llama-bpe".into())),
-            (
-                "tokenizer.ggml.tokens",
-                strings(&["<s>", "i", "t", "'", "s", "it", "'s"]),
-            ),
+            ("tokenizer.ggml.tokens", strings(&["<s>", "i", "t", "'", "s", "it", "'s"])),
             ("tokenizer.ggml.merges", strings(&["i t", "' s"])),
-            (
-                "tokenizer.ggml.token_type",
-                Value::Array([3, 1, 1, 1, 1, 1, 1].map(Value::I32).to_vec()),
-            ),
+            ("tokenizer.ggml.token_type", Value::Array([3, 1, 1, 1, 1, 1, 1].map(Value::I32).to_vec())),
             ("tokenizer.ggml.bos_token_id", Value::U32(0)),
             ("tokenizer.ggml.add_bos_token", Value::Bool(true)),
         ]);

@@ -2,12 +2,12 @@
 //! the public API from the files committed in tests/fuzz_regressions/<target>/: each must now
 //! be a clean error naming the file. Also: no loader accepts a pickle checkpoint.
 
+use lorakit::LlamaConfig;
 use lorakit::candle::{DType, Device};
 use lorakit::load::load_path;
 use lorakit::lora::LoraAdapter;
 use lorakit::model::Checkpoint;
 use lorakit::model::config::RopeScaling;
-use lorakit::LlamaConfig;
 use std::path::{Path, PathBuf};
 
 fn regressions(target: &str) -> Vec<PathBuf> {
@@ -64,7 +64,9 @@ fn assert_refuses_pickle(msg: &str) {
 #[test]
 fn model_pickle_files_are_refused() {
     let dir = tempfile::tempdir().unwrap();
-    for (name, bytes) in [("model.bin", PICKLE), ("model.pt", PICKLE), ("model.pth", TORCH_ZIP), ("pytorch_model.bin", TORCH_ZIP)] {
+    for (name, bytes) in
+        [("model.bin", PICKLE), ("model.pt", PICKLE), ("model.pth", TORCH_ZIP), ("pytorch_model.bin", TORCH_ZIP)]
+    {
         let path = dir.path().join(name);
         std::fs::write(&path, bytes).unwrap();
         let msg = assert_names(load_path(&path, DType::F32), &path);
@@ -75,7 +77,9 @@ fn model_pickle_files_are_refused() {
 #[test]
 fn hf_directory_with_only_pickle_weights_is_refused() {
     let dir = tempfile::tempdir().unwrap();
-    let config = std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/fixtures/tiny-llama/config.json")).unwrap();
+    let config =
+        std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/fixtures/tiny-llama/config.json"))
+            .unwrap();
     std::fs::write(dir.path().join("config.json"), config).unwrap();
     std::fs::write(dir.path().join("pytorch_model.bin"), TORCH_ZIP).unwrap();
     let msg = assert_names(Checkpoint::load(dir.path(), DType::F32, &Device::Cpu), dir.path());

@@ -27,7 +27,12 @@ fn conversations() -> Vec<Vec<Message>> {
         Message::new("assistant", "Teal."),
         Message::new("user", "Another?"),
     );
-    vec![vec![u.clone()], vec![s.clone(), u.clone(), a.clone()], vec![s, u.clone(), a.clone(), u2.clone()], vec![u, a, u2]]
+    vec![
+        vec![u.clone()],
+        vec![s.clone(), u.clone(), a.clone()],
+        vec![s, u.clone(), a.clone(), u2.clone()],
+        vec![u, a, u2],
+    ]
 }
 
 /// The special tokens (`<|…|>`) a text contains.
@@ -37,7 +42,9 @@ fn special_tokens(text: &str) -> Vec<String> {
     while let Some(i) = rest.find("<|") {
         let Some(j) = rest[i..].find("|>") else { break };
         let token = &rest[i..i + j + 2];
-        if token[2..token.len() - 2].chars().all(|c| c.is_ascii_lowercase() || c == '_') && !out.iter().any(|t| t == token) {
+        if token[2..token.len() - 2].chars().all(|c| c.is_ascii_lowercase() || c == '_')
+            && !out.iter().any(|t| t == token)
+        {
             out.push(token.to_string());
         }
         rest = &rest[i + 2..];
@@ -67,7 +74,12 @@ fn check(jinja: &str, family_end_tokens: &[&str]) {
     for c in conversations() {
         let text = template.render(&c, true).unwrap();
         for token in special_tokens(&text).into_iter().filter(|t| t != "<|begin_of_text|>") {
-            assert!(t.stops.contains(&token), "{}: {token} (written by the template) is not a stop: {:?}", t.format, t.stops);
+            assert!(
+                t.stops.contains(&token),
+                "{}: {token} (written by the template) is not a stop: {:?}",
+                t.format,
+                t.stops
+            );
         }
     }
     // And the family's end tokens the template may not write here (Llama 3.1+ ends tool

@@ -17,7 +17,13 @@ use crate::term::{self, log_stderr, print_comparison, print_export_report, print
 use crate::{TrainFlags, ctrl_c_flag, evaluate, load};
 
 /// Run the demo with `flags` on the task whose files are in `data_dir`.
-pub fn run(mut flags: TrainFlags, data_dir: &Path, task: Task, eval_examples: usize, export_dir: PathBuf) -> Result<()> {
+pub fn run(
+    mut flags: TrainFlags,
+    data_dir: &Path,
+    task: Task,
+    eval_examples: usize,
+    export_dir: PathBuf,
+) -> Result<()> {
     flags.train_data.get_or_insert(data_dir.join("train.jsonl"));
     flags.validation_data.get_or_insert(data_dir.join("validation.jsonl"));
     flags.output_dir.get_or_insert(PathBuf::from("models/lora_adapters/demo"));
@@ -29,8 +35,17 @@ pub fn run(mut flags: TrainFlags, data_dir: &Path, task: Task, eval_examples: us
     eprintln!("== before: the base model on {} held-out examples", test.len());
     // Gold answers are under 40 tokens; the base model would ramble on.
     let before = evaluate(&m, &test, task, 48)?;
-    eprintln!("== training a LoRA adapter (r={}, alpha={}) on {}", cfg.lora.r, cfg.lora.alpha, cfg.train_data.display());
-    let opts = TrainOptions { resume: false, stop: Some(ctrl_c_flag()?), observer: Some(Arc::new(term::TrainBar::new(false))) };
+    eprintln!(
+        "== training a LoRA adapter (r={}, alpha={}) on {}",
+        cfg.lora.r,
+        cfg.lora.alpha,
+        cfg.train_data.display()
+    );
+    let opts = TrainOptions {
+        resume: false,
+        stop: Some(ctrl_c_flag()?),
+        observer: Some(Arc::new(term::TrainBar::new(false))),
+    };
     let (_, summary) = train(&cfg, &mut m, &opts)?;
     print_summary(&cfg.output_dir, &summary);
     eprintln!("== after: base + adapter on the same examples");
@@ -59,4 +74,3 @@ fn clear_previous_run(dir: &Path) -> Result<()> {
     }
     std::fs::remove_dir_all(dir).with_context(|| format!("cannot clear {}", dir.display()))
 }
-

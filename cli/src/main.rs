@@ -4,13 +4,13 @@ use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
 use lorakit::candle::DType;
 use lorakit::chat::{Message, Role};
+use lorakit::data::Record;
+use lorakit::data::load_dataset;
+use lorakit::data::synth::Task;
+use lorakit::eval::EvalReport;
 use lorakit::generate::{GenerationConfig, generate};
 use lorakit::load::LoadedModel;
 use lorakit::settings::Settings;
-use lorakit::data::synth::Task;
-use lorakit::data::load_dataset;
-use lorakit::data::Record;
-use lorakit::eval::EvalReport;
 use lorakit::train::{Schedule, TrainConfig, TrainOptions, train};
 use lorakit::{LoraAdapter, score};
 use std::io::Write;
@@ -445,16 +445,43 @@ fn run(cli: Cli) -> Result<()> {
         Command::Train { flags, resume, quiet } => {
             let cfg = flags.config()?;
             let mut m = load(&cfg.model, DType::F32)?;
-            let opts = TrainOptions { resume, stop: Some(ctrl_c_flag()?), observer: Some(Arc::new(term::TrainBar::new(quiet))) };
+            let opts = TrainOptions {
+                resume,
+                stop: Some(ctrl_c_flag()?),
+                observer: Some(Arc::new(term::TrainBar::new(quiet))),
+            };
             let (_, summary) = train(&cfg, &mut m, &opts)?;
             if !quiet {
                 print_summary(&cfg.output_dir, &summary);
             }
         }
-        Command::Export { model, adapter, format, out, dtype, name, vocab_from, system, no_system, chat_template, force, json } => {
+        Command::Export {
+            model,
+            adapter,
+            format,
+            out,
+            dtype,
+            name,
+            vocab_from,
+            system,
+            no_system,
+            chat_template,
+            force,
+            json,
+        } => {
             let system = system_choice(system, no_system);
-            let req =
-                lorakit::export::ExportRequest { model, adapter, format, out, dtype, name, vocab_from, system, chat_template, force };
+            let req = lorakit::export::ExportRequest {
+                model,
+                adapter,
+                format,
+                out,
+                dtype,
+                name,
+                vocab_from,
+                system,
+                chat_template,
+                force,
+            };
             let report = lorakit::export::export_with(&req, &Settings::from_env(), &log_stderr)?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&report)?);
@@ -507,7 +534,8 @@ fn run(cli: Cli) -> Result<()> {
             println!("{}: {report}", file.display());
         }
         Command::Data {
-            command: DataCommand::Synth { task, n, seed, test_frac, val_frac, out, teacher, ollama_host, paraphrases, timeout },
+            command:
+                DataCommand::Synth { task, n, seed, test_frac, val_frac, out, teacher, ollama_host, paraphrases, timeout },
         } => {
             let mut splits = lorakit::data::task_splits(task, n, seed, test_frac, val_frac)?;
             if let Some(model) = teacher {
@@ -615,9 +643,7 @@ fn system_choice(system: Option<String>, no_system: bool) -> lorakit::ollama::mo
 }
 
 fn parse_ids(s: &str) -> Result<Vec<u32>> {
-    s.split(',')
-        .map(|x| x.trim().parse::<u32>().with_context(|| format!("--ids: {x:?} is not a token id")))
-        .collect()
+    s.split(',').map(|x| x.trim().parse::<u32>().with_context(|| format!("--ids: {x:?} is not a token id"))).collect()
 }
 
 /// Generate and print the answer as it comes; returns its text.
@@ -630,17 +656,17 @@ fn stream(m: &LoadedModel, prompt_ids: &[u32], cfg: &GenerationConfig) -> Result
         // the middle of a UTF-8 character.
         so_far.push(id);
         let text = m.decode(&so_far)?;
-        if let Some(new) = text.strip_prefix(shown.as_str()) {
-            if !new.ends_with('\u{FFFD}') {
-                print!("{new}");
-                stdout.lock().flush().ok();
-                shown = text;
-            }
+        if let Some(new) = text.strip_prefix(shown.as_str())
+            && !new.ends_with('\u{FFFD}')
+        {
+            print!("{new}");
+            stdout.lock().flush().ok();
+            shown = text;
         }
         Ok(())
     })?;
     println!();
-    Ok(m.decode(&so_far)?)
+    m.decode(&so_far)
 }
 
 /// Ctrl-C asks the trainer to save a checkpoint and stop after the current step.

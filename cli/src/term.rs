@@ -28,7 +28,9 @@ impl Bytes for ByteBar {
             ProgressBar::hidden()
         } else {
             let bar = ProgressBar::new(total);
-            if let Ok(style) = ProgressStyle::with_template("{msg} {wide_bar} {bytes}/{total_bytes} {bytes_per_sec} {eta}") {
+            if let Ok(style) =
+                ProgressStyle::with_template("{msg} {wide_bar} {bytes}/{total_bytes} {bytes_per_sec} {eta}")
+            {
                 bar.set_style(style);
             }
             bar.set_message(what.to_string());
@@ -90,7 +92,7 @@ impl TrainObserver for TrainBar {
         let bar = self.bar();
         bar.set_position(m.step as u64);
         bar.set_message(msg.clone());
-        if bar.is_hidden() && !self.quiet && (m.step % (total / 20).max(1) == 0 || m.step == total) {
+        if bar.is_hidden() && !self.quiet && (m.step.is_multiple_of((total / 20).max(1)) || m.step == total) {
             eprintln!("step {}/{total}: {msg}", m.step);
         }
     }
@@ -115,7 +117,10 @@ impl EvalBar {
     pub fn new(total: usize) -> EvalBar {
         let bar = if std::io::stderr().is_terminal() {
             let b = ProgressBar::new(total as u64);
-            b.set_style(ProgressStyle::with_template("{spinner} evaluating {pos}/{len} [{bar:30}] (ETA {eta})").expect("valid template"));
+            b.set_style(
+                ProgressStyle::with_template("{spinner} evaluating {pos}/{len} [{bar:30}] (ETA {eta})")
+                    .expect("valid template"),
+            );
             b
         } else {
             ProgressBar::hidden()

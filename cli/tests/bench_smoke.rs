@@ -62,7 +62,8 @@ fn smoke_run_writes_the_results_and_the_table() {
     // On the q8_0 file: lorakit in f32, lorakit quantized to q8_0, candle's quantized_llama;
     // same prompt, same count of tokens.
     let generate = &r["generate"][0];
-    let engines: Vec<&str> = generate["engines"].as_array().unwrap().iter().map(|e| e["engine"].as_str().unwrap()).collect();
+    let engines: Vec<&str> =
+        generate["engines"].as_array().unwrap().iter().map(|e| e["engine"].as_str().unwrap()).collect();
     assert_eq!(engines, ["lorakit", "lorakit_quantized", "candle_quantized"]);
     for e in generate["engines"].as_array().unwrap() {
         assert_eq!(e["result"]["ids"].as_array().unwrap().len(), 4, "{e}");

@@ -10,7 +10,11 @@ fn shared() -> PathBuf {
 
 fn lora(args: &[&str], cwd: &Path) -> (bool, String, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_lora")).args(args).current_dir(cwd).output().unwrap();
-    (out.status.success(), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
 }
 
 fn tiny_base() -> String {
@@ -60,7 +64,20 @@ fn every_format_writes_its_files_and_reports_digests() {
     assert!(dir.path().join("peft/adapter_config.json").is_file());
     // JSON report: the digest is the file's.
     let (ok, stdout, err) = lora(
-        &["export", "--model", &base, "--adapter", &adapter, "--format", "gguf", "--dtype", "q8_0", "--out", "q.gguf", "--json"],
+        &[
+            "export",
+            "--model",
+            &base,
+            "--adapter",
+            &adapter,
+            "--format",
+            "gguf",
+            "--dtype",
+            "q8_0",
+            "--out",
+            "q.gguf",
+            "--json",
+        ],
         dir.path(),
     );
     assert!(ok, "{err}");
@@ -74,11 +91,27 @@ fn every_format_writes_its_files_and_reports_digests() {
     assert_eq!(file["sha256"], digest);
     // An existing output is kept unless --force.
     let before = std::fs::read(dir.path().join("m.gguf")).unwrap();
-    let (ok, _, err) = lora(&["export", "--model", &base, "--adapter", &adapter, "--format", "gguf", "--out", "m.gguf"], dir.path());
+    let (ok, _, err) =
+        lora(&["export", "--model", &base, "--adapter", &adapter, "--format", "gguf", "--out", "m.gguf"], dir.path());
     assert!(!ok && err.contains("m.gguf") && err.contains("--force"), "{err}");
     assert_eq!(std::fs::read(dir.path().join("m.gguf")).unwrap(), before);
-    let (ok, _, err) =
-        lora(&["export", "--model", &base, "--adapter", &adapter, "--format", "gguf", "--out", "m.gguf", "--force", "--dtype", "f32"], dir.path());
+    let (ok, _, err) = lora(
+        &[
+            "export",
+            "--model",
+            &base,
+            "--adapter",
+            &adapter,
+            "--format",
+            "gguf",
+            "--out",
+            "m.gguf",
+            "--force",
+            "--dtype",
+            "f32",
+        ],
+        dir.path(),
+    );
     assert!(ok, "{err}");
 }
 
@@ -86,7 +119,16 @@ fn every_format_writes_its_files_and_reports_digests() {
 fn bad_input_names_the_culprit() {
     let (base, adapter) = (tiny_base(), tiny_adapter());
     let args = |format: &'static str, out: &'static str| -> Vec<String> {
-        vec!["--model".into(), base.clone(), "--adapter".into(), adapter.clone(), "--format".into(), format.into(), "--out".into(), out.into()]
+        vec![
+            "--model".into(),
+            base.clone(),
+            "--adapter".into(),
+            adapter.clone(),
+            "--format".into(),
+            format.into(),
+            "--out".into(),
+            out.into(),
+        ]
     };
     let run = |extra: &[&str], a: Vec<String>, needles: &[&str], setup: &dyn Fn(&Path)| {
         let mut all: Vec<&str> = a.iter().map(String::as_str).collect();
@@ -95,12 +137,40 @@ fn bad_input_names_the_culprit() {
     };
     let nothing = |_: &Path| {};
     // Unknown format or dtype: clap names the flag and the choices.
-    run(&[], vec!["--model".into(), base.clone(), "--adapter".into(), adapter.clone(), "--format".into(), "onnx".into(), "--out".into(), "x".into()], &["--format", "onnx"], &nothing);
+    run(
+        &[],
+        vec![
+            "--model".into(),
+            base.clone(),
+            "--adapter".into(),
+            adapter.clone(),
+            "--format".into(),
+            "onnx".into(),
+            "--out".into(),
+            "x".into(),
+        ],
+        &["--format", "onnx"],
+        &nothing,
+    );
     run(&["--dtype", "q3_k"], args("gguf", "x.gguf"), &["--dtype", "q3_k"], &nothing);
     // An adapter cannot be quantized to Q8_0 here; the message says what to do instead.
     run(&["--dtype", "q8_0"], args("gguf-adapter", "x.gguf"), &["f32 or f16"], &nothing);
     // Missing adapter directory / config file.
-    run(&[], vec!["--model".into(), base.clone(), "--adapter".into(), "nope".into(), "--format".into(), "gguf".into(), "--out".into(), "x.gguf".into()], &["nope", "adapter_config.json"], &nothing);
+    run(
+        &[],
+        vec![
+            "--model".into(),
+            base.clone(),
+            "--adapter".into(),
+            "nope".into(),
+            "--format".into(),
+            "gguf".into(),
+            "--out".into(),
+            "x.gguf".into(),
+        ],
+        &["nope", "adapter_config.json"],
+        &nothing,
+    );
     // An adapter with another base's shapes names the tensor.
     let wrong = |d: &Path| {
         let src = shared().join("tiny-peft");
@@ -111,7 +181,21 @@ fn bad_input_names_the_culprit() {
         std::fs::write(d.join("wrong/adapter_config.json"), cfg.to_string()).unwrap();
         std::fs::copy(src.join("adapter_model.safetensors"), d.join("wrong/adapter_model.safetensors")).unwrap();
     };
-    run(&[], vec!["--model".into(), base.clone(), "--adapter".into(), "wrong".into(), "--format".into(), "gguf".into(), "--out".into(), "x.gguf".into()], &["adapter_model.safetensors", "lora_A", "shape"], &wrong);
+    run(
+        &[],
+        vec![
+            "--model".into(),
+            base.clone(),
+            "--adapter".into(),
+            "wrong".into(),
+            "--format".into(),
+            "gguf".into(),
+            "--out".into(),
+            "x.gguf".into(),
+        ],
+        &["adapter_model.safetensors", "lora_A", "shape"],
+        &wrong,
+    );
     // A base without a chat template cannot chat in Ollama: the message says how to give one.
     run(&[], args("ollama", "od"), &["tiny-llama-f32.gguf", "no chat template", "--chat-template"], &nothing);
     run(&["--chat-template", "missing.jinja"], args("ollama", "od"), &["missing.jinja"], &nothing);
@@ -120,7 +204,21 @@ fn bad_input_names_the_culprit() {
         let bytes = std::fs::read(shared().join("tiny-llama-gguf/tiny-llama-f32.gguf")).unwrap();
         std::fs::write(d.join("cut.gguf"), &bytes[..bytes.len() / 3]).unwrap();
     };
-    run(&[], vec!["--model".into(), "cut.gguf".into(), "--adapter".into(), adapter.clone(), "--format".into(), "gguf".into(), "--out".into(), "x.gguf".into()], &["cut.gguf"], &truncated);
+    run(
+        &[],
+        vec![
+            "--model".into(),
+            "cut.gguf".into(),
+            "--adapter".into(),
+            adapter.clone(),
+            "--format".into(),
+            "gguf".into(),
+            "--out".into(),
+            "x.gguf".into(),
+        ],
+        &["cut.gguf"],
+        &truncated,
+    );
     // An output directory that cannot be written.
     let readonly = |d: &Path| {
         std::fs::create_dir(d.join("ro")).unwrap();

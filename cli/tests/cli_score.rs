@@ -49,8 +49,16 @@ fn score_base_and_peft_adapter_json() {
 
     let adapter = fixture("tiny-peft");
     let r = score(&[
-        "--model", model.to_str().unwrap(), "--adapter", adapter.to_str().unwrap(),
-        "--ids", &ids_arg, "--top", "3", "--full", "--json",
+        "--model",
+        model.to_str().unwrap(),
+        "--adapter",
+        adapter.to_str().unwrap(),
+        "--ids",
+        &ids_arg,
+        "--top",
+        "3",
+        "--full",
+        "--json",
     ]);
     check(&r, &exp["logits_adapter"][0], &ids);
 }

@@ -49,8 +49,17 @@ fn exported() -> tempfile::TempDir {
     for (format, out, dtype) in [("gguf", "model.gguf", "q8_0"), ("gguf-adapter", "adapter.gguf", "f32")] {
         let out = d.join(out);
         let o = lora(&[
-            "export", "--model", path_str(&base), "--adapter", path_str(&peft), "--format", format, "--dtype", dtype,
-            "--out", path_str(&out),
+            "export",
+            "--model",
+            path_str(&base),
+            "--adapter",
+            path_str(&peft),
+            "--format",
+            format,
+            "--dtype",
+            dtype,
+            "--out",
+            path_str(&out),
         ]);
         assert!(o.status.success(), "export {format}: {}", String::from_utf8_lossy(&o.stderr));
     }
@@ -134,7 +143,8 @@ fn merged_model_is_uploaded_once_created_and_answers() {
     assert!(create.get("adapters").is_none(), "{create}");
     let modelfile = Modelfile::read(&dir.join("Modelfile")).unwrap();
     assert_eq!(create["template"].as_str(), modelfile.template.as_deref());
-    let stops: Vec<&str> = create["parameters"]["stop"].as_array().unwrap().iter().map(|s| s.as_str().unwrap()).collect();
+    let stops: Vec<&str> =
+        create["parameters"]["stop"].as_array().unwrap().iter().map(|s| s.as_str().unwrap()).collect();
     for stop in ["<|eot_id|>", "<|eom_id|>", "<|start_header_id|>", "<|end_header_id|>"] {
         assert!(stops.contains(&stop), "stop {stop} missing from {create}");
     }
@@ -197,10 +207,18 @@ fn refused_adapter_falls_back_to_the_merged_model() {
         let export = exported();
         let r = deploy(&export.path().join("Modelfile.adapter"), &server.url, &["--name", "tiny-lora"]);
         assert!(r.ok, "{stage:?}: {}\n{}", r.stdout, r.stderr);
-        assert!(r.stderr.contains(message) && r.stderr.contains("falling back to the merged model"), "{stage:?}: {}", r.stderr);
+        assert!(
+            r.stderr.contains(message) && r.stderr.contains("falling back to the merged model"),
+            "{stage:?}: {}",
+            r.stderr
+        );
         assert!(r.stdout.contains("(fallback: merged model)"), "{stage:?}: {}", r.stdout);
         let merged = export.path().join("Modelfile");
-        assert!(r.stdout.contains(&format!("ollama create tiny-lora -f {}", merged.display())), "{stage:?}: {}", r.stdout);
+        assert!(
+            r.stdout.contains(&format!("ollama create tiny-lora -f {}", merged.display())),
+            "{stage:?}: {}",
+            r.stdout
+        );
         // The model the server ends with is the merged one.
         let model = server.model("tiny-lora").unwrap();
         assert!(model.adapters.is_empty(), "{stage:?}: {model:?}");
@@ -232,7 +250,12 @@ fn unreachable_server_says_how_to_start_ollama() {
         .env("OLLAMA_HOST", &host)
         .output()
         .unwrap();
-    let r = Run { ok: o.status.success(), stdout: String::new(), stderr: String::from_utf8_lossy(&o.stderr).into(), secs: 0.0 };
+    let r = Run {
+        ok: o.status.success(),
+        stdout: String::new(),
+        stderr: String::from_utf8_lossy(&o.stderr).into(),
+        secs: 0.0,
+    };
     assert_fails(&r, "OLLAMA_HOST", &[&format!("http://{host}"), "ollama serve"]);
 }
 
@@ -240,7 +263,11 @@ fn unreachable_server_says_how_to_start_ollama() {
 fn http_errors_show_the_servers_message() {
     let export = exported();
     let cases: &[(&str, Fault, &[&str])] = &[
-        ("GET /api/version", Fault::Plain(404, "404 page not found".into()), &["HTTP 404", "404 page not found", "is this an Ollama server?"]),
+        (
+            "GET /api/version",
+            Fault::Plain(404, "404 page not found".into()),
+            &["HTTP 404", "404 page not found", "is this an Ollama server?"],
+        ),
         ("HEAD /api/blobs/", Fault::Error(500, "stat failed".into()), &["HEAD /api/blobs/sha256:", "HTTP 500"]),
         (
             "POST /api/blobs/",
@@ -252,13 +279,21 @@ fn http_errors_show_the_servers_message() {
             Fault::Error(500, "write /root/.ollama/models/manifests: no space left on device".into()),
             &["POST /api/create", "no space left on device"],
         ),
-        ("POST /api/show", Fault::Error(404, "model 'tiny-lora' not found".into()), &["POST /api/show", "model 'tiny-lora' not found"]),
+        (
+            "POST /api/show",
+            Fault::Error(404, "model 'tiny-lora' not found".into()),
+            &["POST /api/show", "model 'tiny-lora' not found"],
+        ),
         (
             "POST /api/generate",
             Fault::Error(500, "llama runner process has terminated: out of memory".into()),
             &["POST /api/generate", "out of memory"],
         ),
-        ("POST /api/create", Fault::Plain(502, "<html>Bad Gateway</html>".into()), &["POST /api/create", "Bad Gateway"]),
+        (
+            "POST /api/create",
+            Fault::Plain(502, "<html>Bad Gateway</html>".into()),
+            &["POST /api/create", "Bad Gateway"],
+        ),
     ];
     for (route, fault, needles) in cases {
         let server = StandIn::start(Config::default().fault(route, fault.clone()));
@@ -283,7 +318,9 @@ fn slow_server_times_out() {
 #[test]
 fn dropped_connection_names_the_step() {
     let export = exported();
-    for (route, needles) in [("POST /api/blobs/", &["model.gguf", "upload"][..]), ("POST /api/create", &["/api/create"][..])] {
+    for (route, needles) in
+        [("POST /api/blobs/", &["model.gguf", "upload"][..]), ("POST /api/create", &["/api/create"][..])]
+    {
         let server = StandIn::start(Config::default().fault(route, Fault::Drop));
         let r = deploy(export.path(), &server.url, &["--name", "tiny-lora"]);
         let mut all = needles.to_vec();
@@ -298,7 +335,11 @@ fn damaged_upload_is_a_digest_mismatch() {
     let server = StandIn::start(Config { corrupt_uploads: true, ..Config::default() });
     let r = deploy(export.path(), &server.url, &["--name", "tiny-lora"]);
     let digest = sha256(&export.path().join("model.gguf"));
-    assert_fails(&r, "corrupt", &["digest mismatch", &digest, "model.gguf", "HTTP 400", "run lora deploy again", &server.url]);
+    assert_fails(
+        &r,
+        "corrupt",
+        &["digest mismatch", &digest, "model.gguf", "HTTP 400", "run lora deploy again", &server.url],
+    );
     assert!(server.blobs().is_empty());
     assert!(server.requests_to("POST /api/create").is_empty());
 }
@@ -373,7 +414,14 @@ fn dry_run_sends_nothing() {
     assert!(r.ok, "{}", r.stderr);
     assert!(server.requests().is_empty(), "{:?}", server.requests());
     let adapter = sha256(&dir.join("adapter.gguf"));
-    for needle in ["dry run: nothing is sent", "POST /api/create", "\"model\": \"my-adapter\"", &adapter, "<|eot_id|>", "if the server refuses the adapter"] {
+    for needle in [
+        "dry run: nothing is sent",
+        "POST /api/create",
+        "\"model\": \"my-adapter\"",
+        &adapter,
+        "<|eot_id|>",
+        "if the server refuses the adapter",
+    ] {
         assert!(r.stdout.contains(needle), "no {needle:?} in\n{}", r.stdout);
     }
     assert!(r.stdout.contains("ollama create my-adapter -f '"), "{}", r.stdout);
@@ -416,9 +464,22 @@ fn smollm2_export_deploys_through_both_routes() {
     let work = tempfile::tempdir().unwrap();
     let m = lorakit::load::load("smollm2-135m", DType::F32).unwrap();
     let cfg = lorakit::LoraConfig { r: 2, target_modules: vec!["q_proj".into()], ..Default::default() };
-    lorakit::LoraAdapter::init(cfg, &m.model.config, 7, DType::F32, &Device::Cpu).unwrap().save_peft(&work.path().join("peft")).unwrap();
+    lorakit::LoraAdapter::init(cfg, &m.model.config, 7, DType::F32, &Device::Cpu)
+        .unwrap()
+        .save_peft(&work.path().join("peft"))
+        .unwrap();
     let out = work.path().join("smol");
-    let o = lora(&["export", "--model", "smollm2-135m", "--adapter", path_str(&work.path().join("peft")), "--format", "ollama", "--out", path_str(&out)]);
+    let o = lora(&[
+        "export",
+        "--model",
+        "smollm2-135m",
+        "--adapter",
+        path_str(&work.path().join("peft")),
+        "--format",
+        "ollama",
+        "--out",
+        path_str(&out),
+    ]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
 
     let server = StandIn::start(Config::default());
@@ -458,7 +519,8 @@ fn stand_in_refuses_what_ollama_refuses() {
     assert_eq!(post("/api/blobs/sha256:abc", vec![1]).0, 400);
     assert_eq!(post(&format!("/api/blobs/{digest}"), gguf).0, 201);
     let text_blob = b"not a gguf".to_vec();
-    let text_digest = format!("sha256:{}", sha2::Sha256::digest(&text_blob).iter().map(|b| format!("{b:02x}")).collect::<String>());
+    let text_digest =
+        format!("sha256:{}", sha2::Sha256::digest(&text_blob).iter().map(|b| format!("{b:02x}")).collect::<String>());
     assert_eq!(post(&format!("/api/blobs/{text_digest}"), text_blob).0, 201);
 
     let create = |body: Value| post("/api/create", body.to_string().into_bytes());
@@ -469,7 +531,11 @@ fn stand_in_refuses_what_ollama_refuses() {
         (json!({ "model": "x" }), 400, "neither 'from' or 'files'"),
         (json!({ "model": "x", "files": { "m.gguf": missing } }), 500, "no such file"),
         (json!({ "model": "x", "files": { "m.gguf": text_digest } }), 400, "not in GGUF format"),
-        (json!({ "model": "x", "files": { "m.gguf": digest }, "adapters": { "a.gguf": digest, "b.gguf": digest } }), 400, "only one adapter"),
+        (
+            json!({ "model": "x", "files": { "m.gguf": digest }, "adapters": { "a.gguf": digest, "b.gguf": digest } }),
+            400,
+            "only one adapter",
+        ),
         (json!({ "model": "x", "files": { "m.gguf": digest }, "template": "{{ .Messages" }), 400, "template error"),
     ] {
         let (got, text) = create(body.clone());
@@ -477,10 +543,12 @@ fn stand_in_refuses_what_ollama_refuses() {
         assert!(text.contains(message), "{body}: {text}");
     }
     // Parameters of the wrong type pass create (Ollama stores them as given) but fail at load.
-    let (status, text) = create(json!({ "model": "x", "files": { "m.gguf": digest }, "parameters": { "temperature": "0" } }));
+    let (status, text) =
+        create(json!({ "model": "x", "files": { "m.gguf": digest }, "parameters": { "temperature": "0" } }));
     assert_eq!(status, 200, "{text}");
     assert!(text.lines().any(|l| l == r#"{"status":"success"}"#), "streams NDJSON status lines by default: {text}");
-    let (status, text) = post("/api/generate", json!({ "model": "x", "prompt": "hi", "stream": false }).to_string().into_bytes());
+    let (status, text) =
+        post("/api/generate", json!({ "model": "x", "prompt": "hi", "stream": false }).to_string().into_bytes());
     assert_eq!((status, text.contains("must be of type float32")), (500, true), "{text}");
     let (status, text) = post("/api/show", json!({ "model": "nope" }).to_string().into_bytes());
     assert_eq!((status, text.contains("model 'nope' not found")), (404, true), "{text}");

@@ -108,7 +108,11 @@ impl Case {
         if !left.is_empty() {
             problems.push(format!("left behind {left:?}"));
         }
-        if problems.is_empty() { Ok(()) } else { Err(format!("{}: {}\n    stderr: {}", self.name, problems.join("; "), err.trim())) }
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(format!("{}: {}\n    stderr: {}", self.name, problems.join("; "), err.trim()))
+        }
     }
 }
 
@@ -139,7 +143,8 @@ fn tiny_edited(edit: impl FnOnce(&mut Vec<(String, gguf_file::Value)>, &mut Vec<
     let bytes = tiny_bytes();
     let mut r = Cursor::new(&bytes);
     let content = gguf_file::Content::read(&mut r).unwrap();
-    let mut md: Vec<(String, gguf_file::Value)> = content.metadata.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+    let mut md: Vec<(String, gguf_file::Value)> =
+        content.metadata.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
     md.sort_by(|a, b| a.0.cmp(&b.0));
     let mut names: Vec<&String> = content.tensor_infos.keys().collect();
     names.sort();
@@ -191,8 +196,11 @@ fn gguf_cases() -> Vec<Case> {
             tiny_edited(|_, ts| {
                 let t = ts.iter_mut().find(|(k, _)| k == "blk.1.ffn_up.weight").unwrap();
                 let (rows, cols) = t.1.shape().dims2().unwrap();
-                t.1 = QTensor::quantize(&Tensor::zeros((rows + 1, cols), candle_core::DType::F32, &Device::Cpu).unwrap(), GgmlDType::F32)
-                    .unwrap();
+                t.1 = QTensor::quantize(
+                    &Tensor::zeros((rows + 1, cols), candle_core::DType::F32, &Device::Cpu).unwrap(),
+                    GgmlDType::F32,
+                )
+                .unwrap();
             }),
             &["bad.gguf", "blk.1.ffn_up.weight", "shape"],
         ),
@@ -220,7 +228,8 @@ fn peft_config(edit: impl FnOnce(&mut serde_json::Value)) -> Vec<u8> {
 fn peft_weights(edit: impl FnOnce(&mut Vec<(String, Tensor)>)) -> Vec<u8> {
     let dir = tempfile::tempdir().unwrap();
     let src = fixtures().join("tiny-peft/adapter_model.safetensors");
-    let mut ts: Vec<(String, Tensor)> = candle_core::safetensors::load(&src, &Device::Cpu).unwrap().into_iter().collect();
+    let mut ts: Vec<(String, Tensor)> =
+        candle_core::safetensors::load(&src, &Device::Cpu).unwrap().into_iter().collect();
     ts.sort_by(|a, b| a.0.cmp(&b.0));
     edit(&mut ts);
     let path = dir.path().join("w.safetensors");
@@ -231,7 +240,9 @@ fn peft_weights(edit: impl FnOnce(&mut Vec<(String, Tensor)>)) -> Vec<u8> {
 fn peft_cases() -> Vec<Case> {
     let export = ["export", "--model", "{tiny}", "--adapter", "ad", "--format", "gguf", "--out", "out.gguf"];
     let with = |name, config: Vec<u8>, weights: Vec<u8>, needles: &[&'static str]| {
-        case(name, &export, needles).file("ad/adapter_config.json", config).file("ad/adapter_model.safetensors", weights)
+        case(name, &export, needles)
+            .file("ad/adapter_config.json", config)
+            .file("ad/adapter_model.safetensors", weights)
     };
     let (cfg, w) = (peft_file("adapter_config.json"), peft_file("adapter_model.safetensors"));
     vec![
@@ -243,8 +254,18 @@ fn peft_cases() -> Vec<Case> {
             &["adapter_config.json", "qkv_proj"],
         ),
         with("PEFT: invalid JSON config", b"{\"r\": 4,".to_vec(), w.clone(), &["adapter_config.json"]),
-        with("PEFT: lora_alpha not a number", peft_config(|c| c["lora_alpha"] = "eight".into()), w.clone(), &["adapter_config.json", "lora_alpha"]),
-        with("PEFT: adapter for another base (r)", peft_config(|c| c["r"] = 2.into()), w.clone(), &["adapter_model.safetensors", "lora_A", "shape"]),
+        with(
+            "PEFT: lora_alpha not a number",
+            peft_config(|c| c["lora_alpha"] = "eight".into()),
+            w.clone(),
+            &["adapter_config.json", "lora_alpha"],
+        ),
+        with(
+            "PEFT: adapter for another base (r)",
+            peft_config(|c| c["r"] = 2.into()),
+            w.clone(),
+            &["adapter_model.safetensors", "lora_A", "shape"],
+        ),
         with(
             "PEFT: tensor of another base's shape",
             cfg.clone(),
@@ -271,7 +292,8 @@ fn peft_cases() -> Vec<Case> {
             &["adapter_model.safetensors", "q_proj", "dtype"],
         ),
         with("PEFT: truncated safetensors", cfg.clone(), w[..w.len() / 2].to_vec(), &["adapter_model.safetensors"]),
-        case("PEFT: no weights file", &export, &["ad", "adapter_model.safetensors"]).file("ad/adapter_config.json", cfg.clone()),
+        case("PEFT: no weights file", &export, &["ad", "adapter_model.safetensors"])
+            .file("ad/adapter_config.json", cfg.clone()),
         case("PEFT: pickle weights only", &export, &["ad", "adapter_model.safetensors"])
             .file("ad/adapter_config.json", cfg)
             .file("ad/adapter_model.bin", b"\x80\x04\x95pickle".to_vec()),
@@ -281,7 +303,8 @@ fn peft_cases() -> Vec<Case> {
 // ---- datasets (through `lora train`) ----
 
 fn train_on(name: &'static str, file: &'static str, bytes: &[u8], needles: &[&'static str]) -> Case {
-    let args: &'static [&'static str] = Box::leak(Box::new(["train", "--quiet", "--output-dir", "out", "--train-data", file]));
+    let args: &'static [&'static str] =
+        Box::leak(Box::new(["train", "--quiet", "--output-dir", "out", "--train-data", file]));
     case(name, args, needles).file(file, bytes.to_vec())
 }
 
@@ -289,11 +312,36 @@ fn data_cases() -> Vec<Case> {
     let good = r#"{"instruction": "Say hi.", "output": "Hi!"}"#;
     let long = format!(r#"{{"instruction": "{}", "output": "ok"}}"#, "word ".repeat(400));
     vec![
-        train_on("data: invalid JSONL line", "d.jsonl", format!("{good}\n{{\"instruction\": \n").as_bytes(), &["d.jsonl", "line 2", "invalid JSON"]),
-        train_on("data: invalid UTF-8", "d.jsonl", b"{\"instruction\": \"caf\xe9\", \"output\": \"b\"}\n", &["d.jsonl", "line 1", "UTF-8"]),
-        train_on("data: missing field", "d.jsonl", format!("{good}\n{{\"instruction\": \"x\"}}\n").as_bytes(), &["d.jsonl", "line 2", "output"]),
-        train_on("data: empty field", "d.jsonl", b"{\"instruction\": \" \", \"output\": \"b\"}\n", &["d.jsonl", "line 1", "instruction", "empty"]),
-        train_on("data: unknown key", "d.jsonl", b"{\"instruction\": \"a\", \"ouput\": \"b\"}\n", &["d.jsonl", "line 1", "ouput"]),
+        train_on(
+            "data: invalid JSONL line",
+            "d.jsonl",
+            format!("{good}\n{{\"instruction\": \n").as_bytes(),
+            &["d.jsonl", "line 2", "invalid JSON"],
+        ),
+        train_on(
+            "data: invalid UTF-8",
+            "d.jsonl",
+            b"{\"instruction\": \"caf\xe9\", \"output\": \"b\"}\n",
+            &["d.jsonl", "line 1", "UTF-8"],
+        ),
+        train_on(
+            "data: missing field",
+            "d.jsonl",
+            format!("{good}\n{{\"instruction\": \"x\"}}\n").as_bytes(),
+            &["d.jsonl", "line 2", "output"],
+        ),
+        train_on(
+            "data: empty field",
+            "d.jsonl",
+            b"{\"instruction\": \" \", \"output\": \"b\"}\n",
+            &["d.jsonl", "line 1", "instruction", "empty"],
+        ),
+        train_on(
+            "data: unknown key",
+            "d.jsonl",
+            b"{\"instruction\": \"a\", \"ouput\": \"b\"}\n",
+            &["d.jsonl", "line 1", "ouput"],
+        ),
         train_on(
             "data: unknown role",
             "d.jsonl",
@@ -301,13 +349,23 @@ fn data_cases() -> Vec<Case> {
             &["d.jsonl", "line 1", "bot"],
         ),
         train_on("data: not a record", "d.jsonl", b"[1, 2, 3]\n", &["d.jsonl", "line 1"]),
-        train_on("data: JSON array record", "d.json", format!("[{good},\n {{\"output\": \"x\"}}]").as_bytes(), &["d.json", "record 2", "line 2"]),
+        train_on(
+            "data: JSON array record",
+            "d.json",
+            format!("[{good},\n {{\"output\": \"x\"}}]").as_bytes(),
+            &["d.json", "record 2", "line 2"],
+        ),
         train_on("data: CSV ragged row", "d.csv", b"instruction,output\na,b\nc,d,e\n", &["d.csv", "line 3"]),
         train_on("data: CSV without the columns", "d.csv", b"question,answer\na,b\n", &["d.csv", "instruction"]),
         train_on("data: empty dataset", "d.jsonl", b"", &["d.jsonl", "empty"]),
         train_on("data: only blank lines", "d.jsonl", b"\n\n  \n", &["d.jsonl", "empty"]),
         train_on("data: unknown extension", "d.parquet", b"PAR1", &["d.parquet", "jsonl"]),
-        train_on("data: example longer than max_len", "d.jsonl", format!("{good}\n{long}\n").as_bytes(), &["d.jsonl", "record 2", "max_len"]),
+        train_on(
+            "data: example longer than max_len",
+            "d.jsonl",
+            format!("{good}\n{long}\n").as_bytes(),
+            &["d.jsonl", "record 2", "max_len"],
+        ),
     ]
 }
 
@@ -328,7 +386,11 @@ fn config_cases() -> Vec<Case> {
         config_case("config: r = 0", "r = 0\n", &["run.toml", "r"]),
         config_case("config: r > hidden size", "r = 1000\n", &["1000", "exceeds"]),
         config_case("config: dropout out of range", "dropout = 1.5\n", &["run.toml", "dropout"]),
-        config_case("config: unknown target module", "target_modules = [\"q_proj\", \"qkv_proj\"]\n", &["run.toml", "qkv_proj"]),
+        config_case(
+            "config: unknown target module",
+            "target_modules = [\"q_proj\", \"qkv_proj\"]\n",
+            &["run.toml", "qkv_proj"],
+        ),
         config_case("config: zero micro-batch", "micro_batch = 0\n", &["run.toml", "micro_batch"]),
     ]
 }
@@ -337,18 +399,46 @@ fn config_cases() -> Vec<Case> {
 
 fn environment_cases() -> Vec<Case> {
     let export = |out: &'static str| -> Vec<&'static str> {
-        Box::leak(Box::new(["export", "--model", "{tiny}", "--adapter", "{peft}", "--format", "gguf", "--dtype", "f32", "--out", out])).to_vec()
+        Box::leak(Box::new([
+            "export",
+            "--model",
+            "{tiny}",
+            "--adapter",
+            "{peft}",
+            "--format",
+            "gguf",
+            "--dtype",
+            "f32",
+            "--out",
+            out,
+        ]))
+        .to_vec()
     };
     let closed = format!("http://127.0.0.1:{}", closed_port());
     vec![
         case("output: path through a file", &export("taken/out.gguf"), &["taken"]).file("taken", b"x".to_vec()),
-        case("output: existing file without --force", &export("out.gguf"), &["out.gguf", "--force"]).file("out.gguf", b"old".to_vec()),
+        case("output: existing file without --force", &export("out.gguf"), &["out.gguf", "--force"])
+            .file("out.gguf", b"old".to_vec()),
         // The tiny merged model is ~0.5 MB; 64 KiB is a disk that fills up mid-write.
         case("output: disk full while writing", &export("out.gguf"), &["out.gguf"]).fsize(64),
-        case("model: file not found", &["export", "--model", "nope.gguf", "--adapter", "{peft}", "--format", "gguf", "--out", "o.gguf"], &["nope.gguf"]),
+        case(
+            "model: file not found",
+            &["export", "--model", "nope.gguf", "--adapter", "{peft}", "--format", "gguf", "--out", "o.gguf"],
+            &["nope.gguf"],
+        ),
         case(
             "model: gated repo without HF_TOKEN",
-            &["export", "--model", "meta-llama/Llama-3.2-1B-Instruct", "--adapter", "{peft}", "--format", "gguf", "--out", "o.gguf"],
+            &[
+                "export",
+                "--model",
+                "meta-llama/Llama-3.2-1B-Instruct",
+                "--adapter",
+                "{peft}",
+                "--format",
+                "gguf",
+                "--out",
+                "o.gguf",
+            ],
             &["meta-llama/Llama-3.2-1B-Instruct"],
         )
         .env("HF_ENDPOINT", closed.clone())
@@ -375,11 +465,18 @@ fn closed_port() -> u16 {
 
 #[test]
 fn every_bad_input_gets_a_clear_error_and_leaves_nothing() {
-    let cases: Vec<Case> = [gguf_cases(), peft_cases(), data_cases(), config_cases(), environment_cases()].into_iter().flatten().collect();
+    let cases: Vec<Case> =
+        [gguf_cases(), peft_cases(), data_cases(), config_cases(), environment_cases()].into_iter().flatten().collect();
     assert!(cases.len() >= 40, "the catalogue has {} cases", cases.len());
     let failures: Vec<String> = cases.iter().filter_map(|c| c.run().err()).collect();
     eprintln!("{} cases, {} failed", cases.len(), failures.len());
-    assert!(failures.is_empty(), "{} of {} cases fell short:\n  {}", failures.len(), cases.len(), failures.join("\n  "));
+    assert!(
+        failures.is_empty(),
+        "{} of {} cases fell short:\n  {}",
+        failures.len(),
+        cases.len(),
+        failures.join("\n  ")
+    );
 }
 
 /// `HF_TOKEN` reaches the Hub and nothing else: not the terminal, not a log, not a file,

@@ -202,6 +202,7 @@ fn quick_experiments_write_consistent_results() {
     }
     assert!(u(&full["trainable_params"]) > 40 * u(&lora["trainable_params"]));
     assert!(f(&full["peak_rss_mib"]) > f(&lora["peak_rss_mib"]));
-    let main = runs.iter().find(|r| u(&r["r"]) == u(&settings["main_rank"]) && r["targets"].as_array().unwrap().len() == 7);
+    let main =
+        runs.iter().find(|r| u(&r["r"]) == u(&settings["main_rank"]) && r["targets"].as_array().unwrap().len() == 7);
     assert_eq!(lora["trainable_params"], main.unwrap()["trainable_params"], "the same run as the rank sweep's");
 }

@@ -4,8 +4,8 @@
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::time::Duration;
 use std::process::Command;
+use std::time::Duration;
 
 /// Serves `/api/tags` and `/api/generate` like Ollama: the "paraphrase" is the message
 /// with "Please:" in front (names and numbers kept). `delay` simulates a slow server.

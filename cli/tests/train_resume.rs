@@ -12,9 +12,8 @@ fn data_dir() -> PathBuf {
 /// Short examples, so each of the many runs below takes seconds.
 fn short_data(root: &Path) -> PathBuf {
     let path = root.join("short.jsonl");
-    let lines: Vec<String> = (0..12)
-        .map(|i| format!(r#"{{"instruction": "Add {i} and {}.", "output": "{}"}}"#, i + 3, 2 * i + 3))
-        .collect();
+    let lines: Vec<String> =
+        (0..12).map(|i| format!(r#"{{"instruction": "Add {i} and {}.", "output": "{}"}}"#, i + 3, 2 * i + 3)).collect();
     std::fs::write(&path, lines.join("\n") + "\n").unwrap();
     path
 }
@@ -79,7 +78,10 @@ fn check_what_a_kill_left(out: &Path, reference: &[u8], trial: &str) {
             }
         }
         if let Ok(latest) = std::fs::read_to_string(ckpts.join("latest")) {
-            assert!(ckpts.join(latest.trim()).join("state.json").is_file(), "{trial}: latest names {latest:?}, not complete");
+            assert!(
+                ckpts.join(latest.trim()).join("state.json").is_file(),
+                "{trial}: latest names {latest:?}, not complete"
+            );
         }
     }
     if out.join("adapter_model.safetensors").exists() {

@@ -91,10 +91,7 @@ pub fn required() -> Option<LlamaCpp> {
 }
 
 fn ids_arg(rows: &[Vec<u32>]) -> String {
-    rows.iter()
-        .map(|r| r.iter().map(|x| x.to_string()).collect::<Vec<_>>().join(","))
-        .collect::<Vec<_>>()
-        .join(";")
+    rows.iter().map(|r| r.iter().map(|x| x.to_string()).collect::<Vec<_>>().join(",")).collect::<Vec<_>>().join(";")
 }
 
 fn f32_of(v: &Value) -> f32 {
@@ -117,11 +114,7 @@ impl LlamaCpp {
             .output()
             .context("running node (needed for the llama.cpp runner)")?;
         if !out.status.success() {
-            bail!(
-                "llama.cpp runner failed ({}): {}",
-                out.status,
-                String::from_utf8_lossy(&out.stderr).trim()
-            );
+            bail!("llama.cpp runner failed ({}): {}", out.status, String::from_utf8_lossy(&out.stderr).trim());
         }
         serde_json::from_slice(&out.stdout).with_context(|| {
             format!("llama.cpp runner printed no JSON: {}", String::from_utf8_lossy(&out.stderr).trim())
@@ -186,7 +179,13 @@ impl LlamaCpp {
 
     /// llama.cpp's greedy continuation (temperature 0) of `prompt_ids`: up to `n` new ids,
     /// stopping before an end-of-generation token.
-    pub fn try_greedy(&self, model: &Path, lora: Option<(&Path, f32)>, prompt_ids: &[u32], n: usize) -> Result<Vec<u32>> {
+    pub fn try_greedy(
+        &self,
+        model: &Path,
+        lora: Option<(&Path, f32)>,
+        prompt_ids: &[u32],
+        n: usize,
+    ) -> Result<Vec<u32>> {
         let mut args = Self::model_args(model, lora);
         args.extend(["--prompt-ids".into(), ids_arg(&[prompt_ids.to_vec()]), "--greedy".into(), n.to_string()]);
         Ok(u32s(&self.run(&args)?["ids"]))
@@ -208,7 +207,8 @@ impl LlamaCpp {
         n: usize,
     ) -> Vec<OllamaAnswer> {
         let spec = tempfile::NamedTempFile::new().expect("temp file");
-        std::fs::write(spec.path(), serde_json::json!({ "prompts": prompts, "stops": stops }).to_string()).expect("write");
+        std::fs::write(spec.path(), serde_json::json!({ "prompts": prompts, "stops": stops }).to_string())
+            .expect("write");
         let mut args = Self::model_args(model, lora);
         args.extend(["--prompts".into(), spec.path().display().to_string(), "--greedy".into(), n.to_string()]);
         let v = self.run(&args).unwrap_or_else(|e| panic!("{e:#}"));

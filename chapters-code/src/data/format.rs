@@ -40,10 +40,7 @@ pub fn tokenize_chat(
     if !answer.role_is(Role::Assistant) {
         bail!("the last message must be the assistant's answer (got role {:?})", answer.role)
     }
-    let template = m
-        .template
-        .as_ref()
-        .with_context(|| format!("{} has no chat template", m.path.display()))?;
+    let template = m.template.as_ref().with_context(|| format!("{} has no chat template", m.path.display()))?;
     let prompt = template.render(context, true)?;
     let full = template.render(messages, false)?;
     let Some(rest) = full.strip_prefix(prompt.as_str()) else {

@@ -6,9 +6,9 @@ use crate::lora::LoraAdapter;
 use crate::model::LlamaConfig;
 use crate::model::weights::permute_qk;
 use anyhow::{Result, bail};
+use candle_core::DType;
 use candle_core::quantized::QTensor;
 use candle_core::quantized::gguf_file::Value;
-use candle_core::DType;
 
 /// The `adapter.lora.alpha` llama.cpp needs. It always scales by `alpha / r`, so an rsLoRA
 /// adapter (PEFT scale `alpha / √r`) must carry `alpha · √r` to be applied at the same
@@ -18,6 +18,9 @@ pub fn gguf_alpha(adapter: &LoraAdapter) -> f64 {
     if c.use_rslora { c.alpha * (c.r as f64).sqrt() } else { c.alpha }
 }
 
+/// GGUF tensors with their names, in the order written.
+pub type NamedTensors = Vec<(String, QTensor)>;
+
 /// Metadata and tensors of the GGUF adapter. A is `[r, in]` (stored with ne = [in, r]), B is
 /// `[out, r]`; the rows of B for q/k are permuted like the base's q/k weights, since the
 /// adapter is added to those permuted matrices.
@@ -26,10 +29,12 @@ pub fn adapter_gguf(
     cfg: &LlamaConfig,
     name: &str,
     dtype: ExportDtype,
-) -> Result<(Vec<(String, Value)>, Vec<(String, QTensor)>)> {
+) -> Result<(Vec<(String, Value)>, NamedTensors)> {
     let ty = match dtype {
         ExportDtype::F32 | ExportDtype::F16 => dtype.ggml(),
-        other => bail!("a GGUF adapter is written in f32 or f16, not {} (quantize the merged model instead)", other.name()),
+        other => {
+            bail!("a GGUF adapter is written in f32 or f16, not {} (quantize the merged model instead)", other.name())
+        }
     };
     let metadata = vec![
         ("general.architecture".to_string(), strv("llama")),

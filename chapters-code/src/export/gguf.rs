@@ -6,9 +6,9 @@
 
 use crate::io::atomic_write_with;
 use anyhow::{Context, Result, bail};
+use candle_core::Tensor;
 use candle_core::quantized::gguf_file::{self, Value};
 use candle_core::quantized::{GgmlDType, QTensor};
-use candle_core::Tensor;
 use std::io::{Seek, SeekFrom, Write};
 use std::path::Path;
 

@@ -2,10 +2,10 @@
 //! llama.cpp's names and in its Q/K row order.
 
 use super::gguf::{ExportDtype, tensor_type, to_qtensor};
+use crate::model::Llama;
 use crate::model::config::RopeScaling;
 use crate::model::rope::llama3_factors;
 use crate::model::weights::{gguf_name_from_hf, permute_qk};
-use crate::model::Llama;
 use anyhow::{Context, Result};
 use candle_core::quantized::{GgmlDType, QTensor};
 use candle_core::{DType, Tensor};

@@ -22,8 +22,7 @@ const TOKEN_USER_DEFINED: i32 = 4;
 const LLAMA3_SPLIT: &str = r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+";
 
 /// Keys that describe the file rather than the model; the exporter sets them itself.
-const FILE_KEYS: [&str; 4] =
-    ["general.file_type", "general.quantization_version", "general.alignment", "general.name"];
+const FILE_KEYS: [&str; 4] = ["general.file_type", "general.quantization_version", "general.alignment", "general.name"];
 
 /// Metadata copied from a GGUF base's header, with this export's name and file type.
 pub fn from_gguf_base(content: &Content, name: &str, dtype: ExportDtype) -> Result<Vec<(String, Value)>> {
@@ -38,7 +37,13 @@ pub fn from_gguf_base(content: &Content, name: &str, dtype: ExportDtype) -> Resu
 
 /// Metadata for an HF base directory: `llama.*` keys from the config, the vocabulary from
 /// `tokenizer.json`, the chat template from `tokenizer_config.json`.
-pub fn from_hf_dir(dir: &Path, cfg: &LlamaConfig, name: &str, dtype: ExportDtype, vocab: bool) -> Result<Vec<(String, Value)>> {
+pub fn from_hf_dir(
+    dir: &Path,
+    cfg: &LlamaConfig,
+    name: &str,
+    dtype: ExportDtype,
+    vocab: bool,
+) -> Result<Vec<(String, Value)>> {
     let mut md = model_keys(cfg, name);
     if vocab {
         md.extend(hf_vocab(dir, cfg)?);
@@ -121,7 +126,8 @@ fn hf_vocab(dir: &Path, cfg: &LlamaConfig) -> Result<Vec<(String, Value)>> {
     }
     for (i, added) in tj["added_tokens"].as_array().into_iter().flatten().enumerate() {
         let id = added["id"].as_u64().with_context(|| format!("{origin}: added_tokens[{i}].id missing"))?;
-        let content = added["content"].as_str().with_context(|| format!("{origin}: added_tokens[{i}].content missing"))?;
+        let content =
+            added["content"].as_str().with_context(|| format!("{origin}: added_tokens[{i}].content missing"))?;
         let special = added["special"].as_bool().unwrap_or(false) || looks_special(content);
         let ty = if special { TOKEN_CONTROL } else { TOKEN_USER_DEFINED };
         entries.retain(|(e, _, _)| *e != id as u32);
@@ -145,7 +151,9 @@ fn hf_vocab(dir: &Path, cfg: &LlamaConfig) -> Result<Vec<(String, Value)>> {
         .enumerate()
         .map(|(i, m)| match m {
             Json::String(s) => Ok(strv(s.clone())),
-            Json::Array(p) if p.len() == 2 => Ok(strv(format!("{} {}", p[0].as_str().unwrap_or(""), p[1].as_str().unwrap_or("")))),
+            Json::Array(p) if p.len() == 2 => {
+                Ok(strv(format!("{} {}", p[0].as_str().unwrap_or(""), p[1].as_str().unwrap_or(""))))
+            }
             _ => bail!("{origin}: model.merges[{i}] is neither \"a b\" nor [a, b]"),
         })
         .collect::<Result<_>>()?;
@@ -176,9 +184,9 @@ fn hf_vocab(dir: &Path, cfg: &LlamaConfig) -> Result<Vec<(String, Value)>> {
     // Whether the tokenizer puts BOS in front of every text: said in tokenizer_config.json,
     // or implied by a post-processor template that starts with it (Llama 3).
     let add_bos = tc["add_bos_token"].as_bool().or_else(|| {
-        let single = tj["post_processor"]["single"].as_array().or_else(|| {
-            tj["post_processor"]["processors"].as_array()?.iter().find_map(|p| p["single"].as_array())
-        })?;
+        let single = tj["post_processor"]["single"]
+            .as_array()
+            .or_else(|| tj["post_processor"]["processors"].as_array()?.iter().find_map(|p| p["single"].as_array()))?;
         Some(single.first()?.get("SpecialToken").is_some())
     });
     if let Some(add) = add_bos {
@@ -204,14 +212,14 @@ fn chat_template(dir: &Path, tc: &Json) -> Result<Option<String>> {
 
 /// `<|eot_id|>`, `<s>`: the converter treats tokens written like this as control tokens.
 fn looks_special(t: &str) -> bool {
-    (t.starts_with("<|") && t.ends_with("|>")) || (t.starts_with('<') && t.ends_with('>') && !t.contains(' ') && t.len() > 2)
+    (t.starts_with("<|") && t.ends_with("|>"))
+        || (t.starts_with('<') && t.ends_with('>') && !t.contains(' ') && t.len() > 2)
 }
 
 /// The name llama.cpp gives a pre-tokenizer (`tokenizer.ggml.pre`), recognised by its parts.
 fn pre_tokenizer_name(pre: &Json) -> Option<&'static str> {
-    let is_byte_level = |p: &Json, regex: bool| {
-        p["type"] == "ByteLevel" && p["use_regex"].as_bool().unwrap_or(true) == regex
-    };
+    let is_byte_level =
+        |p: &Json, regex: bool| p["type"] == "ByteLevel" && p["use_regex"].as_bool().unwrap_or(true) == regex;
     if is_byte_level(pre, true) {
         return Some("gpt2");
     }

@@ -16,10 +16,10 @@ pub use gguf::ExportDtype;
 
 use crate::io::{atomic_dir, sha256_file};
 use crate::load::{LoadedModel, load_with};
-use crate::progress::{self, Log};
-use crate::settings::Settings;
 use crate::lora::{CONFIG_FILE, LoraAdapter, WEIGHTS_FILE};
 use crate::ollama::modelfile::SystemChoice;
+use crate::progress::{self, Log};
+use crate::settings::Settings;
 use anyhow::{Context, Result, bail};
 use candle_core::DType;
 use serde::Serialize;
@@ -79,7 +79,12 @@ pub struct ExportRequest {
 
 impl ExportRequest {
     /// An export with the defaults: the format's dtype, names from the adapter, no extras.
-    pub fn new(model: impl Into<String>, adapter: impl Into<PathBuf>, format: ExportFormat, out: impl Into<PathBuf>) -> Self {
+    pub fn new(
+        model: impl Into<String>,
+        adapter: impl Into<PathBuf>,
+        format: ExportFormat,
+        out: impl Into<PathBuf>,
+    ) -> Self {
         Self {
             model: model.into(),
             adapter: adapter.into(),
@@ -155,7 +160,15 @@ pub fn export_with(req: &ExportRequest, settings: &Settings, log: Log) -> Result
         }
     }
     let files = list_files(out)?;
-    Ok(ExportReport { format: req.format, dtype, out: out.clone(), files, seconds: start.elapsed().as_secs_f64(), notes, ollama_create })
+    Ok(ExportReport {
+        format: req.format,
+        dtype,
+        out: out.clone(),
+        files,
+        seconds: start.elapsed().as_secs_f64(),
+        notes,
+        ollama_create,
+    })
 }
 
 fn default_name(adapter: &Path) -> String {
@@ -227,7 +240,13 @@ fn sorted(v: &serde_json::Value) -> Vec<String> {
     s
 }
 
-pub(crate) fn write_gguf_adapter(adapter: &LoraAdapter, base: &LoadedModel, name: &str, dtype: ExportDtype, out: &Path) -> Result<()> {
+pub(crate) fn write_gguf_adapter(
+    adapter: &LoraAdapter,
+    base: &LoadedModel,
+    name: &str,
+    dtype: ExportDtype,
+    out: &Path,
+) -> Result<()> {
     let (md, tensors) = adapter::adapter_gguf(adapter, &base.model.config, name, dtype)?;
     gguf::write_gguf(out, &md, &tensors)
 }

@@ -22,9 +22,13 @@ pub fn write_dir(
 ) -> Result<(Vec<String>, String)> {
     let mut notes = Vec::new();
     let jinja = match &req.chat_template {
-        Some(file) => std::fs::read_to_string(file).with_context(|| format!("cannot read the chat template {}", file.display()))?,
+        Some(file) => std::fs::read_to_string(file)
+            .with_context(|| format!("cannot read the chat template {}", file.display()))?,
         None => base.template.as_ref().map(|t| t.source().to_string()).with_context(|| {
-            format!("{} has no chat template; Ollama needs one to chat (give one with --chat-template FILE.jinja)", base.path.display())
+            format!(
+                "{} has no chat template; Ollama needs one to chat (give one with --chat-template FILE.jinja)",
+                base.path.display()
+            )
         })?,
     };
     let tmpl = ollama_template(&jinja)?;
@@ -45,7 +49,8 @@ pub fn write_dir(
     if base.path.is_file() {
         let base_abs = base.path.canonicalize().with_context(|| format!("cannot resolve {}", base.path.display()))?;
         write_gguf_adapter(adapter, &base, name, ExportDtype::F32, &dir.join("adapter.gguf"))?;
-        modelfile(base_abs.display().to_string(), vec!["./adapter.gguf".into()]).write(&dir.join("Modelfile.adapter"))?;
+        modelfile(base_abs.display().to_string(), vec!["./adapter.gguf".into()])
+            .write(&dir.join("Modelfile.adapter"))?;
     } else {
         notes.push("the base is not a GGUF file, so only the merged route (Modelfile) was written".into());
     }
@@ -54,7 +59,6 @@ pub fn write_dir(
     let cmd = format!("ollama create {} -f {}", ollama_name(name), req.out.join("Modelfile").display());
     Ok((notes, cmd))
 }
-
 
 /// The SYSTEM line. An adapter learns its task under the system prompt of its training
 /// examples; served under another (the chat template's default, say), it can fail outright.

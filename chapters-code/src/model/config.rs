@@ -69,10 +69,10 @@ impl LlamaConfig {
             (self.num_hidden_layers > 0, "num_hidden_layers must be > 0"),
             (self.num_attention_heads > 0, "num_attention_heads must be > 0"),
             (self.num_key_value_heads > 0, "num_key_value_heads must be > 0"),
-            (self.head_dim > 0 && self.head_dim % 2 == 0, "head_dim must be even and > 0"),
+            (self.head_dim > 0 && self.head_dim.is_multiple_of(2), "head_dim must be even and > 0"),
             (self.vocab_size > 0, "vocab_size must be > 0"),
             (
-                self.num_attention_heads % self.num_key_value_heads.max(1) == 0,
+                self.num_attention_heads.is_multiple_of(self.num_key_value_heads.max(1)),
                 "num_attention_heads must be a multiple of num_key_value_heads",
             ),
         ];
@@ -124,21 +124,20 @@ fn default_max_pos() -> usize {
 
 impl HfConfig {
     pub fn from_file(path: &Path) -> Result<Self> {
-        let text = std::fs::read_to_string(path)
-            .with_context(|| format!("cannot read {}", path.display()))?;
+        let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
         serde_json::from_str(&text).with_context(|| format!("{}: not a Llama config", path.display()))
     }
 
     pub fn into_config(self, origin: &str) -> Result<LlamaConfig> {
-        if let Some(mt) = &self.model_type {
-            if mt != "llama" {
-                bail!("{origin}: model_type {mt:?} is not supported (only \"llama\")")
-            }
+        if let Some(mt) = &self.model_type
+            && mt != "llama"
+        {
+            bail!("{origin}: model_type {mt:?} is not supported (only \"llama\")")
         }
-        if let Some(act) = &self.hidden_act {
-            if act != "silu" {
-                bail!("{origin}: hidden_act {act:?} is not supported (only \"silu\")")
-            }
+        if let Some(act) = &self.hidden_act
+            && act != "silu"
+        {
+            bail!("{origin}: hidden_act {act:?} is not supported (only \"silu\")")
         }
         if self.attention_bias || self.mlp_bias {
             bail!("{origin}: attention_bias/mlp_bias are not supported")
@@ -166,9 +165,7 @@ impl HfConfig {
         };
         let eos_token_ids = match &self.eos_token_id {
             Some(serde_json::Value::Number(n)) => n.as_u64().map(|v| vec![v as u32]).unwrap_or_default(),
-            Some(serde_json::Value::Array(a)) => {
-                a.iter().filter_map(|v| v.as_u64()).map(|v| v as u32).collect()
-            }
+            Some(serde_json::Value::Array(a)) => a.iter().filter_map(|v| v.as_u64()).map(|v| v as u32).collect(),
             _ => vec![],
         };
         let heads = self.num_attention_heads;
@@ -211,18 +208,15 @@ pub fn config_from_gguf(
         bail!("{origin}: GGUF architecture {arch:?} is not supported (only \"llama\")")
     }
     let get_u = |key: &str| -> Result<usize> {
-        let v = md
-            .get(key)
-            .with_context(|| format!("{origin}: GGUF metadata key {key} is missing"))?;
+        let v = md.get(key).with_context(|| format!("{origin}: GGUF metadata key {key} is missing"))?;
         v.to_u64()
             .or_else(|_| v.to_u32().map(u64::from))
             .or_else(|_| v.to_i32().map(|x| x as u64))
             .map(|x| x as usize)
             .map_err(|e| anyhow::anyhow!("{origin}: GGUF metadata key {key}: {e}"))
     };
-    let get_f = |key: &str| -> Option<f64> {
-        md.get(key).and_then(|v| v.to_f32().map(f64::from).or_else(|_| v.to_f64()).ok())
-    };
+    let get_f =
+        |key: &str| -> Option<f64> { md.get(key).and_then(|v| v.to_f32().map(f64::from).or_else(|_| v.to_f64()).ok()) };
     let hidden = get_u("llama.embedding_length")?;
     let heads = get_u("llama.attention.head_count")?;
     let kv_heads = get_u("llama.attention.head_count_kv").unwrap_or(heads);

@@ -4,9 +4,9 @@
 //! size, `nh`/`nkv` query/key-value heads, `d` head dim.
 
 use super::config::LlamaConfig;
+use super::projection::Projection;
 use super::rope::Rope;
 use super::weights::Checkpoint;
-use super::projection::Projection;
 use crate::ops;
 use anyhow::{Context, Result, bail};
 use candle_core::quantized::{GgmlDType, QMatMul, QTensor};
@@ -59,8 +59,7 @@ impl Linear {
         let Some(l) = &self.lora else { return Ok(ops::frozen_linear(x, &self.weight)?) };
         let keep = match rng {
             Some(rng) if l.dropout > 0.0 => {
-                let keep: Vec<f32> =
-                    (0..x.elem_count()).map(|_| f32::from(rng.random::<f64>() >= l.dropout)).collect();
+                let keep: Vec<f32> = (0..x.elem_count()).map(|_| f32::from(rng.random::<f64>() >= l.dropout)).collect();
                 Some(Tensor::from_vec(keep, x.shape(), x.device())?)
             }
             _ => None,
@@ -100,11 +99,7 @@ impl KvCache {
     }
     /// Number of cached positions.
     pub fn len(&self) -> usize {
-        self.layers
-            .first()
-            .and_then(|l| l.as_ref())
-            .map(|(k, _)| k.dim(2).unwrap_or(0))
-            .unwrap_or(0)
+        self.layers.first().and_then(|l| l.as_ref()).map(|(k, _)| k.dim(2).unwrap_or(0)).unwrap_or(0)
     }
     pub fn is_empty(&self) -> bool {
         self.len() == 0
@@ -207,7 +202,8 @@ impl Llama {
         let mut blocks = Vec::with_capacity(config.num_hidden_layers);
         for l in 0..config.num_hidden_layers {
             let p = format!("model.layers.{l}");
-            let mut lin = |m: Projection| -> Result<Linear> { Ok(Linear::new(take(format!("{}.weight", m.hf_path(l)))?)) };
+            let mut lin =
+                |m: Projection| -> Result<Linear> { Ok(Linear::new(take(format!("{}.weight", m.hf_path(l)))?)) };
             let self_attn = Attention {
                 q_proj: lin(Projection::Q)?,
                 k_proj: lin(Projection::K)?,
@@ -230,8 +226,7 @@ impl Llama {
             });
         }
         let norm = take("model.norm.weight".into())?;
-        let lm_head =
-            if config.tie_word_embeddings { None } else { Some(take("lm_head.weight".into())?) };
+        let lm_head = if config.tie_word_embeddings { None } else { Some(take("lm_head.weight".into())?) };
         let rope = Rope::new(&config);
         Ok(Self { config, embed_tokens, blocks, norm, lm_head, quantized_head: None, rope, dtype, device })
     }
@@ -285,7 +280,9 @@ impl Llama {
         let q = |w: &Tensor, name: &str| -> Result<Arc<QMatMul>> {
             let cols = w.dim(D::Minus1)?;
             if cols % block != 0 {
-                bail!("cannot quantize {name} to {dtype:?}: its rows of {cols} are not a multiple of the {block}-value block")
+                bail!(
+                    "cannot quantize {name} to {dtype:?}: its rows of {cols} are not a multiple of the {block}-value block"
+                )
             }
             let t = QTensor::quantize(&w.to_dtype(DType::F32)?, dtype)?;
             Ok(Arc::new(QMatMul::from_qtensor(t)?))
@@ -346,10 +343,10 @@ impl Llama {
         if positions.len() != t {
             bail!("{} positions for {t} tokens", positions.len())
         }
-        if let Some(max) = ids.flatten_all()?.max(0)?.to_scalar::<u32>().ok() {
-            if max as usize >= self.config.vocab_size {
-                bail!("token id {max} is outside the vocabulary of {}", self.config.vocab_size)
-            }
+        if let Ok(max) = ids.flatten_all()?.max(0)?.to_scalar::<u32>()
+            && max as usize >= self.config.vocab_size
+        {
+            bail!("token id {max} is outside the vocabulary of {}", self.config.vocab_size)
         }
         let (cos, sin) = self.rope.cos_sin(positions, self.dtype, &self.device)?;
         let mut x = self.embed_tokens.index_select(&ids.flatten_all()?, 0)?.reshape((b, t, ()))?;

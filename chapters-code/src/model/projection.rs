@@ -19,8 +19,15 @@ pub enum Projection {
 
 impl Projection {
     /// Every projection, in the order of the model's forward pass.
-    pub const ALL: [Projection; 7] =
-        [Projection::Q, Projection::K, Projection::V, Projection::O, Projection::Gate, Projection::Up, Projection::Down];
+    pub const ALL: [Projection; 7] = [
+        Projection::Q,
+        Projection::K,
+        Projection::V,
+        Projection::O,
+        Projection::Gate,
+        Projection::Up,
+        Projection::Down,
+    ];
     /// Their Hugging Face names, in the same order.
     pub const NAMES: [&'static str; 7] = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"];
 

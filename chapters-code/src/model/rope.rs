@@ -13,16 +13,13 @@ pub fn inv_freq(cfg: &LlamaConfig) -> Vec<f32> {
     // transformers computes `1 / base^(arange(0, d, 2) / d)` in f32 tensors; doing the same
     // f32 operations keeps every frequency bit-identical (a 1-ulp difference in a frequency
     // moves the angle at position 131071 by 5e-3).
-    let plain: Vec<f32> = (0..d / 2)
-        .map(|i| 1.0f32 / (cfg.rope_theta as f32).powf((2 * i) as f32 / d as f32))
-        .collect();
+    let plain: Vec<f32> =
+        (0..d / 2).map(|i| 1.0f32 / (cfg.rope_theta as f32).powf((2 * i) as f32 / d as f32)).collect();
     match &cfg.rope_scaling {
         RopeScaling::None => plain,
-        RopeScaling::Factors(factors) => plain
-            .iter()
-            .zip(factors.iter().chain(std::iter::repeat(&1.0)))
-            .map(|(&f, &k)| f / k)
-            .collect(),
+        RopeScaling::Factors(factors) => {
+            plain.iter().zip(factors.iter().chain(std::iter::repeat(&1.0))).map(|(&f, &k)| f / k).collect()
+        }
         RopeScaling::Llama3(s) => {
             // Llama 3: keep high frequencies, divide low ones by `factor`, blend in between
             // (f32 throughout, as transformers' `_compute_llama3_parameters`).
@@ -36,6 +33,8 @@ pub fn inv_freq(cfg: &LlamaConfig) -> Vec<f32> {
                 .map(|&f| {
                     let wavelen = 2.0 * std::f32::consts::PI / f;
                     let scaled = if wavelen > low_wavelen { f / factor } else { f };
+                    // Written as transformers writes it (`~(w < high) & ~(w > low)`), NaN included.
+                    #[allow(clippy::neg_cmp_op_on_partial_ord)]
                     let medium = !(wavelen < high_wavelen) && !(wavelen > low_wavelen);
                     if medium {
                         let smooth = (old / wavelen - low) / (high - low);

@@ -5,8 +5,8 @@
 //! half-split RoPE. GGUF files are translated on load: names mapped, quantized blocks
 //! dequantized, and the Q/K rows un-permuted (llama.cpp stores them for interleaved RoPE).
 
-use super::projection::Projection;
 use super::config::{HfConfig, LlamaConfig, config_from_gguf};
+use super::projection::Projection;
 use anyhow::{Context, Result, bail};
 use candle_core::quantized::gguf_file;
 use candle_core::{DType, Device, Tensor};
@@ -103,19 +103,13 @@ pub fn hf_module_to_gguf(module: &str) -> Option<&'static str> {
 /// `convert_hf_to_gguf.py`: `w.reshape(n_head, 2, rows/n_head/2, cols).swapaxes(1, 2)`.
 pub fn permute_qk(w: &Tensor, n_head: usize) -> candle_core::Result<Tensor> {
     let (rows, cols) = w.dims2()?;
-    w.reshape((n_head, 2, rows / n_head / 2, cols))?
-        .transpose(1, 2)?
-        .contiguous()?
-        .reshape((rows, cols))
+    w.reshape((n_head, 2, rows / n_head / 2, cols))?.transpose(1, 2)?.contiguous()?.reshape((rows, cols))
 }
 
 /// The inverse of [`permute_qk`].
 pub fn unpermute_qk(w: &Tensor, n_head: usize) -> candle_core::Result<Tensor> {
     let (rows, cols) = w.dims2()?;
-    w.reshape((n_head, rows / n_head / 2, 2, cols))?
-        .transpose(1, 2)?
-        .contiguous()?
-        .reshape((rows, cols))
+    w.reshape((n_head, rows / n_head / 2, 2, cols))?.transpose(1, 2)?.contiguous()?.reshape((rows, cols))
 }
 
 impl Checkpoint {
@@ -131,14 +125,17 @@ impl Checkpoint {
     }
 
     pub fn load_gguf(path: &Path, dtype: DType, dev: &Device) -> Result<Self> {
-        let mut file =
-            std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+        let mut file = std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
         Self::read_gguf(&mut file, path, dtype, dev)
     }
 
     /// [`Checkpoint::load`], also returning a GGUF file's header (metadata and tensor index), so
     /// that the tokenizer and an export read it from memory rather than parse the file again.
-    pub fn load_with_gguf_header(path: &Path, dtype: DType, dev: &Device) -> Result<(Self, Option<gguf_file::Content>)> {
+    pub fn load_with_gguf_header(
+        path: &Path,
+        dtype: DType,
+        dev: &Device,
+    ) -> Result<(Self, Option<gguf_file::Content>)> {
         if !path.is_file() {
             return Ok((Self::load(path, dtype, dev)?, None));
         }
@@ -163,7 +160,11 @@ impl Checkpoint {
         // Every error names the file: the checks below do, and anything they miss (a bare
         // candle error) gets the name here rather than reaching the user without it.
         Self::read_gguf_checked(file, path, dtype, dev).map_err(|e| {
-            if format!("{e:#}").contains(&origin) { e } else { e.context(format!("{origin}: cannot load this GGUF file")) }
+            if format!("{e:#}").contains(&origin) {
+                e
+            } else {
+                e.context(format!("{origin}: cannot load this GGUF file"))
+            }
         })
     }
 
@@ -197,15 +198,16 @@ impl Checkpoint {
             let q = content
                 .tensor(file, name, &Device::Cpu)
                 .map_err(|e| anyhow::anyhow!("{origin}: tensor {name}: {e}"))?;
-            let t = q
-                .dequantize(dev)
-                .map_err(|e| anyhow::anyhow!("{origin}: tensor {name}: {e}"))?;
+            let t = q.dequantize(dev).map_err(|e| anyhow::anyhow!("{origin}: tensor {name}: {e}"))?;
             Ok(t)
         };
         let rope_freqs = if content.tensor_infos.contains_key("rope_freqs.weight") {
             let t = read("rope_freqs.weight")?;
             let freqs = t.to_dtype(DType::F32).and_then(|t| t.to_vec1::<f32>()).map_err(|e| {
-                anyhow::anyhow!("{origin}: tensor rope_freqs.weight has shape {:?}, expected 1 dimension: {e}", t.dims())
+                anyhow::anyhow!(
+                    "{origin}: tensor rope_freqs.weight has shape {:?}, expected 1 dimension: {e}",
+                    t.dims()
+                )
             })?;
             Some(freqs)
         } else {
@@ -228,8 +230,7 @@ impl Checkpoint {
             if name == "rope_freqs.weight" {
                 continue;
             }
-            let hf = hf_name_from_gguf(name)
-                .with_context(|| format!("{origin}: unexpected tensor {name}"))?;
+            let hf = hf_name_from_gguf(name).with_context(|| format!("{origin}: unexpected tensor {name}"))?;
             let mut t = read(name)?;
             // A q/k tensor of the wrong size cannot be un-permuted: say which one it is here,
             // before the shape check below would.
@@ -265,8 +266,7 @@ impl Checkpoint {
         }
         let mut tensors = HashMap::new();
         for f in &files {
-            let loaded = candle_core::safetensors::load(f, dev)
-                .map_err(|e| anyhow::anyhow!("{}: {e}", f.display()))?;
+            let loaded = candle_core::safetensors::load(f, dev).map_err(|e| anyhow::anyhow!("{}: {e}", f.display()))?;
             for (name, t) in loaded {
                 tensors.insert(name, t.to_dtype(dtype)?);
             }

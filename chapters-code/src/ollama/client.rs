@@ -19,9 +19,13 @@ use super::host::Host;
 /// `deploy` fall back from the adapter route to the merged model.
 #[derive(Debug, thiserror::Error)]
 pub enum ServerError {
-    #[error("cannot reach Ollama at {host} ({cause}): is it running? Start it with `ollama serve`, or point --host or OLLAMA_HOST at it")]
+    #[error(
+        "cannot reach Ollama at {host} ({cause}): is it running? Start it with `ollama serve`, or point --host or OLLAMA_HOST at it"
+    )]
     Unreachable { host: String, cause: String },
-    #[error("Ollama at {host} did not answer {what} within {secs} s (raise --timeout for a slow server or a large model)")]
+    #[error(
+        "Ollama at {host} did not answer {what} within {secs} s (raise --timeout for a slow server or a large model)"
+    )]
     Timeout { host: String, what: String, secs: u64 },
     #[error("Ollama at {host} refused {what}{}: {message}", .status.map(|s| format!(" (HTTP {s})")).unwrap_or_default())]
     Refused { host: String, what: String, status: Option<u16>, message: String },
@@ -75,14 +79,22 @@ impl Client {
     }
 
     /// Runs an ollama-rs call with the timeout, mapping its errors; `what` names the request.
-    pub fn call<T>(&self, what: &str, fut: impl std::future::Future<Output = Result<T, OllamaError>>) -> Result<T, ServerError> {
+    pub fn call<T>(
+        &self,
+        what: &str,
+        fut: impl std::future::Future<Output = Result<T, OllamaError>>,
+    ) -> Result<T, ServerError> {
         let (host, what) = (self.shown.clone(), what.to_string());
         match self.rt.block_on(async { tokio::time::timeout(self.timeout, fut).await }) {
             Ok(Ok(v)) => Ok(v),
             Ok(Err(OllamaError::ReqwestError(e))) => Err(self.transport_error(e, &what)),
             // ollama-rs hands back the body of a non-2xx answer: Ollama's {"error": "..."}.
-            Ok(Err(OllamaError::Other(body))) => Err(ServerError::Refused { host, what, status: None, message: server_message(&body) }),
-            Ok(Err(OllamaError::InternalError(e))) => Err(ServerError::Refused { host, what, status: None, message: e.message }),
+            Ok(Err(OllamaError::Other(body))) => {
+                Err(ServerError::Refused { host, what, status: None, message: server_message(&body) })
+            }
+            Ok(Err(OllamaError::InternalError(e))) => {
+                Err(ServerError::Refused { host, what, status: None, message: e.message })
+            }
             Ok(Err(e)) => Err(ServerError::Transport { host, what, cause: error_chain(&e) }),
             Err(_) => Err(ServerError::Timeout { host, what, secs: self.timeout.as_secs() }),
         }
@@ -170,7 +182,12 @@ impl Client {
         if message.contains("digest mismatch") {
             message.push_str(" (the server received other bytes than were hashed: the file changed during the upload, or the transfer was damaged; run lora deploy again)");
         }
-        ServerError::Refused { host: self.shown.clone(), what: what.to_string(), status: Some(status.as_u16()), message }
+        ServerError::Refused {
+            host: self.shown.clone(),
+            what: what.to_string(),
+            status: Some(status.as_u16()),
+            message,
+        }
     }
 }
 

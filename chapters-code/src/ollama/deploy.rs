@@ -19,10 +19,10 @@ use ollama_rs::models::create::CreateModelRequest;
 use sha2::{Digest, Sha256};
 
 use super::client::Client;
-use crate::progress::{self, Bytes, Log, NoBytes, ProgressRead};
 use super::host::Host;
 use super::modelfile::{Command, Modelfile, SystemChoice, parameter_json, parse_commands};
 use crate::chat::Role;
+use crate::progress::{self, Bytes, Log, NoBytes, ProgressRead};
 
 pub use super::client::ServerError;
 
@@ -90,7 +90,13 @@ impl fmt::Display for DeployReport {
         match &self.answer {
             Some(answer) => {
                 let fell_back = if self.fell_back { " (fallback: merged model)" } else { "" };
-                writeln!(f, "created {} on Ollama at {} from {}{fell_back}", self.name, self.host, self.modelfile.display())?;
+                writeln!(
+                    f,
+                    "created {} on Ollama at {} from {}{fell_back}",
+                    self.name,
+                    self.host,
+                    self.modelfile.display()
+                )?;
                 writeln!(f, "smoke test: {:?} -> {:?}", self.prompt, answer)?;
             }
             None => {
@@ -143,7 +149,8 @@ impl Plan {
     /// Reads the Modelfile at `path` and hashes the files it names (paths relative to
     /// its directory, like Ollama), reporting the hashing of big files to `bytes`.
     pub fn read(path: &Path, bytes: &Arc<dyn Bytes>) -> Result<Plan> {
-        let text = std::fs::read_to_string(path).with_context(|| format!("cannot read the Modelfile {}", path.display()))?;
+        let text =
+            std::fs::read_to_string(path).with_context(|| format!("cannot read the Modelfile {}", path.display()))?;
         let commands = parse_commands(&text, path)?;
         let modelfile = Modelfile::from_commands(&commands, path)?;
         let dir = path.parent().unwrap_or(Path::new("."));
@@ -166,7 +173,11 @@ impl Plan {
                 bail!("{}: {word} {}: no such file ({})", at(c), c.value, file.display())
             }
             if !file.is_file() {
-                bail!("{}: {word} {} is a directory; lora deploy uploads GGUF files (see `lora export --format ollama`)", at(c), c.value)
+                bail!(
+                    "{}: {word} {} is a directory; lora deploy uploads GGUF files (see `lora export --format ollama`)",
+                    at(c),
+                    c.value
+                )
             }
             blobs.push(hash_file(&file, adapter, bytes).with_context(|| at(c))?);
         }
@@ -189,7 +200,9 @@ impl Plan {
     pub fn create_request(&self, name: &str) -> Result<CreateModelRequest> {
         let m = &self.modelfile;
         let mut req = CreateModelRequest::new(name.to_string());
-        let map = |adapter: bool| self.blobs.iter().filter(|b| b.adapter == adapter).map(|b| (b.name.clone(), b.digest.clone())).collect();
+        let map = |adapter: bool| {
+            self.blobs.iter().filter(|b| b.adapter == adapter).map(|b| (b.name.clone(), b.digest.clone())).collect()
+        };
         if let Some(from) = &self.from_model {
             req = req.from_model(from.clone());
         } else {
@@ -233,7 +246,11 @@ fn message_role(role: Role) -> MessageRole {
 }
 
 /// PARAMETER lines as Ollama's API takes them: typed values, `stop` as a list.
-fn parameters(commands: &[Command], path: &Path, warnings: &mut Vec<String>) -> Result<serde_json::Map<String, serde_json::Value>> {
+fn parameters(
+    commands: &[Command],
+    path: &Path,
+    warnings: &mut Vec<String>,
+) -> Result<serde_json::Map<String, serde_json::Value>> {
     let mut out = serde_json::Map::new();
     for c in commands.iter().filter(|c| c.name == "parameter") {
         let at = || format!("{}:{}", path.display(), c.line);
@@ -338,7 +355,11 @@ pub fn modelfile_path(path: &Path) -> Result<PathBuf> {
 /// A model name from the export directory's name (`out/extract-lora/Modelfile` → `extract-lora`).
 pub fn default_name(path: &Path) -> Result<String> {
     let file = modelfile_path(path)?;
-    let dir = file.parent().unwrap_or(Path::new(".")).canonicalize().with_context(|| format!("cannot resolve {}", file.display()))?;
+    let dir = file
+        .parent()
+        .unwrap_or(Path::new("."))
+        .canonicalize()
+        .with_context(|| format!("cannot resolve {}", file.display()))?;
     let name = dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     Ok(super::modelfile::ollama_name(&name))
 }
@@ -390,7 +411,10 @@ pub fn deploy_with(opts: &DeployOptions, progress: &DeployProgress) -> Result<De
         Err(e) if is_refusal(&e) && fallback.is_some() => {
             let merged_path = fallback.unwrap_or_default();
             (progress.log)(&format!("{e:#}"));
-            (progress.log)(&format!("the adapter route was refused; falling back to the merged model in {}", merged_path.display()));
+            (progress.log)(&format!(
+                "the adapter route was refused; falling back to the merged model in {}",
+                merged_path.display()
+            ));
             let merged = Plan::read(&merged_path, &progress.bytes)?.with_system(&opts.system);
             uploaded.extend(upload_missing(&client, &merged, progress)?);
             let answer = create_and_check(&client, &merged, opts, progress.log)?;
@@ -435,7 +459,13 @@ fn is_refusal(e: &anyhow::Error) -> bool {
 }
 
 /// The requests `deploy` would send, as a report; sends none.
-fn dry_run(opts: &DeployOptions, host: &Host, plan: &Plan, fallback: Option<PathBuf>, log: Log) -> Result<DeployReport> {
+fn dry_run(
+    opts: &DeployOptions,
+    host: &Host,
+    plan: &Plan,
+    fallback: Option<PathBuf>,
+    log: Log,
+) -> Result<DeployReport> {
     for w in &plan.warnings {
         log(w);
     }
@@ -537,7 +567,10 @@ fn create_and_check(client: &Client, plan: &Plan, opts: &DeployOptions, log: Log
     let answer = client.call("POST /api/generate (smoke test)", client.ollama().generate(request))?;
     let answer = answer.response.trim().to_string();
     if answer.is_empty() {
-        log(&format!("warning: {} answered the smoke test with nothing (check TEMPLATE and the stop parameters)", opts.name));
+        log(&format!(
+            "warning: {} answered the smoke test with nothing (check TEMPLATE and the stop parameters)",
+            opts.name
+        ));
     }
     Ok(answer)
 }

@@ -27,7 +27,9 @@ impl Host {
             None => ("http", raw, 11434),
             Some(("http", rest)) => ("http", rest, 80),
             Some(("https", rest)) => ("https", rest, 443),
-            Some((other, _)) => bail!("Ollama's address {:?}: the scheme must be http or https, not {other}", redact_str(raw)),
+            Some((other, _)) => {
+                bail!("Ollama's address {:?}: the scheme must be http or https, not {other}", redact_str(raw))
+            }
         };
         let (authority, path) = rest.split_once('/').unwrap_or((rest, ""));
         let (userinfo, hostport) = match authority.rsplit_once('@') {

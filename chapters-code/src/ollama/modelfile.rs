@@ -77,7 +77,8 @@ impl Modelfile {
 
     /// Reads the Modelfile at `path`.
     pub fn read(path: &Path) -> Result<Modelfile> {
-        let text = std::fs::read_to_string(path).with_context(|| format!("cannot read the Modelfile {}", path.display()))?;
+        let text =
+            std::fs::read_to_string(path).with_context(|| format!("cannot read the Modelfile {}", path.display()))?;
         Self::parse(&text, path)
     }
 
@@ -90,7 +91,11 @@ impl Modelfile {
             match c.name.as_str() {
                 "from" => {
                     if let Some(first) = from_line {
-                        bail!("{}:{}: a second FROM (the first is on line {first}); a Modelfile for lora has one", path.display(), c.line)
+                        bail!(
+                            "{}:{}: a second FROM (the first is on line {first}); a Modelfile for lora has one",
+                            path.display(),
+                            c.line
+                        )
                     }
                     from_line = Some(c.line);
                     m.from = c.value.clone();
@@ -281,10 +286,16 @@ pub fn parse_commands(text: &str, path: &Path) -> Result<Vec<Command>> {
         let name = word.to_ascii_lowercase();
         if !COMMANDS.contains(&name.as_str()) {
             if OTHER_OLLAMA_COMMANDS.contains(&name.as_str()) {
-                bail!("{}: {word} is an Ollama command that lora does not use; lora reads FROM, ADAPTER, TEMPLATE, SYSTEM, PARAMETER, MESSAGE and LICENSE", at(line))
+                bail!(
+                    "{}: {word} is an Ollama command that lora does not use; lora reads FROM, ADAPTER, TEMPLATE, SYSTEM, PARAMETER, MESSAGE and LICENSE",
+                    at(line)
+                )
             }
             let shown: String = l.trim_end().chars().take(40).collect();
-            bail!("{}: unknown command {shown:?}: a Modelfile line starts with FROM, ADAPTER, TEMPLATE, SYSTEM, PARAMETER, MESSAGE or LICENSE", at(line))
+            bail!(
+                "{}: unknown command {shown:?}: a Modelfile line starts with FROM, ADAPTER, TEMPLATE, SYSTEM, PARAMETER, MESSAGE or LICENSE",
+                at(line)
+            )
         }
         let Some(mut rest) = rest.strip_prefix([' ', '\t']) else {
             bail!("{}: {word} needs a value after a space", at(line))
@@ -299,8 +310,16 @@ pub fn parse_commands(text: &str, path: &Path) -> Result<Vec<Command>> {
                 _ => Role::parse(&key).is_some(),
             };
             if !ok_key || end == rest.len() {
-                let what = if name == "parameter" { "a name (letters, digits, '_') and a value" } else { "a role (system, user or assistant) and a text" };
-                bail!("{}: {word} needs {what}, e.g. {}", at(line), if name == "parameter" { "PARAMETER stop <|im_end|>" } else { "MESSAGE user Hello" })
+                let what = if name == "parameter" {
+                    "a name (letters, digits, '_') and a value"
+                } else {
+                    "a role (system, user or assistant) and a text"
+                };
+                bail!(
+                    "{}: {word} needs {what}, e.g. {}",
+                    at(line),
+                    if name == "parameter" { "PARAMETER stop <|im_end|>" } else { "MESSAGE user Hello" }
+                )
             }
             rest = &rest[end + 1..];
         }
@@ -323,13 +342,29 @@ pub fn parse_commands(text: &str, path: &Path) -> Result<Vec<Command>> {
 /// Ollama's `api.FormatParams` does; `None` for parameters Ollama ignores (deprecated).
 pub fn parameter_json(name: &str, value: &str) -> Result<Option<serde_json::Value>> {
     const INTS: &[&str] = &[
-        "num_keep", "seed", "num_predict", "top_k", "repeat_last_n", "num_ctx", "num_batch", "num_gpu", "main_gpu",
-        "num_thread", "draft_num_predict",
+        "num_keep",
+        "seed",
+        "num_predict",
+        "top_k",
+        "repeat_last_n",
+        "num_ctx",
+        "num_batch",
+        "num_gpu",
+        "main_gpu",
+        "num_thread",
+        "draft_num_predict",
     ];
     const FLOATS: &[&str] =
         &["top_p", "min_p", "typical_p", "temperature", "repeat_penalty", "presence_penalty", "frequency_penalty"];
     const DEPRECATED: &[&str] = &[
-        "penalize_newline", "low_vram", "f16_kv", "logits_all", "vocab_only", "use_mlock", "mirostat", "mirostat_tau",
+        "penalize_newline",
+        "low_vram",
+        "f16_kv",
+        "logits_all",
+        "vocab_only",
+        "use_mlock",
+        "mirostat",
+        "mirostat_tau",
         "mirostat_eta",
     ];
     let bad = |kind: &str| anyhow::anyhow!("PARAMETER {name} {value:?}: not {kind}");
@@ -345,7 +380,9 @@ pub fn parameter_json(name: &str, value: &str) -> Result<Option<serde_json::Valu
     } else if DEPRECATED.contains(&name) {
         return Ok(None);
     } else {
-        bail!("unknown parameter {name:?} (Ollama's are e.g. stop, temperature, top_k, top_p, min_p, num_ctx, num_predict, seed, repeat_penalty)")
+        bail!(
+            "unknown parameter {name:?} (Ollama's are e.g. stop, temperature, top_k, top_p, min_p, num_ctx, num_predict, seed, repeat_penalty)"
+        )
     }))
 }
 
@@ -372,7 +409,10 @@ mod tests {
         let m = sample();
         m.check().unwrap();
         let text = m.render();
-        assert!(text.starts_with("FROM ./model.gguf\nADAPTER /abs/path with space/adapter.gguf\nTEMPLATE \"\"\""), "{text}");
+        assert!(
+            text.starts_with("FROM ./model.gguf\nADAPTER /abs/path with space/adapter.gguf\nTEMPLATE \"\"\""),
+            "{text}"
+        );
         assert!(text.contains("PARAMETER stop <|im_end|>\nPARAMETER stop <|im_start|>\n"), "{text}");
         assert!(text.contains("PARAMETER stop \"\"\" padded \"\"\"\n"), "{text}");
         assert_eq!(Modelfile::parse(&text, Path::new("Modelfile")).unwrap(), m);

@@ -82,7 +82,12 @@ impl Teacher {
 /// Add up to `per_record` teacher rewrites of each record's last user message (answer
 /// unchanged). Rewrites that drop a capitalised word or number of the original, or repeat
 /// a prompt already present, are discarded.
-pub fn paraphrase_records(teacher: &Teacher, records: &[Record], per_record: usize, seed: u64) -> Result<(Vec<Record>, ParaphraseStats)> {
+pub fn paraphrase_records(
+    teacher: &Teacher,
+    records: &[Record],
+    per_record: usize,
+    seed: u64,
+) -> Result<(Vec<Record>, ParaphraseStats)> {
     let mut seen: HashSet<String> = records.iter().filter_map(user_text).collect();
     let mut out = records.to_vec();
     let mut stats = ParaphraseStats::default();

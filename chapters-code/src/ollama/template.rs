@@ -182,7 +182,9 @@ impl Format {
     fn go_template(&self) -> String {
         match self {
             Format::ChatMl { default_system: None } => CHATML.to_string(),
-            Format::ChatMl { default_system: Some(d) } => CHATML_DEFAULT_SYSTEM.replace("@DEFAULT_SYSTEM@", &go_text(d)),
+            Format::ChatMl { default_system: Some(d) } => {
+                CHATML_DEFAULT_SYSTEM.replace("@DEFAULT_SYSTEM@", &go_text(d))
+            }
             Format::Llama3 { preamble: None } => LLAMA3.to_string(),
             Format::Llama3 { preamble: Some(p) } => {
                 // Ollama's currentDate prints 2026-08-21 where the Jinja's strftime prints
@@ -230,12 +232,7 @@ fn probe_conversations() -> Vec<Vec<Message>> {
         Message::new(Role::Assistant, PROBE_ASSISTANT),
         Message::new(Role::User, PROBE_USER_2),
     );
-    vec![
-        vec![u.clone()],
-        vec![s.clone(), u.clone()],
-        vec![s, u.clone(), a.clone(), u2.clone()],
-        vec![u, a, u2],
-    ]
+    vec![vec![u.clone()], vec![s.clone(), u.clone()], vec![s, u.clone(), a.clone(), u2.clone()], vec![u, a, u2]]
 }
 
 /// Translates a model's Jinja chat template into Ollama's TEMPLATE and stop strings.
@@ -281,8 +278,7 @@ pub fn ollama_template(chat_template_jinja: &str) -> Result<OllamaTemplate> {
 /// Each stop string must be one token of the model's vocabulary. A stop string that is no
 /// token still matches as text, but means the template was made for another model family.
 pub fn check_stops(stops: &[String], tokenizer: &Tokenizer) -> Result<()> {
-    let missing: Vec<&str> =
-        stops.iter().filter(|s| tokenizer.token_to_id(s).is_none()).map(String::as_str).collect();
+    let missing: Vec<&str> = stops.iter().filter(|s| tokenizer.token_to_id(s).is_none()).map(String::as_str).collect();
     if !missing.is_empty() {
         bail!(
             "the stop strings {missing:?} are not tokens of this model's vocabulary: the chat template was \
@@ -342,8 +338,8 @@ pub(super) mod tests {
 
     #[test]
     fn stops_must_be_tokens() {
-        use tokenizers::models::wordlevel::WordLevel;
         use tokenizers::AddedToken;
+        use tokenizers::models::wordlevel::WordLevel;
         let vocab = [("[UNK]".to_string(), 0), ("hi".to_string(), 1)].into_iter().collect();
         let model = WordLevel::builder().vocab(vocab).unk_token("[UNK]".into()).build().unwrap();
         let mut tok = Tokenizer::new(model);

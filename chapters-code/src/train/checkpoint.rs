@@ -105,7 +105,10 @@ pub fn restore(checkpoint: &CheckpointDir, adapter: &LoraAdapter, opt: &mut Adam
         var.set(&w.to_dtype(var.dtype())?)?;
         let get = |suffix: &str| -> Result<Tensor> {
             let key = format!("{name}.{suffix}");
-            Ok(moments.get(&key).with_context(|| format!("{}: tensor {key} missing", path.display()))?.to_dtype(var.dtype())?)
+            Ok(moments
+                .get(&key)
+                .with_context(|| format!("{}: tensor {key} missing", path.display()))?
+                .to_dtype(var.dtype())?)
         };
         m.push(get("exp_avg")?);
         v.push(get("exp_avg_sq")?);

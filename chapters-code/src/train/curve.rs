@@ -1,8 +1,8 @@
 //! The run's loss curve as an SVG people can open in a browser (plotters' SVG backend, no
 //! fonts needed).
 
-use crate::io::atomic_write;
 use super::trainer::StepMetrics;
+use crate::io::atomic_write;
 use anyhow::Result;
 use plotters::prelude::*;
 use std::path::Path;

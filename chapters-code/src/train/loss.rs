@@ -8,7 +8,6 @@ use anyhow::{Result, bail};
 use candle_core::{D, DType, Tensor};
 use rand_chacha::ChaCha8Rng;
 
-
 /// Mean cross-entropy of next-token prediction over a batch: the logits at position t are
 /// scored against `labels[t + 1]`, averaged over every non-ignored label of the batch.
 ///

@@ -33,7 +33,7 @@ impl SystemPrompts {
             }
         }
         // A stable sort keeps first appearance as the tie-break.
-        prompts.sort_by(|a, b| b.examples.cmp(&a.examples));
+        prompts.sort_by_key(|p| std::cmp::Reverse(p.examples));
         SystemPrompts { examples: records.len(), prompts }
     }
 
@@ -59,7 +59,8 @@ impl SystemPrompts {
         let file = run.system_prompts();
         if file.is_file() {
             let text = std::fs::read_to_string(&file).with_context(|| format!("cannot read {}", file.display()))?;
-            let record = serde_json::from_str(&text).with_context(|| format!("{}: not a system prompt record", file.display()))?;
+            let record = serde_json::from_str(&text)
+                .with_context(|| format!("{}: not a system prompt record", file.display()))?;
             return Ok(Some((record, file)));
         }
         let config = run.train_config();
@@ -89,7 +90,14 @@ mod tests {
 
     #[test]
     fn most_frequent_first_ties_by_first_appearance() {
-        let rs = [record(Some("b")), record(Some("a")), record(None), record(Some("a")), record(Some("c")), record(Some("b"))];
+        let rs = [
+            record(Some("b")),
+            record(Some("a")),
+            record(None),
+            record(Some("a")),
+            record(Some("c")),
+            record(Some("b")),
+        ];
         let s = SystemPrompts::count(&rs);
         let got: Vec<(&str, usize)> = s.prompts.iter().map(|p| (p.text.as_str(), p.examples)).collect();
         assert_eq!(got, [("b", 2), ("a", 2), ("c", 1)]);

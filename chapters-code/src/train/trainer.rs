@@ -3,11 +3,11 @@
 
 use super::checkpoint::{self, TrainState};
 use super::config::TrainConfig;
-use super::schedule::lr_at;
-use super::system_prompts::SystemPrompts;
 use super::loss::eval_loss;
 use super::run_dir::RunDir;
+use super::schedule::lr_at;
 use super::step::{MicroBatch, NonFinite, StepSettings, step};
+use super::system_prompts::SystemPrompts;
 use super::{AdamW, AdamWConfig};
 use crate::data::{Record, TokenizedExample, load_dataset, tokenize_chat};
 use crate::io::atomic_write;
@@ -85,8 +85,7 @@ pub struct TrainSummary {
 /// Tokenize a dataset file for training, naming the record that does not fit.
 pub fn tokenize_file(m: &LoadedModel, path: &Path, cfg: &TrainConfig) -> Result<Vec<TokenizedExample>> {
     let records = load_dataset(path)?;
-    tokenize_records(m, &records, cfg)
-        .with_context(|| format!("{}", path.display()))
+    tokenize_records(m, &records, cfg).with_context(|| format!("{}", path.display()))
 }
 
 pub fn tokenize_records(m: &LoadedModel, records: &[Record], cfg: &TrainConfig) -> Result<Vec<TokenizedExample>> {
@@ -132,7 +131,8 @@ fn prepare(cfg: &TrainConfig, m: &mut LoadedModel, opts: &TrainOptions) -> Resul
     let lora = cfg.lora.clone();
     lora.validate(Some(&m.model.config))?;
     let train_records = load_dataset(&cfg.train_data)?;
-    let train_set = tokenize_records(m, &train_records, cfg).with_context(|| format!("{}", cfg.train_data.display()))?;
+    let train_set =
+        tokenize_records(m, &train_records, cfg).with_context(|| format!("{}", cfg.train_data.display()))?;
     if train_set.is_empty() {
         bail!("{}: no training examples", cfg.train_data.display())
     }
@@ -155,8 +155,7 @@ fn prepare(cfg: &TrainConfig, m: &mut LoadedModel, opts: &TrainOptions) -> Resul
     let mut opt = AdamW::new(vars, adamw)?;
 
     let per_epoch = (train_set.len() / cfg.micro_batch).max(1);
-    let total_steps =
-        cfg.max_steps.unwrap_or_else(|| (cfg.epochs * per_epoch).div_ceil(cfg.grad_accum)).max(1);
+    let total_steps = cfg.max_steps.unwrap_or_else(|| (cfg.epochs * per_epoch).div_ceil(cfg.grad_accum)).max(1);
     let fingerprint = fingerprint(cfg)?;
     let mut state = TrainState {
         step: 0,
@@ -316,7 +315,7 @@ pub fn batch_indices(k: usize, per_epoch: usize, n: usize, cfg: &TrainConfig) ->
 /// Whether `step` is one of every `n` steps; `n = 0` means never (only the last step, which the
 /// callers add).
 pub fn every(step: usize, n: usize) -> bool {
-    n > 0 && step % n == 0
+    n > 0 && step.is_multiple_of(n)
 }
 
 /// Config and training data, hashed: a checkpoint only resumes the run that made it.
@@ -335,4 +334,3 @@ fn log(opts: &TrainOptions, msg: &str) {
         o.note(msg);
     }
 }
-

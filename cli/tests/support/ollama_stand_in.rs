@@ -524,8 +524,17 @@ fn collate(messages: Vec<(String, String)>) -> Vec<(String, String)> {
 /// The types api.Options.FromMap accepts, with its messages.
 fn check_options(options: &serde_json::Map<String, Value>) -> Result<(), String> {
     const INTS: &[&str] = &[
-        "num_keep", "seed", "num_predict", "top_k", "repeat_last_n", "num_ctx", "num_batch", "num_gpu", "main_gpu",
-        "num_thread", "draft_num_predict",
+        "num_keep",
+        "seed",
+        "num_predict",
+        "top_k",
+        "repeat_last_n",
+        "num_ctx",
+        "num_batch",
+        "num_gpu",
+        "main_gpu",
+        "num_thread",
+        "draft_num_predict",
     ];
     const FLOATS: &[&str] =
         &["top_p", "min_p", "typical_p", "temperature", "repeat_penalty", "presence_penalty", "frequency_penalty"];
@@ -592,11 +601,15 @@ fn string_map(r: &Value, field: &str) -> Result<Option<BTreeMap<String, String>>
             .iter()
             .map(|(k, v)| match v.as_str() {
                 Some(s) => Ok((k.clone(), s.to_string())),
-                None => Err(format!("json: cannot unmarshal {v} into Go struct field CreateRequest.{field} of type string")),
+                None => {
+                    Err(format!("json: cannot unmarshal {v} into Go struct field CreateRequest.{field} of type string"))
+                }
             })
             .collect::<Result<_, _>>()
             .map(Some),
-        v => Err(format!("json: cannot unmarshal {v} into Go struct field CreateRequest.{field} of type map[string]string")),
+        v => Err(format!(
+            "json: cannot unmarshal {v} into Go struct field CreateRequest.{field} of type map[string]string"
+        )),
     }
 }
 

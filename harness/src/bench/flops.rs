@@ -8,8 +8,8 @@
 //! this same count.
 
 use lorakit::lora::LoraConfig;
-use lorakit::model::Projection;
 use lorakit::model::LlamaConfig;
+use lorakit::model::Projection;
 
 /// FLOPs of one training step on `batch` rows of `seq` tokens, every next token scored.
 pub fn train_step_flops(cfg: &LlamaConfig, lora: &LoraConfig, batch: usize, seq: usize) -> f64 {

@@ -2,18 +2,18 @@
 //! that its peak resident memory is its own (and not the high-water mark of an earlier job)
 //! and the thread count is the one its environment sets. A worker prints one JSON object.
 
-use super::flops::train_step_flops;
 use super::Dtype;
+use super::flops::train_step_flops;
+use anyhow::{Context, Result};
+use candle_core::quantized::gguf_file;
+use candle_core::{DType, Device, Tensor};
+use candle_transformers::models::quantized_llama::ModelWeights;
 use lorakit::export::{ExportFormat, ExportRequest, export};
 use lorakit::model::KvCache;
 use lorakit::model::llama::argmax_rows;
 use lorakit::runtime::{peak_rss_mib, reset_peak_rss};
 use lorakit::train::{self, AdamW, AdamWConfig, MicroBatch, StepSettings};
 use lorakit::{LoraAdapter, LoraConfig};
-use anyhow::{Context, Result};
-use candle_core::quantized::gguf_file;
-use candle_core::{DType, Device, Tensor};
-use candle_transformers::models::quantized_llama::ModelWeights;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -127,7 +127,9 @@ pub fn run_worker(spec: &str) -> Result<()> {
         Job::Train { model, batch, seq, steps, warmup, adapter_out } => {
             serde_json::to_value(train(&model, batch, seq, steps, warmup, adapter_out)?)?
         }
-        Job::Export { model, adapter, dtype, out } => serde_json::to_value(export_merged(&model, adapter, dtype, out)?)?,
+        Job::Export { model, adapter, dtype, out } => {
+            serde_json::to_value(export_merged(&model, adapter, dtype, out)?)?
+        }
         Job::Generate { model, dtype, prompt, decode, reps, engine } => {
             serde_json::to_value(generate(&model, dtype, &prompt, decode, reps, engine)?)?
         }
@@ -139,8 +141,11 @@ pub fn run_worker(spec: &str) -> Result<()> {
 /// f32 GEMM throughput of candle's CPU matmul on the shapes a training step uses.
 fn gemm(smoke: bool) -> Result<Vec<GemmShape>> {
     // (tokens × hidden)·(hidden × mlp), its transpose, and a square one.
-    let shapes: &[(usize, usize, usize)] =
-        if smoke { &[(64, 64, 64)] } else { &[(512, 576, 1536), (512, 1536, 576), (1024, 576, 1536), (2048, 2048, 2048)] };
+    let shapes: &[(usize, usize, usize)] = if smoke {
+        &[(64, 64, 64)]
+    } else {
+        &[(512, 576, 1536), (512, 1536, 576), (1024, 576, 1536), (2048, 2048, 2048)]
+    };
     let mut out = Vec::new();
     for &(m, k, n) in shapes {
         let a = Tensor::randn(0f32, 1.0, (m, k), &Device::Cpu)?;
@@ -164,12 +169,21 @@ fn gemm(smoke: bool) -> Result<Vec<GemmShape>> {
 /// vocabulary, every next token scored.
 pub fn bench_batch(batch: usize, seq: usize, vocab: usize) -> Vec<Vec<u32>> {
     let span = vocab.min(49_000).saturating_sub(100).max(1);
-    (0..batch).map(|b| (0..seq).map(|t| ((b * 7919 + t * 104_729) % span + 100).min(vocab - 1) as u32).collect()).collect()
+    (0..batch)
+        .map(|b| (0..seq).map(|t| ((b * 7919 + t * 104_729) % span + 100).min(vocab - 1) as u32).collect())
+        .collect()
 }
 
 /// Training steps as the trainer takes them ([`train::step`]: loss, backward, global-norm
 /// clipping at 1.0, AdamW), timed one by one.
-fn train(model: &str, batch: usize, seq: usize, steps: usize, warmup: usize, adapter_out: Option<PathBuf>) -> Result<TrainResult> {
+fn train(
+    model: &str,
+    batch: usize,
+    seq: usize,
+    steps: usize,
+    warmup: usize,
+    adapter_out: Option<PathBuf>,
+) -> Result<TrainResult> {
     let mut m = lorakit::load::load(model, DType::F32)?;
     let lora = LoraConfig::default();
     let mut adapter = LoraAdapter::init(lora.clone(), &m.model.config, 0, DType::F32, m.model.device())?;
@@ -247,7 +261,14 @@ fn export_merged(model: &str, adapter: PathBuf, dtype: Dtype, out: PathBuf) -> R
 }
 
 /// Prompt processing and decoding on a merged GGUF with `engine`; see [`timed_generation`].
-fn generate(model: &Path, dtype: Dtype, prompt: &[u32], decode: usize, reps: usize, engine: Engine) -> Result<GenerateResult> {
+fn generate(
+    model: &Path,
+    dtype: Dtype,
+    prompt: &[u32],
+    decode: usize,
+    reps: usize,
+    engine: Engine,
+) -> Result<GenerateResult> {
     let dev = &Device::Cpu;
     let mut result = match engine {
         Engine::Lorakit | Engine::LorakitQuantized => {
@@ -258,12 +279,15 @@ fn generate(model: &Path, dtype: Dtype, prompt: &[u32], decode: usize, reps: usi
             let m = &m.model;
             timed_generation(prompt, decode, reps, || {
                 let mut cache = KvCache::new(m.config.num_hidden_layers);
-                move |ids: &[u32]| Ok(argmax_rows(&m.forward_step(&Tensor::new(ids, dev)?.unsqueeze(0)?, &mut cache)?)?[0])
+                move |ids: &[u32]| {
+                    Ok(argmax_rows(&m.forward_step(&Tensor::new(ids, dev)?.unsqueeze(0)?, &mut cache)?)?[0])
+                }
             })?
         }
         Engine::CandleQuantized => {
             let mut file = std::fs::File::open(model).with_context(|| format!("cannot open {}", model.display()))?;
-            let content = gguf_file::Content::read(&mut file).with_context(|| format!("{}: not a GGUF file", model.display()))?;
+            let content =
+                gguf_file::Content::read(&mut file).with_context(|| format!("{}: not a GGUF file", model.display()))?;
             let weights = ModelWeights::from_gguf(content, &mut file, dev)
                 .with_context(|| format!("{}: candle's quantized_llama cannot load it", model.display()))?;
             timed_generation(prompt, decode, reps, || {

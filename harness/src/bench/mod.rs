@@ -13,8 +13,8 @@ pub mod jobs;
 pub mod report;
 
 use anyhow::{Context, Result, bail};
-use lorakit::fetch::DEFAULT_MODEL;
 use jobs::{Engine, ExportResult, GemmShape, GenerateResult, Job, TrainResult};
+use lorakit::fetch::DEFAULT_MODEL;
 use report::{GenerateRow, LlamaRun, Report, Skip, TrainRow};
 use serde::de::DeserializeOwned;
 use std::path::{Path, PathBuf};
@@ -125,8 +125,10 @@ pub fn main(args: &Args) -> Result<()> {
     if out.extension().and_then(|e| e.to_str()) != Some("json") {
         bail!("--out {}: give a .json path (the table goes beside it as .md)", out.display())
     }
-    let torch = Side::new(args.python.clone(), args.torch_skip_reason.clone(), "--python", "tools/bench/torch_train.py")?;
-    let llama = Side::new(args.llama_dir.clone(), args.llama_skip_reason.clone(), "--llama-dir", "tools/llama/bench.mjs")?;
+    let torch =
+        Side::new(args.python.clone(), args.torch_skip_reason.clone(), "--python", "tools/bench/torch_train.py")?;
+    let llama =
+        Side::new(args.llama_dir.clone(), args.llama_skip_reason.clone(), "--llama-dir", "tools/llama/bench.mjs")?;
     let tmp = tempfile::tempdir()?;
     let work = args.work_dir.clone().unwrap_or_else(|| tmp.path().to_path_buf());
     std::fs::create_dir_all(&work).with_context(|| format!("cannot create {}", work.display()))?;
@@ -149,7 +151,14 @@ pub fn main(args: &Args) -> Result<()> {
         eprintln!("== training, batch {} × seq {seq}", plan.batch);
         // The adapter of the first length's run is what the export and generation use.
         let adapter_out = (i == 0).then(|| adapter.clone());
-        let job = Job::Train { model: model.clone(), batch: plan.batch, seq, steps: plan.steps, warmup: plan.warmup, adapter_out };
+        let job = Job::Train {
+            model: model.clone(),
+            batch: plan.batch,
+            seq,
+            steps: plan.steps,
+            warmup: plan.warmup,
+            adapter_out,
+        };
         let candle: TrainResult = worker(&plan, &job)?;
         report.sample_load(&format!("candle training, seq {seq}"))?;
         let torch_result = match &torch.path {
@@ -170,7 +179,12 @@ pub fn main(args: &Args) -> Result<()> {
         let job = Job::Export { model: model.clone(), adapter: adapter.clone(), dtype, out: file.clone() };
         let exported: ExportResult = worker(&plan, &job)?;
         report.export.push(exported);
-        eprintln!("== generation on {}: {} prompt tokens, {} decoded", file.display(), prompt.len(), plan.decode_tokens);
+        eprintln!(
+            "== generation on {}: {} prompt tokens, {} decoded",
+            file.display(),
+            prompt.len(),
+            plan.decode_tokens
+        );
         let generate = |engine| Job::Generate {
             model: file.clone(),
             dtype,
@@ -238,7 +252,8 @@ impl Side {
             }
             return Ok(Self { path, skip: None });
         }
-        let skip = reason.unwrap_or_else(|| format!("not run: no {flag} given ({script}; scripts/bench.sh sets it up)"));
+        let skip =
+            reason.unwrap_or_else(|| format!("not run: no {flag} given ({script}; scripts/bench.sh sets it up)"));
         Ok(Self { path: None, skip: Some(skip) })
     }
 }
@@ -279,7 +294,13 @@ fn run_torch(python: &Path, plan: &Plan, model: &Path, seq: usize) -> Result<ser
     let script = Path::new(TOOLS_DIR).join("bench/torch_train.py");
     let mut cmd = Command::new(python);
     cmd.arg(&script).arg("--gguf").arg(model);
-    for (flag, v) in [("--seq", seq), ("--batch", plan.batch), ("--steps", plan.steps), ("--warmup", plan.warmup), ("--threads", plan.threads)] {
+    for (flag, v) in [
+        ("--seq", seq),
+        ("--batch", plan.batch),
+        ("--steps", plan.steps),
+        ("--warmup", plan.warmup),
+        ("--threads", plan.threads),
+    ] {
         cmd.args([flag, &v.to_string()]);
     }
     // No progress bars or deprecation notes from transformers in the log.

@@ -1,9 +1,9 @@
 //! The benchmark's record: machine, versions, load, every measurement and the ratios, as JSON
 //! and as the markdown table the book's efficiency chapter includes.
 
+use super::Dtype;
 use super::Plan;
 use super::jobs::{Engine, ExportResult, GemmShape, GenerateResult, TrainResult};
-use super::Dtype;
 use crate::experiments::record::load_averages as load_average;
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
@@ -229,7 +229,16 @@ impl Report {
             s,
             "Machine: {}, {} cores, {:.0} GiB RAM, {}; {} threads per engine. {} (commit {}). \
              candle {} ({} build), {}.\n",
-            m.cpu, m.cores, m.ram_gib, m.os, self.plan.threads, self.date, self.git_commit, self.versions.candle, self.versions.profile, torch_versions(self)
+            m.cpu,
+            m.cores,
+            m.ram_gib,
+            m.os,
+            self.plan.threads,
+            self.date,
+            self.git_commit,
+            self.versions.candle,
+            self.versions.profile,
+            torch_versions(self)
         );
         let after = self.load_average.after.as_ref().map(la).unwrap_or_else(|| "?".into());
         let _ = writeln!(
@@ -238,7 +247,11 @@ impl Report {
             la(&self.load_average.before),
             after,
             self.load_average.during.iter().map(|(_, l)| l[0]).fold(f64::NAN, f64::max),
-            if self.load_average.quiet { "" } else { " **The machine was busy with other work: these numbers are unreliable.**" }
+            if self.load_average.quiet {
+                ""
+            } else {
+                " **The machine was busy with other work: these numbers are unreliable.**"
+            }
         );
         let _ = writeln!(
             s,
@@ -313,7 +326,14 @@ impl Report {
         );
         s.push_str("\n**Merged-GGUF export** (`lora export --format gguf`):\n\n| dtype | seconds | peak RSS | file size |\n| --- | ---: | ---: | ---: |\n");
         for e in &self.export {
-            let _ = writeln!(s, "| {} | {:.1} | {:.0} MiB | {:.0} MiB |", e.dtype.name(), e.seconds, e.peak_rss_mib, e.bytes as f64 / 1048576.0);
+            let _ = writeln!(
+                s,
+                "| {} | {:.1} | {:.0} MiB | {:.0} MiB |",
+                e.dtype.name(),
+                e.seconds,
+                e.peak_rss_mib,
+                e.bytes as f64 / 1048576.0
+            );
         }
         for k in &self.skipped {
             let _ = writeln!(s, "\nNot measured: {}: {}", k.side, k.reason);

@@ -2,8 +2,8 @@
 //! scored with the task's metric; the adapter is trained with each of the plan's seeds.
 
 use super::{CurvePoint, Plan, RunSpec, Runner, Stat, curve};
-use lorakit::data::synth::Task;
 use anyhow::Result;
+use lorakit::data::synth::Task;
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -43,9 +43,15 @@ pub struct Example {
 
 pub fn metric_info(task: Task) -> (&'static str, &'static str) {
     match task {
-        Task::Extract => ("json_field_accuracy", "share of the gold JSON's fields the answer gets exactly right (the answer must be JSON and nothing else)"),
+        Task::Extract => (
+            "json_field_accuracy",
+            "share of the gold JSON's fields the answer gets exactly right (the answer must be JSON and nothing else)",
+        ),
         Task::Support => ("facts_match", "1 if every number and name of the gold answer appears in the answer, else 0"),
-        Task::Persona => ("persona_and_facts", "1 if the answer opens with \"Aye!\", closes with \"Fair winds.\" and has the gold answer's numbers, else 0"),
+        Task::Persona => (
+            "persona_and_facts",
+            "1 if the answer opens with \"Aye!\", closes with \"Fair winds.\" and has the gold answer's numbers, else 0",
+        ),
     }
 }
 

@@ -8,6 +8,8 @@
 //! as it must: a rate that suits LoRA's small fresh matrices wrecks pretrained weights.
 
 use super::{CurvePoint, Plan, RunSpec, Runner, curve, step_seconds};
+use anyhow::{Context, Result, bail};
+use candle_core::{DType, Device, Tensor, Var};
 use lorakit::data::TokenizedExample;
 use lorakit::eval::evaluate;
 use lorakit::model::{Checkpoint, Llama};
@@ -16,8 +18,6 @@ use lorakit::train::schedule::lr_at;
 use lorakit::train::step::NonFinite;
 use lorakit::train::trainer::{StepMetrics, every, tokenize_file};
 use lorakit::train::{self, AdamW, AdamWConfig, MicroBatch, StepSettings, batch_indices, eval_loss};
-use anyhow::{Context, Result, bail};
-use candle_core::{DType, Device, Tensor, Var};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::time::Instant;

@@ -17,16 +17,16 @@ pub mod record;
 pub mod subspace;
 pub mod tables;
 
-use lorakit::data::synth::Task;
-use lorakit::data::{Record, load_dataset, save_dataset};
-use lorakit::eval::{EvalReport, evaluate};
-use lorakit::LoraConfig;
-use lorakit::load::{LoadedModel, load};
-use lorakit::train::trainer::StepMetrics;
-use lorakit::train::{RunDir, Schedule, TrainConfig, TrainOptions, TrainSummary, train};
 use anyhow::{Context, Result, bail};
 use candle_core::DType;
 use indicatif::{ProgressBar, ProgressStyle};
+use lorakit::LoraConfig;
+use lorakit::data::synth::Task;
+use lorakit::data::{Record, load_dataset, save_dataset};
+use lorakit::eval::{EvalReport, evaluate};
+use lorakit::load::{LoadedModel, load};
+use lorakit::train::trainer::StepMetrics;
+use lorakit::train::{RunDir, Schedule, TrainConfig, TrainOptions, TrainSummary, train};
 use record::Recorder;
 use serde::{Deserialize, Serialize};
 use std::io::IsTerminal;
@@ -418,7 +418,8 @@ impl Runner {
         self.m.model.remove_adapter();
         self.peak_rss_per_run &= lorakit::runtime::reset_peak_rss();
         let opts = TrainOptions { resume: false, stop: None, observer: None };
-        let (_, summary) = train(&cfg, &mut self.m, &opts).with_context(|| format!("training run {}", spec.dir_name()))?;
+        let (_, summary) =
+            train(&cfg, &mut self.m, &opts).with_context(|| format!("training run {}", spec.dir_name()))?;
         let run_dir = RunDir::new(&dir);
         let history = run_dir.read_metrics()?;
         let test = self.test_set(spec.task)?;
@@ -582,7 +583,9 @@ pub fn run(opts: &Options) -> Result<()> {
         let path = e.json_path(&opts.out);
         let secs = || started.elapsed().as_secs_f64();
         match e {
-            Experiment::BeforeAfter => record::write_json(&path, &recorder.wrap(before_after::run(&mut runner)?, secs()))?,
+            Experiment::BeforeAfter => {
+                record::write_json(&path, &recorder.wrap(before_after::run(&mut runner)?, secs()))?
+            }
             Experiment::Rank => record::write_json(&path, &recorder.wrap(rank::run(&mut runner)?, secs()))?,
             Experiment::Subspace => record::write_json(&path, &recorder.wrap(subspace::run(&mut runner)?, secs()))?,
             Experiment::Efficiency => record::write_json(&path, &recorder.wrap(efficiency::run(&mut runner)?, secs()))?,

@@ -3,8 +3,8 @@
 
 use super::record::Envelope;
 use super::{Experiment, before_after, efficiency, rank, subspace};
-use lorakit::io::atomic_write;
 use anyhow::{Context, Result};
+use lorakit::io::atomic_write;
 use plotters::prelude::*;
 use serde::de::DeserializeOwned;
 use std::path::Path;
@@ -26,7 +26,8 @@ pub fn draw(e: Experiment, dir: &Path) -> Result<()> {
 fn results<T: DeserializeOwned>(e: Experiment, dir: &Path) -> Result<T> {
     let path = e.json_path(dir);
     let text = std::fs::read_to_string(&path).with_context(|| format!("cannot read {}", path.display()))?;
-    let env: Envelope<T> = serde_json::from_str(&text).with_context(|| format!("{}: not a {} results file", path.display(), e.name()))?;
+    let env: Envelope<T> =
+        serde_json::from_str(&text).with_context(|| format!("{}: not a {} results file", path.display(), e.name()))?;
     Ok(env.results)
 }
 
@@ -51,7 +52,11 @@ const PALETTE: [RGBColor; 8] = [
     RGBColor(127, 127, 127),
 ];
 
-fn render(path: &Path, size: (u32, u32), draw: impl FnOnce(&DrawingArea<SVGBackend, plotters::coord::Shift>) -> Result<()>) -> Result<()> {
+fn render(
+    path: &Path,
+    size: (u32, u32),
+    draw: impl FnOnce(&DrawingArea<SVGBackend, plotters::coord::Shift>) -> Result<()>,
+) -> Result<()> {
     let mut svg = String::new();
     {
         let root = SVGBackend::with_string(&mut svg, size).into_drawing_area();
@@ -81,7 +86,11 @@ pub fn before_after(path: &Path, r: &before_after::Results) -> Result<()> {
             .x_labels(n * 2 + 1)
             .x_label_formatter(&|x| {
                 let i = x.floor() as usize;
-                if (x - i as f64 - 0.5).abs() < 0.01 { names.get(i).cloned().unwrap_or_default() } else { String::new() }
+                if (x - i as f64 - 0.5).abs() < 0.01 {
+                    names.get(i).cloned().unwrap_or_default()
+                } else {
+                    String::new()
+                }
             })
             .y_desc("task metric")
             .draw()
@@ -101,7 +110,10 @@ pub fn before_after(path: &Path, r: &before_after::Results) -> Result<()> {
                 let s = if k == 0 { &u.base } else { &u.lora };
                 let x = i as f64 + 0.15 + k as f64 * 0.35 + 0.165;
                 (s.spread > 0.0).then(|| {
-                    PathElement::new(vec![(x, (s.mean - s.spread).max(0.0)), (x, (s.mean + s.spread).min(1.05))], BLACK.stroke_width(2))
+                    PathElement::new(
+                        vec![(x, (s.mean - s.spread).max(0.0)), (x, (s.mean + s.spread).min(1.05))],
+                        BLACK.stroke_width(2),
+                    )
                 })
             });
             chart.draw_series(whiskers).map_err(plot_err)?;
@@ -112,7 +124,13 @@ pub fn before_after(path: &Path, r: &before_after::Results) -> Result<()> {
             });
             chart.draw_series(values).map_err(plot_err)?;
         }
-        chart.configure_series_labels().position(SeriesLabelPosition::UpperLeft).border_style(BLACK).background_style(WHITE).draw().map_err(plot_err)?;
+        chart
+            .configure_series_labels()
+            .position(SeriesLabelPosition::UpperLeft)
+            .border_style(BLACK)
+            .background_style(WHITE)
+            .draw()
+            .map_err(plot_err)?;
         Ok(())
     })
 }
@@ -122,7 +140,8 @@ pub fn rank_curves(path: &Path, r: &rank::Results) -> Result<()> {
     let runs: Vec<&rank::Run> = r.groups.get("rank").into_iter().flatten().map(|&i| &r.runs[i]).collect();
     render(path, (720, 420), |root| {
         let max_step = runs.iter().flat_map(|x| x.curve.last()).map(|p| p.step).max().unwrap_or(1) as f64;
-        let max_loss = runs.iter().flat_map(|x| &x.curve).map(|p| p.loss).filter(|v| v.is_finite()).fold(1e-3, f64::max);
+        let max_loss =
+            runs.iter().flat_map(|x| &x.curve).map(|p| p.loss).filter(|v| v.is_finite()).fold(1e-3, f64::max);
         let mut chart = ChartBuilder::on(root)
             .caption(format!("Training loss by rank ({}, alpha = 2r)", r.task.name()), ("sans-serif", 20))
             .margin(12)
@@ -201,7 +220,10 @@ pub fn subspace(path: &Path, r: &subspace::Results) -> Result<()> {
         for (panel, (title, phi)) in panels.iter().zip([("trained", &r.phi), ("at initialisation", &r.phi_init)]) {
             let mut chart = ChartBuilder::on(panel)
                 .caption(
-                    format!("φ(A_r={}, A_r={}, i, j), {} layer {}, {title} (white 0, blue 1)", r.r1, r.r2, r.module, r.layer),
+                    format!(
+                        "φ(A_r={}, A_r={}, i, j), {} layer {}, {title} (white 0, blue 1)",
+                        r.r1, r.r2, r.module, r.layer
+                    ),
                     ("sans-serif", 16),
                 )
                 .margin(10)
@@ -223,7 +245,8 @@ pub fn subspace(path: &Path, r: &subspace::Results) -> Result<()> {
             let cells = phi.iter().enumerate().flat_map(|(i, row)| {
                 row.iter().enumerate().map(move |(j, &v)| {
                     // White (0) to dark blue (1).
-                    let c = RGBColor((255.0 * (1.0 - v)) as u8, (255.0 * (1.0 - 0.75 * v)) as u8, (255.0 - 80.0 * v) as u8);
+                    let c =
+                        RGBColor((255.0 * (1.0 - v)) as u8, (255.0 * (1.0 - 0.75 * v)) as u8, (255.0 - 80.0 * v) as u8);
                     let (x, y) = (j as f64 + 1.0, i as f64 + 1.0);
                     Rectangle::new([(x - 0.5, y - 0.5), (x + 0.5, y + 0.5)], c.filled())
                 })
@@ -259,7 +282,11 @@ pub fn efficiency(path: &Path, r: &efficiency::Results) -> Result<()> {
             .y_labels(n * 2 + 1)
             .y_label_formatter(&|y| {
                 let i = y.floor() as usize;
-                if (y - i as f64 - 0.5).abs() < 0.01 { labels.get(i).map(|s| s.to_string()).unwrap_or_default() } else { String::new() }
+                if (y - i as f64 - 0.5).abs() < 0.01 {
+                    labels.get(i).map(|s| s.to_string()).unwrap_or_default()
+                } else {
+                    String::new()
+                }
             })
             .x_desc("LoRA / full")
             .draw()
@@ -276,7 +303,9 @@ pub fn efficiency(path: &Path, r: &efficiency::Results) -> Result<()> {
             Text::new(format!("{ratio:.3}"), (x, i as f64 + 0.4), ("sans-serif", 13).into_font().color(&color))
         });
         chart.draw_series(values).map_err(plot_err)?;
-        chart.draw_series(std::iter::once(PathElement::new(vec![(1.0, 0.0), (1.0, n as f64)], BLACK.stroke_width(1)))).map_err(plot_err)?;
+        chart
+            .draw_series(std::iter::once(PathElement::new(vec![(1.0, 0.0), (1.0, n as f64)], BLACK.stroke_width(1))))
+            .map_err(plot_err)?;
         Ok(())
     })
 }

@@ -5,8 +5,8 @@
 //! r grows: α = 2r keeps 2, a fixed α shrinks as 1/r, rsLoRA's α/√r as 1/√r.
 
 use super::{CurvePoint, Plan, RunSpec, Runner, curve};
-use lorakit::data::synth::Task;
 use anyhow::Result;
+use lorakit::data::synth::Task;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 

@@ -2,8 +2,8 @@
 //! which machine, when, and how long it took. The book quotes numbers from these files, so
 //! each must say how to make it again.
 
-use lorakit::io::atomic_write;
 use anyhow::{Context, Result};
+use lorakit::io::atomic_write;
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 use std::process::Command;
@@ -70,9 +70,14 @@ pub fn load_averages() -> Result<[f64; 3]> {
 /// second file of a run would otherwise call the first one a local change.
 pub fn git_commit_in(dir: &Path) -> (String, bool) {
     let run = |args: &[&str]| {
-        Command::new("git").arg("-C").arg(dir).args(args).output().ok().filter(|o| o.status.success()).map(|o| {
-            String::from_utf8_lossy(&o.stdout).trim().to_string()
-        })
+        Command::new("git")
+            .arg("-C")
+            .arg(dir)
+            .args(args)
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
     };
     let commit = run(&["rev-parse", "HEAD"]).unwrap_or_else(|| "unknown".into());
     let dirty = run(&["status", "--porcelain", "--untracked-files=no", "--", ".", ":(exclude,top)book/data"])

@@ -11,9 +11,9 @@
 //! are recorded beside the trained ones: what is above them is what training did.
 
 use super::{Plan, RunSpec, Runner};
-use lorakit::lora::{LoraAdapter, TARGET_MODULES};
 use anyhow::{Context, Result, bail};
 use candle_core::{DType, Device};
+use lorakit::lora::{LoraAdapter, TARGET_MODULES};
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 
@@ -121,7 +121,10 @@ pub struct ModuleSimilarity {
 pub fn runs(plan: &Plan) -> Vec<RunSpec> {
     let (r1, r2) = plan.subspace_ranks;
     let seed = plan.seeds[0];
-    vec![RunSpec::ranked(plan.rank_task, r1, 2.0 * r1 as f64, seed), RunSpec::ranked(plan.rank_task, r2, 2.0 * r2 as f64, seed)]
+    vec![
+        RunSpec::ranked(plan.rank_task, r1, 2.0 * r1 as f64, seed),
+        RunSpec::ranked(plan.rank_task, r2, 2.0 * r2 as f64, seed),
+    ]
 }
 
 /// Row-major f64 copy of the A matrix of (layer, module).

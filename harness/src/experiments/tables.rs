@@ -4,8 +4,8 @@
 
 use super::record::Envelope;
 use super::{Experiment, Stat, before_after, efficiency, rank, subspace};
-use lorakit::io::atomic_write;
 use anyhow::{Context, Result};
+use lorakit::io::atomic_write;
 use serde::de::DeserializeOwned;
 use std::fmt::Write;
 use std::path::Path;
@@ -73,7 +73,7 @@ fn thousands(n: usize) -> String {
     let s = n.to_string();
     let mut out = String::new();
     for (i, c) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i) % 3 == 0 {
+        if i > 0 && (s.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(c);
@@ -169,11 +169,7 @@ fn rank_tables(r: &rank::Results) -> String {
     let header = "| r | alpha | scale | targets | trainable | adapter file | step | peak RSS | val loss | metric | exact |\n\
                   |---:|---:|---|---|---:|---:|---:|---:|---:|---:|---:|\n";
     let mut md = String::new();
-    for (name, title) in [
-        ("rank", "Rank, with alpha = 2r"),
-        ("alpha", "Alpha rules"),
-        ("targets", "Target modules"),
-    ] {
+    for (name, title) in [("rank", "Rank, with alpha = 2r"), ("alpha", "Alpha rules"), ("targets", "Target modules")] {
         let Some(ids) = r.groups.get(name) else { continue };
         let _ = write!(md, "\n**{title}** (`{}`, seed {})\n\n{header}", r.metric_name, r.seed);
         for &i in ids {
