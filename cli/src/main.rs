@@ -503,25 +503,7 @@ fn run(cli: Cli) -> Result<()> {
             print!("{}", deploy_with(&opts, &progress)?);
         }
         Command::Eval { model, data, task, limit, max_new_tokens, report } => {
-            let mut records = load_dataset(&data)?;
-            if let Some(n) = limit {
-                records.truncate(n);
-            }
-            let mut m = load(&model.model, DType::F32)?;
-            let base = evaluate(&m, &records, task, max_new_tokens)?;
-            let tuned = match &model.adapter {
-                Some(dir) => {
-                    let a = LoraAdapter::load_peft(dir, &m.model.config, DType::F32, m.model.device())?;
-                    m.model.apply_adapter(&a)?;
-                    Some(evaluate(&m, &records, task, max_new_tokens)?)
-                }
-                None => None,
-            };
-            print_comparison(&base, tuned.as_ref(), 3);
-            if let Some(path) = report {
-                let json = serde_json::json!({ "base": base, "adapter": tuned });
-                lorakit::io::atomic_write(&path, serde_json::to_string_pretty(&json)?.as_bytes())?;
-            }
+            eval(model, data, task, limit, max_new_tokens, report)?
         }
         Command::Data { command: DataCommand::Check { file, model, max_len } } => {
             let records = load_dataset(&file)?;
@@ -557,22 +539,7 @@ fn run(cli: Cli) -> Result<()> {
             }
         }
         Command::Chat { model, system, max_new_tokens, temperature, seed, quantize } => {
-            let m = model.load_for_inference(quantize)?;
-            let mut history: Vec<Message> = system.map(|s| vec![Message::new(Role::System, s)]).unwrap_or_default();
-            let cfg = GenerationConfig { max_new_tokens, temperature, top_k: None, top_p: None, seed };
-            let stdin = std::io::stdin();
-            loop {
-                eprint!("you> ");
-                let mut line = String::new();
-                if stdin.read_line(&mut line)? == 0 || line.trim().is_empty() {
-                    break;
-                }
-                history.push(Message::new(Role::User, line.trim()));
-                let ids = m.encode(&m.chat_prompt(&history)?)?;
-                print!("model> ");
-                let answer = stream(&m, &ids, &cfg)?;
-                history.push(Message::new(Role::Assistant, answer));
-            }
+            chat(model, system, max_new_tokens, temperature, seed, quantize)?
         }
         Command::Demo { flags, data_dir, task, eval_examples, export_dir } => {
             demo::run(flags, &data_dir, task, eval_examples, export_dir)?
@@ -590,28 +557,7 @@ fn run(cli: Cli) -> Result<()> {
             lora_harness::experiments::run(&opts)?;
         }
         Command::Bench(args) => lora_harness::bench::main(&args)?,
-        Command::Score { model, ids, text, top, full, json } => {
-            let m = model.load()?;
-            let ids = match (ids, text) {
-                (Some(s), _) => parse_ids(&s)?,
-                (None, Some(t)) => m.encode(&t)?,
-                (None, None) => bail!("give --ids or --text"),
-            };
-            let report = score::score(&m.model, &ids, top, full)?;
-            if json {
-                println!("{}", serde_json::to_string(&report)?);
-            } else {
-                for (i, pos) in report.positions.iter().enumerate() {
-                    let tok = m.decode(&ids[i..=i]).unwrap_or_default();
-                    let tops: Vec<String> = pos
-                        .top
-                        .iter()
-                        .map(|t| format!("{:?} {:.3}", m.decode(&[t.id]).unwrap_or_default(), t.prob))
-                        .collect();
-                    println!("{i:>4} {tok:?} → {}", tops.join(", "));
-                }
-            }
-        }
+        Command::Score { model, ids, text, top, full, json } => score_cmd(model, ids, text, top, full, json)?,
         Command::Generate { model, prompt, system, raw, max_new_tokens, temperature, top_k, top_p, seed, quantize } => {
             let m = model.load_for_inference(quantize)?;
             let text = if raw {
@@ -680,4 +626,92 @@ fn ctrl_c_flag() -> Result<Arc<AtomicBool>> {
         eprintln!("\nstopping after this step (a checkpoint will be saved; Ctrl-C again to quit now)");
     })?;
     Ok(flag)
+}
+
+/// `lora eval`: the base model, then the adapter if one is given, on the same examples.
+fn eval(
+    model: ModelArgs,
+    data: PathBuf,
+    task: Task,
+    limit: Option<usize>,
+    max_new_tokens: usize,
+    report: Option<PathBuf>,
+) -> Result<()> {
+    let mut records = load_dataset(&data)?;
+    if let Some(n) = limit {
+        records.truncate(n);
+    }
+    let mut m = load(&model.model, DType::F32)?;
+    let base = evaluate(&m, &records, task, max_new_tokens)?;
+    let tuned = match &model.adapter {
+        Some(dir) => {
+            let a = LoraAdapter::load_peft(dir, &m.model.config, DType::F32, m.model.device())?;
+            m.model.apply_adapter(&a)?;
+            Some(evaluate(&m, &records, task, max_new_tokens)?)
+        }
+        None => None,
+    };
+    print_comparison(&base, tuned.as_ref(), 3);
+    if let Some(path) = report {
+        let json = serde_json::json!({ "base": base, "adapter": tuned });
+        lorakit::io::atomic_write(&path, serde_json::to_string_pretty(&json)?.as_bytes())?;
+    }
+    Ok(())
+}
+
+/// `lora chat`: a conversation on stdin/stdout, the history resent each turn.
+fn chat(
+    model: ModelArgs,
+    system: Option<String>,
+    max_new_tokens: usize,
+    temperature: f64,
+    seed: u64,
+    quantize: Option<lorakit::export::ExportDtype>,
+) -> Result<()> {
+    let m = model.load_for_inference(quantize)?;
+    let mut history: Vec<Message> = system.map(|s| vec![Message::new(Role::System, s)]).unwrap_or_default();
+    let cfg = GenerationConfig { max_new_tokens, temperature, top_k: None, top_p: None, seed };
+    let stdin = std::io::stdin();
+    loop {
+        eprint!("you> ");
+        let mut line = String::new();
+        if stdin.read_line(&mut line)? == 0 || line.trim().is_empty() {
+            break;
+        }
+        history.push(Message::new(Role::User, line.trim()));
+        let ids = m.encode(&m.chat_prompt(&history)?)?;
+        print!("model> ");
+        let answer = stream(&m, &ids, &cfg)?;
+        history.push(Message::new(Role::Assistant, answer));
+    }
+    Ok(())
+}
+
+/// `lora score`: the next-token distribution at every position.
+fn score_cmd(
+    model: ModelArgs,
+    ids: Option<String>,
+    text: Option<String>,
+    top: usize,
+    full: bool,
+    json: bool,
+) -> Result<()> {
+    let m = model.load()?;
+    let ids = match (ids, text) {
+        (Some(s), _) => parse_ids(&s)?,
+        (None, Some(t)) => m.encode(&t)?,
+        (None, None) => bail!("give --ids or --text"),
+    };
+    let report = score::score(&m.model, &ids, top, full)?;
+    if json {
+        println!("{}", serde_json::to_string(&report)?);
+    } else {
+        for (i, pos) in report.positions.iter().enumerate() {
+            let tok = m.decode(&ids[i..=i]).unwrap_or_default();
+            let tops: Vec<String> =
+                pos.top.iter().map(|t| format!("{:?} {:.3}", m.decode(&[t.id]).unwrap_or_default(), t.prob)).collect();
+            println!("{i:>4} {tok:?} → {}", tops.join(", "));
+        }
+    }
+    Ok(())
 }
