@@ -2,11 +2,10 @@
 //! stderr (bars only on a terminal), fed by lorakit's progress callbacks.
 
 use std::io::IsTerminal;
+use std::path::Path;
 use std::sync::Mutex;
 
 use indicatif::{ProgressBar, ProgressStyle};
-use std::path::Path;
-
 use lorakit::eval::EvalReport;
 use lorakit::progress::Bytes;
 use lorakit::train::{StepMetrics, TrainObserver};
