@@ -10,11 +10,10 @@ use lorakit::candle::DType;
 use lorakit::data::load_dataset;
 use lorakit::data::synth::Task;
 use lorakit::export::{ExportFormat, ExportRequest};
-use lorakit::settings::Settings;
 use lorakit::train::{RunDir, TrainOptions, train};
 
 use crate::term::{self, log_stderr, print_comparison, print_export_report, print_summary};
-use crate::{TrainFlags, ctrl_c_flag, evaluate, load};
+use crate::{TrainFlags, ctrl_c_flag, evaluate, load, settings};
 
 /// Run the demo with `flags` on the task whose files are in `data_dir`.
 pub fn run(
@@ -60,7 +59,7 @@ pub fn run(
         force: true,
         ..ExportRequest::new(cfg.model.clone(), cfg.output_dir.clone(), ExportFormat::Ollama, export_dir)
     };
-    print_export_report(&lorakit::export::export_with(&req, &Settings::from_env(), &log_stderr)?);
+    print_export_report(&lorakit::export::export_with(&req, settings(), &log_stderr)?);
     Ok(())
 }
 

@@ -40,9 +40,15 @@ struct ModelArgs {
     adapter: Option<PathBuf>,
 }
 
-/// Load a model in f32 with the environment's settings, reporting downloads on stderr.
+/// The environment's settings, read once: this binary is lorakit's edge.
+fn settings() -> &'static Settings {
+    static SETTINGS: std::sync::OnceLock<Settings> = std::sync::OnceLock::new();
+    SETTINGS.get_or_init(Settings::from_env)
+}
+
+/// Load a model in `dtype` with the environment's settings, reporting downloads on stderr.
 fn load(spec: &str, dtype: DType) -> Result<LoadedModel> {
-    lorakit::load::load_with(spec, dtype, &Settings::from_env(), &log_stderr)
+    lorakit::load::load_with(spec, dtype, settings(), &log_stderr)
 }
 
 /// [`lorakit::eval::evaluate`] with a progress bar.
@@ -53,7 +59,7 @@ fn evaluate(m: &LoadedModel, records: &[Record], task: Task, max_new_tokens: usi
 
 /// `--host`, else `$OLLAMA_HOST` (else lorakit uses Ollama's default).
 fn ollama_host(flag: Option<String>) -> Option<String> {
-    flag.or(Settings::from_env().ollama_host)
+    flag.or_else(|| settings().ollama_host.clone())
 }
 
 impl ModelArgs {
@@ -482,7 +488,7 @@ fn run(cli: Cli) -> Result<()> {
                 chat_template,
                 force,
             };
-            let report = lorakit::export::export_with(&req, &Settings::from_env(), &log_stderr)?;
+            let report = lorakit::export::export_with(&req, settings(), &log_stderr)?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&report)?);
             } else {
