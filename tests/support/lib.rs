@@ -4,6 +4,7 @@
 use anyhow::{Context, Result};
 use lorakit::candle::{DType, Tensor};
 use std::path::PathBuf;
+pub mod listing_output;
 pub mod llama_cpp;
 
 /// `../shared` beside the project root (override with `LORA_SHARED_DIR`).

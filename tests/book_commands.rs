@@ -1,0 +1,312 @@
+//! Every command the book shows works from the repository root, and prints what the book says.
+//!
+//! 1. The quoted outputs (`book/listings/*.txt`): each file starts with the command a reader
+//!    types (`$ cargo run -p lorakit --example …`, `$ lora …` or `$ bash scripts/…`); the rest
+//!    is its standard output. Each command runs again, in file-name order (Listing 8-2 trains the adapter the
+//!    later listings read), and its output is compared with
+//!    `lora_book::listing_output::first_difference`: text equal, numbers within their last
+//!    printed digits, measurements of the machine (time, speed, memory) free.
+//!    `bash scripts/book.sh outputs NAME` rewrites a quoted output after a deliberate change.
+//! 2. The shell blocks of the chapters (```` ```sh ````/```` ```bash ````) run from the
+//!    repository root, twice (a command that only works once fails), with `lora` on the PATH.
+//!    A block marked ```` ```sh,no_run ```` needs what a test cannot have (an Ollama server, a
+//!    Hugging Face token, an hour of CPU) or is a long job checked elsewhere; its `lora`
+//!    commands are still checked: the subcommand exists and accepts every flag shown.
+//!
+//!     cargo test -p lora-book --test book_commands
+
+use anyhow::{Context, Result, bail};
+use lora_book::listing_output::first_difference;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Builds the listings and the `lora` CLI (a no-op when `cargo test --workspace` already did)
+/// and returns each executable by name, as cargo reports them.
+fn build_programs() -> Result<HashMap<String, PathBuf>> {
+    let out = Command::new(env!("CARGO"))
+        .current_dir(root())
+        .args([
+            "build",
+            "-q",
+            "--message-format=json",
+            "-p",
+            "lorakit",
+            "--examples",
+            "-p",
+            "lora-cli",
+            "--bin",
+            "lora",
+        ])
+        .output()
+        .context("running cargo build")?;
+    if !out.status.success() {
+        bail!("cargo build of the listings failed:\n{}", String::from_utf8_lossy(&out.stderr));
+    }
+    let mut programs = HashMap::new();
+    for line in String::from_utf8_lossy(&out.stdout).lines() {
+        let Ok(msg) = serde_json::from_str::<serde_json::Value>(line) else { continue };
+        if let (Some(name), Some(exe)) = (msg["target"]["name"].as_str(), msg["executable"].as_str()) {
+            programs.insert(name.to_string(), PathBuf::from(exe));
+        }
+    }
+    Ok(programs)
+}
+
+/// `$ cargo run -p lorakit --example NAME [-- ARGS…]` or `$ lora ARGS…` as program + arguments.
+fn parse_command(line: &str, programs: &HashMap<String, PathBuf>) -> Result<(PathBuf, Vec<String>)> {
+    let words = shell_words(line.strip_prefix("$ ").context("the first line is not a `$ ` command")?)?;
+    let program = |name: &str| programs.get(name).cloned().with_context(|| format!("cargo built no program `{name}`"));
+    match words.iter().map(String::as_str).collect::<Vec<_>>().as_slice() {
+        ["cargo", "run", "-p", "lorakit", "--example", name, rest @ ..] => {
+            let args = match rest {
+                [] => vec![],
+                ["--", args @ ..] => args.iter().map(|s| s.to_string()).collect(),
+                _ => bail!("arguments must follow `--`"),
+            };
+            Ok((program(name)?, args))
+        }
+        ["lora", args @ ..] => Ok((program("lora")?, args.iter().map(|s| s.to_string()).collect())),
+        ["bash", script, args @ ..] if script.starts_with("scripts/") => {
+            Ok((PathBuf::from("bash"), words[1..].iter().map(|s| s.to_string()).collect()))
+        }
+        _ => bail!("not a listing, `lora` or `bash scripts/…` command"),
+    }
+}
+
+/// Splits as a shell would for the commands the book shows: words, "double" and 'single' quotes.
+fn shell_words(s: &str) -> Result<Vec<String>> {
+    let (mut words, mut word, mut quote, mut in_word) = (Vec::new(), String::new(), None, false);
+    for c in s.chars() {
+        match (quote, c) {
+            (Some(q), c) if c == q => quote = None,
+            (Some(_), c) => word.push(c),
+            (None, '"' | '\'') => (quote, in_word) = (Some(c), true),
+            (None, c) if c.is_whitespace() => {
+                if in_word {
+                    words.push(std::mem::take(&mut word));
+                    in_word = false;
+                }
+            }
+            (None, c) => {
+                word.push(c);
+                in_word = true;
+            }
+        }
+    }
+    if quote.is_some() {
+        bail!("unclosed quote in `{s}`");
+    }
+    if in_word {
+        words.push(word);
+    }
+    Ok(words)
+}
+
+fn check(file: &Path, programs: &HashMap<String, PathBuf>) -> Result<()> {
+    let quoted = std::fs::read_to_string(file)?;
+    let (command, expected) = quoted.split_once('\n').unwrap_or((&quoted, ""));
+    let (exe, args) = parse_command(command, programs)?;
+    let out = Command::new(&exe)
+        .args(&args)
+        .current_dir(root())
+        .output()
+        .with_context(|| format!("running {}", exe.display()))?;
+    if !out.status.success() {
+        bail!("`{command}` exited with {}:\n{}", out.status, String::from_utf8_lossy(&out.stderr));
+    }
+    if let Some(diff) = first_difference(expected, &String::from_utf8_lossy(&out.stdout)) {
+        bail!("`{command}` prints something else than the book quotes, {diff}");
+    }
+    Ok(())
+}
+
+/// Part 1: every quoted output, in file-name order. Returns the failures.
+fn check_quoted_outputs(programs: &HashMap<String, PathBuf>) -> Vec<String> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(root().join("book/listings"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "txt"))
+        .collect();
+    files.sort();
+    assert!(files.len() >= 15, "only {} quoted outputs found", files.len());
+    let mut failures = Vec::new();
+    for file in &files {
+        let name = file.file_name().unwrap().to_string_lossy().into_owned();
+        let started = std::time::Instant::now();
+        match check(file, programs) {
+            Ok(()) => eprintln!("ok   book/listings/{name} ({:.1} s)", started.elapsed().as_secs_f64()),
+            Err(e) => {
+                eprintln!("FAIL book/listings/{name}: {e:#}");
+                failures.push(format!("book/listings/{name}: {e:#}"));
+            }
+        }
+    }
+    failures
+}
+
+/// A shell block of a chapter: where it is, whether it runs, its text.
+struct Block {
+    at: String,
+    runs: bool,
+    text: String,
+}
+
+fn shell_blocks() -> Vec<Block> {
+    let mut chapters: Vec<PathBuf> = std::fs::read_dir(root().join("book"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "md"))
+        .collect();
+    chapters.sort();
+    let mut blocks = Vec::new();
+    for md in chapters {
+        let text = std::fs::read_to_string(&md).unwrap();
+        let name = md.file_name().unwrap().to_string_lossy().into_owned();
+        let mut open: Option<(usize, bool, String)> = None;
+        for (i, line) in text.lines().enumerate() {
+            let fence = line.trim_start().strip_prefix("```");
+            match (&mut open, fence) {
+                (None, Some(info)) => {
+                    let mut flags = info.split(',').map(str::trim);
+                    if matches!(flags.next(), Some("sh" | "bash" | "console" | "shell")) {
+                        open = Some((i + 1, !flags.any(|f| f == "no_run"), String::new()));
+                    }
+                }
+                (Some(_), Some("")) => {
+                    let (line, runs, text) = open.take().unwrap();
+                    blocks.push(Block { at: format!("book/{name}:{line}"), runs, text });
+                }
+                (Some((_, _, body)), _) => {
+                    body.push_str(line);
+                    body.push('\n');
+                }
+                (None, None) => {}
+            }
+        }
+    }
+    blocks
+}
+
+/// Every `lora …` invocation of a block: its words, continuation lines joined.
+fn lora_invocations(block: &str) -> Vec<Vec<String>> {
+    let joined = block.replace("\\\n", " ");
+    let mut found = Vec::new();
+    for line in joined.lines() {
+        let code = line.split(" #").next().unwrap_or("");
+        let words = shell_words(code).unwrap_or_default();
+        for (i, w) in words.iter().enumerate() {
+            let starts_command = i == 0 || matches!(words[i - 1].as_str(), "do" | "then" | ";" | "&&" | "||" | "|");
+            if w == "lora" && starts_command {
+                found.push(
+                    words[i..].iter().take_while(|w| !matches!(w.as_str(), ";" | "&&" | "||" | "|")).cloned().collect(),
+                );
+            }
+        }
+    }
+    found
+}
+
+/// `lora SUB… --flags`: the subcommand exists and its help lists every flag shown.
+fn check_lora_invocation(lora: &Path, words: &[String]) -> Result<()> {
+    let mut path: Vec<&str> = words[1..]
+        .iter()
+        .map(String::as_str)
+        .take_while(|w| w.chars().all(|c| c.is_ascii_lowercase() || c == '-') && !w.starts_with('-'))
+        .collect();
+    // Positional arguments made of letters (a model name) end the subcommand path: try shorter paths.
+    let help = loop {
+        let out = Command::new(lora).args(&path).arg("--help").output()?;
+        if out.status.success() {
+            break String::from_utf8_lossy(&out.stdout).into_owned();
+        }
+        if path.pop().is_none() {
+            bail!("`lora` rejects `{}`", words.join(" "));
+        }
+    };
+    for flag in words.iter().filter(|w| w.starts_with("--")) {
+        let flag = flag.split('=').next().unwrap();
+        let listed = help.split(|c: char| !(c.is_ascii_alphanumeric() || c == '-')).any(|w| w == flag);
+        if !listed {
+            bail!("`lora {}` has no flag {flag}", path.join(" "));
+        }
+    }
+    Ok(())
+}
+
+/// Runs a block with bash from the repository root, `lora` on the PATH.
+fn run_block(block: &Block, bin_dir: &Path) -> Result<()> {
+    let path = format!("{}:{}", bin_dir.display(), std::env::var("PATH").unwrap_or_default());
+    let out = Command::new("timeout")
+        .args(["1200", "bash", "-euo", "pipefail", "-c", &block.text])
+        .current_dir(root())
+        .env("PATH", path)
+        .output()?;
+    if !out.status.success() {
+        let err = String::from_utf8_lossy(&out.stderr);
+        let tail: Vec<&str> = err.lines().rev().take(12).collect();
+        bail!("exited with {}:\n{}", out.status, tail.into_iter().rev().collect::<Vec<_>>().join("\n"));
+    }
+    Ok(())
+}
+
+/// Part 2: the chapters' shell blocks. Returns the failures.
+fn check_shell_blocks(programs: &HashMap<String, PathBuf>) -> Vec<String> {
+    let lora = programs.get("lora").expect("cargo built lora");
+    let bin_dir = tempfile::tempdir().unwrap();
+    std::os::unix::fs::symlink(lora, bin_dir.path().join("lora")).unwrap();
+    let blocks = shell_blocks();
+    assert!(blocks.iter().filter(|b| b.runs).count() >= 4, "too few runnable shell blocks found");
+    let mut failures = Vec::new();
+    for block in &blocks {
+        for words in lora_invocations(&block.text) {
+            if let Err(e) = check_lora_invocation(lora, &words) {
+                failures.push(format!("{}: {e:#}", block.at));
+            }
+        }
+        if block.runs {
+            for round in ["first", "second"] {
+                let started = std::time::Instant::now();
+                match run_block(block, bin_dir.path()) {
+                    Ok(()) => eprintln!("ok   {} ({round} run, {:.1} s)", block.at, started.elapsed().as_secs_f64()),
+                    Err(e) => {
+                        eprintln!("FAIL {} ({round} run): {e:#}", block.at);
+                        failures.push(format!("{} ({round} run): {e:#}", block.at));
+                        break;
+                    }
+                }
+            }
+        }
+    }
+    failures
+}
+
+#[test]
+fn every_command_the_book_shows_works() {
+    let programs = build_programs().unwrap();
+    let mut failures = check_quoted_outputs(&programs);
+    failures.extend(check_shell_blocks(&programs));
+    assert!(failures.is_empty(), "{} problem(s):\n{}", failures.len(), failures.join("\n"));
+}
+
+#[test]
+fn commands_are_split_as_a_shell_splits_them() {
+    assert_eq!(
+        shell_words(r#"lora generate --system "Extract it." --prompt "Hi, I'm Ana""#).unwrap(),
+        ["lora", "generate", "--system", "Extract it.", "--prompt", "Hi, I'm Ana"]
+    );
+    assert!(shell_words("lora \"open").is_err());
+}
+
+#[test]
+fn lora_commands_are_found_in_loops_and_after_continuations() {
+    let block = "for r in 4 8; do\n  lora train --r $r \\\n    --alpha 8\ndone\nlora data check x.jsonl  # a comment\n";
+    let found = lora_invocations(block);
+    assert_eq!(found.len(), 2);
+    assert_eq!(found[0], ["lora", "train", "--r", "$r", "--alpha", "8"]);
+    assert_eq!(found[1], ["lora", "data", "check", "x.jsonl"]);
+}
