@@ -5,6 +5,10 @@
 #   bash scripts/llama.sh install      install (idempotent; quick when already installed)
 #   bash scripts/llama.sh path         print the install dir; exit 1 if not (or not fully) installed
 #   bash scripts/llama.sh run ARGS…    run tools/llama/score.mjs (see its header) with ARGS
+#   bash scripts/llama.sh ask DIR "MESSAGE" [MAX_TOKENS]
+#                                      answer MESSAGE as `ollama run` would with the Modelfile in DIR
+#                                      (its TEMPLATE, SYSTEM and stops, rendered by `lora deploy
+#                                      --print-prompt`), decoded greedily by llama.cpp; installs first
 #
 # Needs Node >= 20 and npm. Nothing is fetched from GitHub and nothing is compiled: the install
 # runs without package scripts (node-llama-cpp's postinstall would otherwise try to download and
@@ -103,8 +107,28 @@ run)
     }
     LORA_LLAMA_DIR="$DIR" exec node "$SRC/score.mjs" "$@"
     ;;
+ask)
+    (($# >= 3)) || { echo 'usage: bash scripts/llama.sh ask DIR "MESSAGE" [MAX_TOKENS]' >&2; exit 2; }
+    installed || bash "$0" install >&2
+    cargo build -q -p lora-cli --bin lora
+    work="$(mktemp -d)"
+    trap 'rm -rf "$work"' EXIT
+    "$CARGO_TARGET_DIR/debug/lora" deploy "$2" --print-prompt --prompt "$3" >"$work/request.json"
+    # The request's prompt and stops as score.mjs's --prompts file; its model and adapters as flags.
+    mapfile -t files < <(node -e '
+        const fs = require("fs");
+        const r = JSON.parse(fs.readFileSync(process.argv[1], "utf8"));
+        fs.writeFileSync(process.argv[2], JSON.stringify({prompts: [r.prompt], stops: r.stops}));
+        console.log(r.model);
+        for (const a of r.adapters) console.log(a);
+    ' "$work/request.json" "$work/prompts.json")
+    args=(--model "${files[0]}")
+    for a in "${files[@]:1}"; do args+=(--lora "$a"); done
+    LORA_LLAMA_DIR="$DIR" node "$SRC/score.mjs" "${args[@]}" --prompts "$work/prompts.json" --greedy "${4:-64}" >"$work/answer.json"
+    node -e 'console.log(JSON.parse(require("fs").readFileSync(process.argv[1], "utf8")).rows[0].text.trim())' "$work/answer.json"
+    ;;
 *)
-    sed -n '2,12p' "$0" >&2
+    sed -n '2,16p' "$0" >&2
     exit 2
     ;;
 esac

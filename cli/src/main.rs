@@ -14,7 +14,7 @@ use lorakit::settings::Settings;
 use lorakit::train::{Schedule, TrainConfig, TrainOptions, train};
 use lorakit::{LoraAdapter, score};
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use term::{log_stderr, print_comparison, print_export_report, print_summary};
@@ -360,6 +360,11 @@ enum Command {
         /// Create the model without the Modelfile's SYSTEM message.
         #[arg(long)]
         no_system: bool,
+        /// Print, as JSON, what Ollama would run for --prompt and contact no server: the model
+        /// and adapter files, the prompt text the Modelfile's TEMPLATE and SYSTEM render, the
+        /// stop strings (`scripts/llama.sh ask` feeds it to llama.cpp).
+        #[arg(long, conflicts_with = "dry_run")]
+        print_prompt: bool,
     },
     /// Generate an answer to a prompt (rendered with the model's chat template).
     Generate {
@@ -495,7 +500,10 @@ fn run(cli: Cli) -> Result<()> {
                 print_export_report(&report);
             }
         }
-        Command::Deploy { path, name, host, prompt, max_tokens, timeout, dry_run, system, no_system } => {
+        Command::Deploy { path, prompt, system, no_system, print_prompt: true, .. } => {
+            print_ollama_prompt(&path, &prompt, system_choice(system, no_system))?
+        }
+        Command::Deploy { path, name, host, prompt, max_tokens, timeout, dry_run, system, no_system, .. } => {
             use lorakit::ollama::deploy::{DeployOptions, DeployProgress, default_name, deploy_with};
             let name = match name {
                 Some(n) => n,
@@ -585,6 +593,31 @@ fn run(cli: Cli) -> Result<()> {
 }
 
 /// `--system TEXT` / `--no-system`, as the library takes them.
+/// `lora deploy --print-prompt`: the files and the exact prompt text Ollama would hand
+/// llama.cpp for `message` sent alone, as `ollama run NAME "message"` does.
+fn print_ollama_prompt(path: &Path, message: &str, system: lorakit::ollama::modelfile::SystemChoice) -> Result<()> {
+    use lorakit::chat::{Message, Role};
+    use lorakit::ollama::modelfile::{Modelfile, SystemChoice};
+    let file = lorakit::ollama::deploy::modelfile_path(path)?;
+    let mut modelfile = Modelfile::read(&file)?;
+    match system {
+        SystemChoice::Inherit => {}
+        SystemChoice::Text(text) => modelfile.system = Some(text),
+        SystemChoice::Omit => modelfile.system = None,
+    }
+    let dir = file.parent().unwrap_or(Path::new("."));
+    let beside = |name: &str| dir.join(name).display().to_string();
+    let request = serde_json::json!({
+        "modelfile": file.display().to_string(),
+        "model": beside(&modelfile.from),
+        "adapters": modelfile.adapters.iter().map(|a| beside(a)).collect::<Vec<_>>(),
+        "prompt": modelfile.ollama_prompt(&[Message::new(Role::User, message)])?,
+        "stops": modelfile.stops(),
+    });
+    println!("{}", serde_json::to_string_pretty(&request)?);
+    Ok(())
+}
+
 fn system_choice(system: Option<String>, no_system: bool) -> lorakit::ollama::modelfile::SystemChoice {
     use lorakit::ollama::modelfile::SystemChoice;
     match (system, no_system) {
