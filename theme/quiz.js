@@ -88,7 +88,7 @@
       const fs = el("fieldset", { class: "quiz-question", "data-question": String(qi + 1) });
       const legend = el("legend", { class: "quiz-text" }, el("span", { class: "quiz-num", text: `${qi + 1}. ` }), ...q.text);
       fs.append(legend);
-      const list = el("div", { class: "quiz-options", role: "presentation" });
+      const list = el("div", { class: "quiz-options" });
       const feedback = el("p", { class: "quiz-feedback", role: "status", "aria-live": "polite" });
       q.options.forEach((o, oi) => {
         const input = el("input", { type: "radio", name, value: String(oi), id: `${name}-${oi}` });
