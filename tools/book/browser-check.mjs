@@ -340,8 +340,15 @@ async function testQuizzes(page, name) {
       if (kb.checked !== 1 || kb.result !== want1) problems.push(`quiz ${want.id}: Space then ArrowDown should answer option 2 (${want1}), got ${JSON.stringify(kb)}`);
       if (name === "ch04-00-benefits.html") {
         await shot(page, "quiz-ch04-light.png", w);
-        await page.evaluate(() => document.documentElement.classList.replace(document.documentElement.classList.contains("light") ? "light" : "x", "coal"));
-        await shot(page, "quiz-ch04-coal.png", w);
+        // The dark theme as a reader picks it (mdBook keeps the choice in localStorage).
+        const dark = await context.newPage();
+        await dark.addInitScript(() => localStorage.setItem("mdbook-theme", "coal"));
+        await dark.goto(`${origin}/${name}`, { waitUntil: "load" });
+        const dw = dark.locator("div.lora-quiz").first();
+        await dw.locator('input[type="radio"]').first().check();
+        await shot(dark, "quiz-ch04-coal.png", dw);
+        await dark.evaluate(() => localStorage.removeItem("mdbook-theme"));
+        await dark.close();
       }
       await w.locator("button.quiz-reset").click();
     }
