@@ -15,7 +15,12 @@
 //   at all), or does not respond to its controls: the calculator's counts must equal
 //   lorakit's for every setting in models.json, the low-rank explorer's error must equal
 //   the Rust one at every r, the viewer must page through examples, the curves must follow
-//   their checkboxes.
+//   their checkboxes;
+// - a self-check quiz (div.lora-quiz, theme/quiz.js) is not drawn, or does not answer: each
+//   question is answered once wrongly and once rightly (the right option read from the
+//   page's HTML, not from the script) and the feedback and the score must follow; one
+//   question is answered with the keyboard;
+// - a chapter page (ch01-… to ch15-…) lacks a "Summary" heading or a quiz of 3 to 5 questions.
 // Screenshots of a theory page, a training page and every widget go to --shots.
 import fs from "node:fs";
 import http from "node:http";
@@ -234,6 +239,124 @@ async function testCurves(page, name, w) {
   notes.push(`${name}: training-curves ${res.all} lines, ${res.without} without the first series, ${res.noVal} without validation`);
 }
 
+
+// ---- self-check quizzes ---------------------------------------------------------------------
+const CHAPTER_PAGE = /^ch(0[1-9]|1[0-5])-\d\d-.*\.html$/;
+
+/** The quizzes as the page's HTML file writes them (before theme/quiz.js ran). */
+function quizzesInHtml(page, file) {
+  return page.evaluate((html) => {
+    const doc = new DOMParser().parseFromString(html, "text/html");
+    return [...doc.querySelectorAll("div.lora-quiz")].map((q) => ({
+      id: q.dataset.quiz,
+      questions: [...q.querySelectorAll(":scope > .quiz-q")].map((qq) => {
+        const opts = [...qq.querySelectorAll(".quiz-options > li")];
+        return { options: opts.length, correct: opts.map((li, i) => (li.hasAttribute("data-correct") ? i : -1)).filter((i) => i >= 0) };
+      }),
+    }));
+  }, fs.readFileSync(file, "utf8"));
+}
+
+async function testQuizzes(page, name) {
+  const problems = [];
+  const expected = await quizzesInHtml(page, path.join(bookDir, name));
+  const live = page.locator("div.lora-quiz");
+  if ((await live.count()) !== expected.length) problems.push(`${expected.length} quiz(zes) in the HTML, ${await live.count()} on the page`);
+  if (CHAPTER_PAGE.test(name)) {
+    const summary = await page.evaluate(() => [...document.querySelectorAll("main h2")].some((h) => h.textContent.trim() === "Summary"));
+    if (!summary) problems.push('no "## Summary" heading');
+    if (expected.length !== 1) problems.push(`${expected.length} quizzes, a chapter page has exactly one`);
+    else if (expected[0].questions.length < 3 || expected[0].questions.length > 5)
+      problems.push(`quiz ${expected[0].id} has ${expected[0].questions.length} questions, needs 3 to 5`);
+  }
+  let questions = 0;
+  for (let i = 0; i < expected.length; i++) {
+    const want = expected[i];
+    const w = live.nth(i);
+    await page.waitForFunction((el) => ["ready", "error"].includes(el.dataset.state), await w.elementHandle(), { timeout: 10000 }).catch(() => {});
+    const state = await w.getAttribute("data-state");
+    if (state !== "ready") {
+      problems.push(`quiz ${want.id}: not drawn (state ${state}): ${(await w.innerText()).split("\n")[0]}`);
+      continue;
+    }
+    want.questions.forEach((q, qi) => {
+      if (q.correct.length !== 1) problems.push(`quiz ${want.id} question ${qi + 1}: the markup marks ${q.correct.length} correct options`);
+    });
+    // Each question: a wrong option, then the right one; the feedback and the score follow.
+    const res = await w.evaluate((root, want) => {
+      const bad = [];
+      const fsets = [...root.querySelectorAll("fieldset.quiz-question")];
+      const score = root.querySelector(".quiz-score");
+      const right = () => Number(score.dataset.right);
+      if (fsets.length !== want.questions.length) bad.push(`${fsets.length} questions drawn, the HTML has ${want.questions.length}`);
+      const resetButton = root.querySelector("button.quiz-reset");
+      if (!score || !resetButton) {
+        bad.push(`no ${score ? "" : "score (.quiz-score) "}${resetButton ? "" : '"Start again" button'}`);
+        return { bad, final: null, reset: null };
+      }
+      fsets.forEach((fs, qi) => {
+        const q = want.questions[qi];
+        if (!q) return;
+        const radios = [...fs.querySelectorAll('input[type="radio"]')];
+        const fb = fs.querySelector(".quiz-feedback");
+        if (radios.length !== q.options) bad.push(`question ${qi + 1}: ${radios.length} options drawn, the HTML has ${q.options}`);
+        if (radios.some((r) => !r.labels || r.labels.length !== 1 || !r.labels[0].textContent.trim()))
+          bad.push(`question ${qi + 1}: an option without a label`);
+        if (!fs.querySelector("legend")?.textContent.trim()) bad.push(`question ${qi + 1}: no legend`);
+        if (radios.length < 2 || q.correct.length !== 1) return;
+        const before = right();
+        const wrong = radios.findIndex((_, i) => i !== q.correct[0]);
+        radios[wrong].click();
+        if (fb.dataset.result !== "wrong" || !/^Not quite\./.test(fb.textContent) || fb.textContent.length < 20)
+          bad.push(`question ${qi + 1}: option ${wrong + 1} is wrong, the feedback says "${fb.textContent}" (${fb.dataset.result})`);
+        if (right() !== before) bad.push(`question ${qi + 1}: a wrong answer changed the score ${before} -> ${right()}`);
+        radios[q.correct[0]].click();
+        if (fb.dataset.result !== "right" || !/^Right\./.test(fb.textContent))
+          bad.push(`question ${qi + 1}: option ${q.correct[0] + 1} is right, the feedback says "${fb.textContent}" (${fb.dataset.result})`);
+        if (right() !== before + 1) bad.push(`question ${qi + 1}: the right answer left the score at ${right()} (was ${before})`);
+      });
+      const final = { right: right(), answered: Number(score.dataset.answered), text: score.textContent };
+      resetButton.click();
+      const reset = { right: right(), answered: Number(score.dataset.answered), checked: root.querySelectorAll("input:checked").length };
+      return { bad, final, reset };
+    }, want);
+    for (const b of res.bad) problems.push(`quiz ${want.id}: ${b}`);
+    const n = want.questions.length;
+    if (!res.final) continue;
+    if (res.bad.length === 0) questions += n;
+    if (res.final.right !== n || res.final.answered !== n) problems.push(`quiz ${want.id}: all answered right, the score says "${res.final.text}"`);
+    if (res.reset.right !== 0 || res.reset.answered !== 0 || res.reset.checked !== 0) problems.push(`quiz ${want.id}: "Start again" left ${JSON.stringify(res.reset)}`);
+    // The keyboard: Space answers the focused option, ArrowDown moves to the next and answers it.
+    if (name !== "print.html" && i === 0 && res.bad.length === 0) {
+      const first = w.locator('fieldset.quiz-question input[type="radio"]').first();
+      await first.focus();
+      await page.keyboard.press("Space");
+      await page.keyboard.press("ArrowDown");
+      const kb = await w.evaluate((root) => ({
+        checked: [...root.querySelectorAll("fieldset.quiz-question")[0].querySelectorAll("input")].findIndex((r) => r.checked),
+        result: root.querySelector(".quiz-feedback").dataset.result,
+      }));
+      const want1 = want.questions[0].correct[0] === 1 ? "right" : "wrong";
+      if (kb.checked !== 1 || kb.result !== want1) problems.push(`quiz ${want.id}: Space then ArrowDown should answer option 2 (${want1}), got ${JSON.stringify(kb)}`);
+      if (name === "ch04-00-benefits.html") {
+        await shot(page, "quiz-ch04-light.png", w);
+        // The dark theme as a reader picks it (mdBook keeps the choice in localStorage).
+        const dark = await context.newPage();
+        await dark.addInitScript(() => localStorage.setItem("mdbook-theme", "coal"));
+        await dark.goto(`${origin}/${name}`, { waitUntil: "load" });
+        const dw = dark.locator("div.lora-quiz").first();
+        await dw.locator('input[type="radio"]').first().check();
+        await shot(dark, "quiz-ch04-coal.png", dw);
+        await dark.evaluate(() => localStorage.removeItem("mdbook-theme"));
+        await dark.close();
+      }
+      await w.locator("button.quiz-reset").click();
+    }
+  }
+  if (expected.length) notes.push(`${name}: ${expected.length} quiz(zes), ${questions} questions answered wrongly then rightly`);
+  return problems;
+}
+
 const TESTS = { "lora-calculator": testCalculator, "low-rank": testLowRank, "before-after": testBeforeAfter, "training-curves": testCurves };
 
 // ---- the pages ----------------------------------------------------------------------------
@@ -323,6 +446,8 @@ for (const name of pages) {
     if (name !== "print.html") await shot(page, `widget-${path.basename(name, ".html")}-${kind}-${i}.png`, w);
   }
 
+  problems.push(...(await testQuizzes(page, name).catch((e) => [`quiz check threw: ${e.message.split("\n")[0]}`])));
+
   // A theory page and a training page, as the reader sees them.
   if (name === "ch02-00-the-math-of-lora.html") {
     await page.locator("#the-forward-pass").scrollIntoViewIfNeeded();
@@ -355,6 +480,10 @@ if (!onlyPages) {
     if (state !== "ready") fail(`file://${file}`, `${kind} is "${state}" when the book is opened from disk`);
     else notes.push(`file://${file}: ${kind} reads its data from disk`);
   }
+  await page.goto(pathToFileURL(path.join(bookDir, "ch04-00-benefits.html")).href, { waitUntil: "load" });
+  const quiz = await page.locator("div.lora-quiz").first().getAttribute("data-state");
+  if (quiz !== "ready") fail("file://ch04-00-benefits.html", `the quiz is "${quiz}" when the book is opened from disk`);
+  else notes.push("file://ch04-00-benefits.html: the quiz is drawn from disk");
   for (const e of errs) fail("file://", e);
   await page.close();
 }

@@ -117,5 +117,14 @@ json.dump(d, open(p, "w"))
 PY
 expect_browser_failure "calculator that disagrees with lorakit" ch01-00-full-fine-tuning-vs-lora.html "calculator: smollm2-135m"
 
+fresh; sed -i '0,/<li data-correct>/s//<li>/' "$CH"
+expect_browser_failure "quiz question without a correct option" ch04-00-benefits.html "quiz ch04: not drawn .*question 1 has 0 correct options"
+
+fresh; printf 'document.querySelectorAll("div.lora-quiz").forEach((q) => (q.dataset.state = "ready"));\n' >"$WORK/b/theme/quiz.js"
+expect_browser_failure "quiz script that draws nothing" ch04-00-benefits.html "quiz ch04: 0 questions drawn"
+
+fresh; sed -i 's/^## Summary$/## In short/' "$WORK/b/book/ch09-00-evaluating.md"
+expect_browser_failure "chapter page without a summary" ch09-00-evaluating.html 'ch09-00-evaluating\.html: no "## Summary" heading'
+
 echo "book selftest: $pass passed, ${#failed[@]} failed${failed:+: ${failed[*]}}"
 [[ ${#failed[@]} -eq 0 ]]
