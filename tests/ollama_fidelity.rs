@@ -12,7 +12,7 @@ use lorakit::data::{Record, Task, load_dataset, task_metric};
 use lorakit::eval::evaluate;
 use lorakit::export::{ExportFormat, ExportRequest, export};
 use lorakit::load::load;
-use lorakit::modelfile::Modelfile;
+use lorakit::ollama::modelfile::Modelfile;
 use lorakit::train::{SystemPrompts, TrainConfig, TrainOptions, train};
 use std::path::{Path, PathBuf};
 

@@ -1,12 +1,16 @@
-//! Listing 11-1: the Modelfile for a fine-tuned SmolLM2 — the model's own Jinja chat template
-//! translated into Ollama's Go template, its stop strings checked against the vocabulary —
-//! and the same translation for Llama 3.2's template.
+//! Listing 11-1: the Modelfile `lora demo` exports for the fine-tuned SmolLM2 — the model's
+//! own Jinja chat template translated into Ollama's Go template, its stop strings checked
+//! against the vocabulary, and the system prompt of the training data — and the same
+//! translation for Llama 3.2's template.
 //!
 //!     cargo run -p lorakit --example listing_11_01_modelfile
-use book_support::crate_dir;
+use book_support::{crate_dir, data_dir};
 use lorakit::chat::{ChatTemplate, Message};
-use lorakit::modelfile::{Modelfile, check_stops, ollama_template};
+use lorakit::data::load_dataset;
+use lorakit::export::ollama::exported_modelfile;
+use lorakit::ollama::template::{check_stops, ollama_template};
 use lorakit::tokenizer::{read_gguf, tokenizer_from_gguf};
+use lorakit::train::SystemPrompts;
 
 fn main() -> anyhow::Result<()> {
     // ANCHOR: modelfile
@@ -21,15 +25,26 @@ fn main() -> anyhow::Result<()> {
     for s in &tmpl.stops {
         println!("stop {s:<12} = token {}", tokenizer.token_to_id(s).expect("checked above"));
     }
-    let mut modelfile = Modelfile::new("./model.gguf").with_template(&tmpl);
-    modelfile.parameters.push(("temperature".into(), "0".into()));
+    // SYSTEM: the prompt the demo's adapter was trained under, the most frequent system
+    // message of its training data (here, the only one).
+    let records = load_dataset(&data_dir()?.join("extract/train.jsonl"))?;
+    let prompts = SystemPrompts::count(&records);
+    let system = prompts.most_frequent().map(|p| p.text.clone());
+    println!("system prompts in {} training examples: {}", prompts.examples, prompts.prompts.len());
+    // The merged route's Modelfile, as `lora export --format ollama` writes it.
+    let modelfile = exported_modelfile("./model.gguf", &[], &tmpl, system);
     println!("---- Modelfile ({} template) ----\n{}", tmpl.format, modelfile.render());
     // ANCHOR_END: modelfile
 
     // ANCHOR: render
-    // What the model sees for one question, from the Jinja template: Ollama's must match it.
-    let question = [Message::new("user", "Hi, I'm Ana from Porto. 3 Desk Lamps please.")];
-    println!("---- prompt ----\n{}", jinja.render(&question, true)?);
+    // The prompt Ollama builds for `ollama run demo "…"`: SYSTEM in front of the message,
+    // then the Go template. It must equal the Jinja render of the same conversation, which
+    // is how every training example was rendered.
+    let question = Message::new("user", "Hi, I'm Ana from Porto. 3 Desk Lamps please.");
+    let ollama = modelfile.ollama_prompt(std::slice::from_ref(&question))?;
+    let system = Message::new("system", modelfile.system.clone().unwrap_or_default());
+    let trained = jinja.render(&[system, question], true)?;
+    println!("---- prompt (equal to the Jinja render: {}) ----\n{ollama}", ollama == trained);
     // ANCHOR_END: render
 
     // ANCHOR: llama

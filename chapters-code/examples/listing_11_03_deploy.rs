@@ -8,7 +8,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use lorakit::deploy::{DeployOptions, deploy};
+use lorakit::ollama::deploy::{DeployOptions, deploy};
 
 fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();

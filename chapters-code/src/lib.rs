@@ -32,5 +32,3 @@ pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
 pub use lora::{LoraAdapter, LoraConfig};
 pub use model::{Checkpoint, Llama, LlamaConfig};
-// `lorakit::deploy` and `lorakit::modelfile`, the paths the book's listings and tests name.
-pub use ollama::{deploy, modelfile};

@@ -136,6 +136,7 @@ impl fmt::Display for Factor {
     }
 }
 
+// ANCHOR: peft_key
 /// `model.layers.3.self_attn.q_proj` for (3, "q_proj").
 pub fn module_path(layer: usize, module: impl AsRef<str>) -> String {
     let module = module.as_ref();
@@ -147,6 +148,7 @@ pub fn module_path(layer: usize, module: impl AsRef<str>) -> String {
 pub fn peft_key(layer: usize, module: impl AsRef<str>, which: Factor) -> String {
     format!("base_model.model.{}.lora_{which}.weight", module_path(layer, module))
 }
+// ANCHOR_END: peft_key
 
 /// Parse a PEFT key into (layer, projection, factor).
 pub fn parse_peft_key(key: &str) -> Option<(usize, Projection, Factor)> {

@@ -7,7 +7,8 @@
 use std::path::{Path, PathBuf};
 
 use lorakit::chat::{ChatTemplate, Message};
-use lorakit::modelfile::{Modelfile, ollama_template};
+use lorakit::ollama::modelfile::Modelfile;
+use lorakit::ollama::template::ollama_template;
 
 const LLAMA32_JINJA: &str = include_str!("../src/templates/llama3.2.jinja");
 

@@ -12,7 +12,8 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use lorakit::chat::{ChatTemplate, Message};
-use lorakit::modelfile::{Modelfile, ollama_template};
+use lorakit::ollama::modelfile::Modelfile;
+use lorakit::ollama::template::ollama_template;
 use serde_json::{Value, json};
 use sha2::Digest;
 use stand_in::{AdapterRefusal, Config, Fault, StandIn, closed_port};

@@ -2,14 +2,15 @@
 //! `general.type = adapter` and a `lora_a`/`lora_b` pair per adapted matrix.
 
 use super::gguf::{ExportDtype, f32v, strv, to_qtensor};
-use crate::lora::LoraAdapter;
-use crate::model::LlamaConfig;
+use crate::lora::{LoraAdapter, LoraPair};
 use crate::model::weights::permute_qk;
+use crate::model::{LlamaConfig, Projection};
 use anyhow::{Result, bail};
-use candle_core::DType;
 use candle_core::quantized::QTensor;
 use candle_core::quantized::gguf_file::Value;
+use candle_core::{DType, Tensor};
 
+// ANCHOR: gguf_alpha
 /// The `adapter.lora.alpha` llama.cpp needs. It always scales by `alpha / r`, so an rsLoRA
 /// adapter (PEFT scale `alpha / √r`) must carry `alpha · √r` to be applied at the same
 /// strength. llama.cpp's own `convert_lora_to_gguf.py` misses this.
@@ -17,13 +18,13 @@ pub fn gguf_alpha(adapter: &LoraAdapter) -> f64 {
     let c = &adapter.config;
     if c.use_rslora { c.alpha * (c.r as f64).sqrt() } else { c.alpha }
 }
+// ANCHOR_END: gguf_alpha
 
 /// GGUF tensors with their names, in the order written.
 pub type NamedTensors = Vec<(String, QTensor)>;
 
-/// Metadata and tensors of the GGUF adapter. A is `[r, in]` (stored with ne = [in, r]), B is
-/// `[out, r]`; the rows of B for q/k are permuted like the base's q/k weights, since the
-/// adapter is added to those permuted matrices.
+/// Metadata and tensors of the GGUF adapter: a lora_a/lora_b pair per adapted matrix
+/// ([`gguf_lora_pair`]), and no rank key (llama.cpp reads r from the shapes).
 pub fn adapter_gguf(
     adapter: &LoraAdapter,
     cfg: &LlamaConfig,
@@ -46,17 +47,31 @@ pub fn adapter_gguf(
     ];
     let mut tensors = Vec::new();
     for ((layer, module), pair) in adapter.layers() {
-        let g = module.gguf_name();
-        let a = pair.a.as_tensor().to_dtype(DType::F32)?;
-        let mut b = pair.b.as_tensor().to_dtype(DType::F32)?;
-        // llama.cpp stores Q and K rows interleaved for its RoPE; B's rows are output rows.
-        if let Some(heads) = module.qk_heads(cfg) {
-            b = permute_qk(&b, heads)?;
-        }
-        for (suffix, t) in [("lora_a", a), ("lora_b", b)] {
-            let tname = format!("blk.{layer}.{g}.weight.{suffix}");
+        for (tname, t) in gguf_lora_pair(layer, module, pair, cfg)? {
             tensors.push((tname.clone(), to_qtensor(&tname, &t, ty)?));
         }
     }
     Ok((metadata, tensors))
 }
+
+// ANCHOR: gguf_lora_pair
+/// One adapted matrix as llama.cpp reads it: `blk.N.attn_q.weight.lora_a` holds A
+/// (`[r, in]`), `….lora_b` holds B (`[out, r]`). Neither is transposed: GGUF lists a
+/// tensor's dimensions innermost first, so a row-major `[r, in]` is stored as ne = [in, r],
+/// the layout ggml multiplies with. Only B's rows of q and k are reordered, like those of
+/// the base's q and k matrices the adapter is added to.
+pub fn gguf_lora_pair(
+    layer: usize,
+    module: Projection,
+    pair: &LoraPair,
+    cfg: &LlamaConfig,
+) -> Result<[(String, Tensor); 2]> {
+    let name = |suffix: &str| format!("blk.{layer}.{}.weight.{suffix}", module.gguf_name());
+    let a = pair.a.as_tensor().to_dtype(DType::F32)?;
+    let mut b = pair.b.as_tensor().to_dtype(DType::F32)?;
+    if let Some(heads) = module.qk_heads(cfg) {
+        b = permute_qk(&b, heads)?;
+    }
+    Ok([(name("lora_a"), a), (name("lora_b"), b)])
+}
+// ANCHOR_END: gguf_lora_pair

@@ -5,7 +5,8 @@
 use super::{ExportDtype, ExportRequest, write_gguf_adapter, write_merged};
 use crate::load::LoadedModel;
 use crate::lora::LoraAdapter;
-use crate::ollama::modelfile::{Modelfile, SystemChoice, check_stops, ollama_name, ollama_template};
+use crate::ollama::modelfile::{Modelfile, SystemChoice, ollama_name};
+use crate::ollama::template::{OllamaTemplate, check_stops, ollama_template};
 use crate::train::SystemPrompts;
 use anyhow::{Context, Result};
 use std::path::Path;
@@ -35,31 +36,43 @@ pub fn write_dir(
     let tokenizer = base.tokenizer()?;
     check_stops(&tmpl.stops, tokenizer)?;
     let system = system_line(req, &mut notes)?;
-    let modelfile = |from: String, adapters: Vec<String>| {
-        let mut m = Modelfile::new(from).with_template(&tmpl);
-        m.adapters = adapters;
-        m.system = system.clone();
-        // Greedy by default: the adapter was trained to give one right answer. And no repeat
-        // penalty: Ollama's llama.cpp runner (the one that applies ADAPTER) defaults to 1.1,
-        // which would push down the quotes and braces a JSON answer must repeat.
-        m.parameters.push(("temperature".into(), "0".into()));
-        m.parameters.push(("repeat_penalty".into(), "1".into()));
-        m
-    };
+    let modelfile = |from: &str, adapters: &[&str]| exported_modelfile(from, adapters, &tmpl, system.clone());
     if base.path.is_file() {
         let base_abs = base.path.canonicalize().with_context(|| format!("cannot resolve {}", base.path.display()))?;
         write_gguf_adapter(adapter, &base, name, ExportDtype::F32, &dir.join("adapter.gguf"))?;
-        modelfile(base_abs.display().to_string(), vec!["./adapter.gguf".into()])
-            .write(&dir.join("Modelfile.adapter"))?;
+        modelfile(&base_abs.display().to_string(), &["./adapter.gguf"]).write(&dir.join("Modelfile.adapter"))?;
     } else {
         notes.push("the base is not a GGUF file, so only the merged route (Modelfile) was written".into());
     }
     write_merged(base, adapter, name, dtype, req.vocab_from.as_deref(), &dir.join("model.gguf"))?;
-    modelfile("./model.gguf".into(), vec![]).write(&dir.join("Modelfile"))?;
+    modelfile("./model.gguf", &[]).write(&dir.join("Modelfile"))?;
     let cmd = format!("ollama create {} -f {}", ollama_name(name), req.out.join("Modelfile").display());
     Ok((notes, cmd))
 }
 
+// ANCHOR: exported_modelfile
+/// The Modelfile an export writes: the model (and adapters), the translated template with
+/// its stop strings, the system prompt, and the decoding defaults the adapter was evaluated
+/// with.
+pub fn exported_modelfile(
+    from: &str,
+    adapters: &[&str],
+    template: &OllamaTemplate,
+    system: Option<String>,
+) -> Modelfile {
+    let mut m = Modelfile::new(from).with_template(template);
+    m.adapters = adapters.iter().map(|a| a.to_string()).collect();
+    m.system = system;
+    // Greedy: the adapter was trained to give one right answer. And no repeat penalty:
+    // Ollama's llama.cpp runner (the one that applies ADAPTER) defaults to 1.1, which would
+    // push down the quotes and braces a JSON answer must repeat.
+    m.parameters.push(("temperature".into(), "0".into()));
+    m.parameters.push(("repeat_penalty".into(), "1".into()));
+    m
+}
+// ANCHOR_END: exported_modelfile
+
+// ANCHOR: system_line
 /// The SYSTEM line. An adapter learns its task under the system prompt of its training
 /// examples; served under another (the chat template's default, say), it can fail outright.
 /// So by default SYSTEM is that prompt, read from the run's records.
@@ -100,3 +113,4 @@ fn system_line(req: &ExportRequest, notes: &mut Vec<String>) -> Result<Option<St
         }
     }
 }
+// ANCHOR_END: system_line

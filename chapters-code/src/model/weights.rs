@@ -99,12 +99,14 @@ pub fn hf_module_to_gguf(module: &str) -> Option<&'static str> {
     Projection::from_name(module).map(Projection::gguf_name)
 }
 
+// ANCHOR: permute_qk
 /// llama.cpp's Q/K row permutation (HF rotate-half → interleaved pairs), as in
 /// `convert_hf_to_gguf.py`: `w.reshape(n_head, 2, rows/n_head/2, cols).swapaxes(1, 2)`.
 pub fn permute_qk(w: &Tensor, n_head: usize) -> candle_core::Result<Tensor> {
     let (rows, cols) = w.dims2()?;
     w.reshape((n_head, 2, rows / n_head / 2, cols))?.transpose(1, 2)?.contiguous()?.reshape((rows, cols))
 }
+// ANCHOR_END: permute_qk
 
 /// The inverse of [`permute_qk`].
 pub fn unpermute_qk(w: &Tensor, n_head: usize) -> candle_core::Result<Tensor> {

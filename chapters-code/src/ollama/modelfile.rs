@@ -8,11 +8,8 @@ use std::path::Path;
 
 use anyhow::{Context, Result, bail};
 
-use super::template::last_user;
+use super::template::{OllamaTemplate, last_user, render_go_template};
 use crate::chat::{Message, Role};
-
-// Still at `lorakit::modelfile::…`, where they were before the template code had a file of its own.
-pub use super::template::{OllamaTemplate, check_stops, ollama_template, render_go_template};
 
 /// An Ollama Modelfile.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -115,6 +112,7 @@ impl Modelfile {
         Ok(m)
     }
 
+    // ANCHOR: render
     /// The Modelfile's text, in Ollama's syntax. Values with line breaks, leading or
     /// trailing spaces, or a leading quote are written in `"""`; [`check`](Self::check)
     /// says whether every value can be written at all.
@@ -147,6 +145,7 @@ impl Modelfile {
         }
         out
     }
+    // ANCHOR_END: render
 
     /// Every value can be written so that Ollama reads it back unchanged.
     pub fn check(&self) -> Result<()> {
@@ -238,6 +237,7 @@ impl Modelfile {
     }
 }
 
+// ANCHOR: quote
 /// Quotes a value the way Ollama's parser reads it back unchanged.
 fn quote(value: &str) -> String {
     let needs_quotes = value.is_empty()
@@ -247,6 +247,7 @@ fn quote(value: &str) -> String {
         || value.starts_with('"');
     if needs_quotes { format!("\"\"\"{value}\"\"\"") } else { value.to_string() }
 }
+// ANCHOR_END: quote
 
 /// Ollama's `unquote`: strips `"""…"""` or `"…"`; `None` while a quote is still open.
 fn unquote(s: &str) -> Option<&str> {
@@ -388,6 +389,7 @@ pub fn parameter_json(name: &str, value: &str) -> Result<Option<serde_json::Valu
 
 #[cfg(test)]
 mod tests {
+    use super::super::template::ollama_template;
     use super::super::template::tests::smollm2_jinja;
     use super::*;
 

@@ -123,6 +123,7 @@ impl Format {
         }
     }
 
+    // ANCHOR: detect
     /// Recognises the format from the render of a single user message.
     fn detect(user_only: &str) -> Option<Format> {
         let chatml_tail = format!("<|im_start|>user\n{PROBE_USER}<|im_end|>\n<|im_start|>assistant\n");
@@ -141,6 +142,7 @@ impl Format {
         let preamble = head.strip_prefix(&llama_header(Role::System))?.strip_suffix("<|eot_id|>")?;
         Some(Format::Llama3 { preamble: Some(preamble.to_string()) })
     }
+    // ANCHOR_END: detect
 
     /// What the Go template renders in Ollama for `messages` (ending with the assistant's
     /// header, as `add_generation_prompt` does).
@@ -235,6 +237,7 @@ fn probe_conversations() -> Vec<Vec<Message>> {
     vec![vec![u.clone()], vec![s.clone(), u.clone()], vec![s, u.clone(), a.clone(), u2.clone()], vec![u, a, u2]]
 }
 
+// ANCHOR: ollama_template
 /// Translates a model's Jinja chat template into Ollama's TEMPLATE and stop strings.
 ///
 /// BOS is left out: llama.cpp (inside Ollama) adds it when the GGUF asks for it, as the
@@ -274,7 +277,9 @@ pub fn ollama_template(chat_template_jinja: &str) -> Result<OllamaTemplate> {
     }
     Ok(OllamaTemplate { template: format.go_template(), stops: format.stops(), format: format.name() })
 }
+// ANCHOR_END: ollama_template
 
+// ANCHOR: check_stops
 /// Each stop string must be one token of the model's vocabulary. A stop string that is no
 /// token still matches as text, but means the template was made for another model family.
 pub fn check_stops(stops: &[String], tokenizer: &Tokenizer) -> Result<()> {
@@ -287,6 +292,7 @@ pub fn check_stops(stops: &[String], tokenizer: &Tokenizer) -> Result<()> {
     }
     Ok(())
 }
+// ANCHOR_END: check_stops
 
 #[cfg(test)]
 pub(super) mod tests {
