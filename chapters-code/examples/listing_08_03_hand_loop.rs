@@ -20,7 +20,8 @@ fn main() -> Result<()> {
     lorakit::runtime::configure(); // process-wide CPU settings: faster, same numbers (see lorakit::runtime)
     let cfg = config(&data_dir()?);
     let mut m = lorakit::load::load(&cfg.model, DType::F32)?;
-    hand_loop(&cfg, &mut m, |line| println!("{line}"))?;
+    // On the compute pool, as `train` runs (faster, same numbers: see lorakit::runtime).
+    lorakit::runtime::install(|| hand_loop(&cfg, &mut m, |line| println!("{line}")))?;
     Ok(())
 }
 
