@@ -21,8 +21,13 @@ fn main() -> anyhow::Result<()> {
         save_every: 5,
         ..TrainConfig::default()
     };
+    // train() refuses to start over a run's checkpoints (resume: true would continue them).
+    // Run again, this listing repeats its own run from scratch: the old one goes first.
+    if cfg.output_dir.exists() {
+        eprintln!("removing the previous run in {}", cfg.output_dir.display());
+        std::fs::remove_dir_all(&cfg.output_dir)?;
+    }
     let mut m = lorakit::load::load(&cfg.model, DType::F32)?;
-    // A finished run's directory holds checkpoints; resume: true would continue it instead.
     let (_adapter, _summary) = train(&cfg, &mut m, &TrainOptions::default())?;
     // The run's summary, as the trainer wrote it beside the adapter.
     println!("{}", std::fs::read_to_string(cfg.output_dir.join("summary.json"))?);

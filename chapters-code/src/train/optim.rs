@@ -64,6 +64,7 @@ impl AdamW {
         if grads.len() != self.vars.len() {
             bail!("{} gradients for {} parameters", grads.len(), self.vars.len())
         }
+        // ANCHOR: update
         let c = self.config;
         self.step += 1;
         let t = self.step as i32;
@@ -86,6 +87,7 @@ impl AdamW {
             self.m[i] = m;
             self.v[i] = v;
         }
+        // ANCHOR_END: update
         Ok(())
     }
 
