@@ -253,9 +253,6 @@ cmd_outputs() {
   local f name cmd tmp changed=0
   # shellcheck source=scripts/env.sh
   source "$REPO/scripts/env.sh"
-  # Listing 8-2 refuses to overwrite an earlier run's checkpoints (as `lora train` does), so
-  # its output directory starts empty; the later listings read the adapter it writes.
-  if ! (($#)) || [[ " $* " == *" ch08_train "* ]]; then rm -rf "$ROOT/models/lora_adapters/ch08"; fi
   for f in "$ROOT"/book/listings/*.txt; do
     name="$(basename "$f" .txt)"
     if (($#)) && [[ " $* " != *" $name "* ]]; then continue; fi

@@ -63,8 +63,9 @@ pub fn run(
     Ok(())
 }
 
-/// The demo starts fresh each time, but only ever deletes a directory it made itself.
-fn clear_previous_run(dir: &Path) -> Result<()> {
+/// The demo (and `lora train --overwrite`) starts fresh, but only ever deletes a directory
+/// that holds a training run.
+pub(crate) fn clear_previous_run(dir: &Path) -> Result<()> {
     if !dir.exists() {
         return Ok(());
     }

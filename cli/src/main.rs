@@ -180,6 +180,10 @@ enum Command {
         /// Continue from the newest checkpoint in the output directory.
         #[arg(long)]
         resume: bool,
+        /// Start over: delete an earlier training run in the output directory first (only a
+        /// directory that holds a run is deleted).
+        #[arg(long, conflicts_with = "resume")]
+        overwrite: bool,
         /// No progress output.
         #[arg(long)]
         quiet: bool,
@@ -453,8 +457,11 @@ fn main() {
 
 fn run(cli: Cli) -> Result<()> {
     match cli.command {
-        Command::Train { flags, resume, quiet } => {
+        Command::Train { flags, resume, overwrite, quiet } => {
             let cfg = flags.config()?;
+            if overwrite {
+                demo::clear_previous_run(&cfg.output_dir)?;
+            }
             let mut m = load(&cfg.model, DType::F32)?;
             let opts = TrainOptions {
                 resume,

@@ -183,7 +183,7 @@ fn prepare(cfg: &TrainConfig, m: &mut LoadedModel, opts: &TrainOptions) -> Resul
         }
     } else if run_dir.latest_checkpoint()?.is_some() {
         bail!(
-            "{} already holds a run's checkpoints: pass --resume to continue it, or choose another output_dir",
+            "{} already holds a run's checkpoints: pass --resume to continue it, --overwrite to start over, or choose another output_dir",
             run_dir.checkpoints().display()
         )
     }
