@@ -432,4 +432,7 @@ fn annotation_syntax() {
     assert!(annotated::annotations("x <!--=const--> 1").is_err(), "the number must follow the annotation");
     assert_eq!(annotated::render(0.5, "1"), "0");
     assert_eq!(annotated::render(-1234.56, "1,0.0"), "-1,234.6");
+    // The listing outputs Chapter 8 quotes are JSON after their command line.
+    let mut book = Sources::new(&root().join("book"));
+    assert!(book.value("listings/ch08_train.txt#/final_val_loss").is_ok());
 }
