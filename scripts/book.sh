@@ -8,6 +8,7 @@
 #   bash scripts/book.sh serve     # live preview on http://127.0.0.1:3000 (loopback only)
 #   bash scripts/book.sh data      # rewrite the widgets' data (book/data/*.json) with the crate's examples
 #   bash scripts/book.sh outputs [NAME…]  # re-run the listings and `lora` commands whose output the book quotes (book/listings/NAME.txt)
+#   bash scripts/book.sh numbers [FILE…]  # rewrite the prose's annotated numbers (<!--= file#/pointer -->0.41) from the results
 #   bash scripts/book.sh selftest  # break copies of the book on purpose: each fault must fail the checks
 #   bash scripts/book.sh versions  # print the pinned versions
 #
@@ -249,6 +250,14 @@ check_data_fresh() {
 # The listing outputs the book quotes: each book/listings/*.txt starts with the command that
 # printed it ("$ cargo run -p lorakit --example …", "$ lora …", "$ bash scripts/…"); run it
 # again and rewrite the file, showing what changed. tests/book_commands.rs checks them all. (The .md/.json/.toml files there are edited by hand from real runs.)
+# The measured numbers quoted in prose, rewritten from the results they are annotated with
+# (tests/support/numbers.rs has the syntax; tests/book_numbers.rs checks them).
+cmd_numbers() {
+  # shellcheck source=scripts/env.sh
+  source "$REPO/scripts/env.sh"
+  (cd "$ROOT" && cargo run -q -p lora-book --example book-numbers -- "$@")
+}
+
 cmd_outputs() {
   local f name cmd tmp changed=0
   # shellcheck source=scripts/env.sh
@@ -335,6 +344,7 @@ case "${1:-}" in
   build) cmd_build ;;
   data) cmd_data ;;
   outputs) shift; cmd_outputs "$@" ;;
+  numbers) shift; cmd_numbers "$@" ;;
   check)
     check_data_fresh || die "the widgets' data is stale"
     cmd_build

@@ -6,6 +6,7 @@ use lorakit::candle::{DType, Tensor};
 use std::path::PathBuf;
 pub mod listing_output;
 pub mod llama_cpp;
+pub mod numbers;
 
 /// `../shared` beside the project root (override with `LORA_SHARED_DIR`).
 pub fn shared_dir() -> PathBuf {
