@@ -246,6 +246,7 @@ pub fn rope(x: &Tensor, cos: &Tensor, sin: &Tensor) -> Result<Tensor> {
     attach(x, y, move |g| candle_nn::rotary_emb::rope(&g.contiguous()?, &cos, &neg_sin))
 }
 
+// ANCHOR: lora_linear_forward
 /// A frozen projection with its LoRA branch in one graph node:
 /// `y = x·Wᵀ + scale · (drop(x)·Aᵀ)·Bᵀ`, with `W` (out, in), `A` (r, in), `B` (out, r).
 ///
@@ -288,6 +289,8 @@ pub fn lora_linear(
     if tracks(&[w]) {
         candle_core::bail!("lora_linear: the base weight must be frozen")
     }
+    // ANCHOR_END: lora_linear_forward
+    // ANCHOR: lora_linear_backward
     let w = w.clone();
     attach3((x, a, b), y, move |g| {
         let g = g.reshape((rows, d_out))?;
@@ -307,6 +310,7 @@ pub fn lora_linear(
         Ok((dx, da, db))
     })
 }
+// ANCHOR_END: lora_linear_backward
 
 /// Causal scaled-dot-product attention with grouped-query heads: `q` is (b, nh, t, d),
 /// `k` and `v` are (b, nkv, T, d) with nh a multiple of nkv, and the t queries are the last

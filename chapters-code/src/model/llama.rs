@@ -50,6 +50,7 @@ impl Linear {
         Ok((base + down.broadcast_matmul(&l.b.detach().t()?)?)?)
     }
 
+    // ANCHOR: linear_forward
     /// `W x + scale · B A x`: the whole idea of LoRA in one line (one fused graph node; see
     /// [`ops::lora_linear`] for the gradients).
     pub fn forward(&self, x: &Tensor, rng: &mut Option<&mut ChaCha8Rng>) -> Result<Tensor> {
@@ -67,6 +68,7 @@ impl Linear {
         let (a, b) = (ops::graph_input(&l.a), ops::graph_input(&l.b));
         Ok(ops::lora_linear(x, &self.weight, (&a, &b, l.scale), keep.as_ref().map(|k| (k, l.dropout)))?)
     }
+    // ANCHOR_END: linear_forward
 
     /// Fold the branch into the weight: `W' = W + scale · B A` (exact same function, no
     /// extra latency at inference).
