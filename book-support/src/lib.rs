@@ -1,5 +1,10 @@
-//! Paths the book's listing programs share: the repository's `data/` folder and the `chapters-code/` folder.
+//! What the book's listing programs share: the repository's `data/` folder and the `chapters-code/` folder, and
+//! seeded random tensors.
 use std::path::PathBuf;
+
+use candle_core::{Device, Tensor};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
 
 /// The folders a search starts from: `CARGO_MANIFEST_DIR` if set, then the current directory.
 ///
@@ -33,4 +38,20 @@ pub fn crate_dir() -> anyhow::Result<PathBuf> {
         }
     }
     anyhow::bail!("chapters-code/ was not found: run this from the repository")
+}
+
+/// Random matrices from a seed, so a listing prints the same numbers on every run (candle's own
+/// random tensors cannot be seeded on the CPU). The same generator `lorakit` initialises adapters with.
+pub struct SeededRandom(ChaCha8Rng);
+
+impl SeededRandom {
+    pub fn new(seed: u64) -> Self {
+        Self(ChaCha8Rng::seed_from_u64(seed))
+    }
+
+    /// A `rows × cols` f32 matrix, uniform in (−bound, bound).
+    pub fn uniform(&mut self, (rows, cols): (usize, usize), bound: f32, dev: &Device) -> anyhow::Result<Tensor> {
+        let v: Vec<f32> = (0..rows * cols).map(|_| self.0.random_range(-bound..bound)).collect();
+        Ok(Tensor::from_vec(v, (rows, cols), dev)?)
+    }
 }

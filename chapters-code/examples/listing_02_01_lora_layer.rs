@@ -3,6 +3,7 @@
 //!
 //!     cargo run -p lorakit --example listing_02_01_lora_layer
 use anyhow::{Result, bail};
+use book_support::SeededRandom;
 use lorakit::candle::{DType, Device, Tensor, Var};
 
 // ANCHOR: layer
@@ -16,7 +17,7 @@ struct LoraLinear {
 }
 
 impl LoraLinear {
-    fn new(w: Tensor, r: usize, alpha: f64, rng: &mut Rng) -> Result<Self> {
+    fn new(w: Tensor, r: usize, alpha: f64, rng: &mut SeededRandom) -> Result<Self> {
         let (d_out, d_in) = w.dims2()?;
         // PEFT's initialization: A ~ U(-1/√d_in, 1/√d_in), B = 0.
         let a = rng.uniform((r, d_in), 1.0 / (d_in as f32).sqrt(), w.device())?;
@@ -51,7 +52,7 @@ impl LoraLinear {
 
 fn main() -> Result<()> {
     let dev = Device::Cpu;
-    let mut rng = Rng(2024);
+    let mut rng = SeededRandom::new(2024);
     // ANCHOR: train
     // A frozen layer W, and the change ΔW_true that fine-tuning should find: rank 2, so a
     // rank-4 adapter can express it exactly. The targets are y = (W + ΔW_true) x.
@@ -104,24 +105,4 @@ fn max_abs_diff(a: &Tensor, b: &Tensor) -> Result<f32> {
 fn rel_error(a: &Tensor, b: &Tensor) -> Result<f32> {
     let norm = |t: &Tensor| -> Result<f32> { Ok(t.sqr()?.sum_all()?.sqrt()?.to_scalar::<f32>()?) };
     Ok(norm(&(a - b)?)? / norm(b)?)
-}
-
-/// A tiny seeded generator (xorshift64*), so every run prints the same numbers: candle's
-/// own random tensors cannot be seeded on the CPU.
-struct Rng(u64);
-
-impl Rng {
-    fn next_f32(&mut self) -> f32 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        // The top 24 bits, as a float in [0, 1).
-        (self.0.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 40) as f32 / (1u64 << 24) as f32
-    }
-
-    /// A tensor of the given shape, uniform in (−bound, bound).
-    fn uniform(&mut self, shape: (usize, usize), bound: f32, dev: &Device) -> Result<Tensor> {
-        let v: Vec<f32> = (0..shape.0 * shape.1).map(|_| (2.0 * self.next_f32() - 1.0) * bound).collect();
-        Ok(Tensor::from_vec(v, shape, dev)?)
-    }
 }

@@ -7,6 +7,7 @@
 //! Lines with "time" in them are wall-clock measurements and change from run to run; the
 //! other lines do not.
 use anyhow::{Result, bail};
+use book_support::SeededRandom;
 use lorakit::candle::backprop::GradStore;
 use lorakit::candle::{Device, Tensor, Var};
 use lorakit::ops;
@@ -36,7 +37,7 @@ fn main() -> Result<()> {
 
 fn run() -> Result<()> {
     let dev = Device::Cpu;
-    let mut rng = Rng(17);
+    let mut rng = SeededRandom::new(17);
     // ANCHOR: setup
     let w = rng.uniform((D_OUT, D_IN), 1.0 / (D_IN as f32).sqrt(), &dev)?; // frozen
     let wt = w.t()?;
@@ -151,21 +152,4 @@ fn sep(n: usize) -> String {
         out.push(c);
     }
     out
-}
-
-/// The seeded generator of Listing 2-1 (xorshift64*): the same numbers on every run.
-struct Rng(u64);
-
-impl Rng {
-    fn next_f32(&mut self) -> f32 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        (self.0.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 40) as f32 / (1u64 << 24) as f32
-    }
-
-    fn uniform(&mut self, shape: (usize, usize), bound: f32, dev: &Device) -> Result<Tensor> {
-        let v: Vec<f32> = (0..shape.0 * shape.1).map(|_| (2.0 * self.next_f32() - 1.0) * bound).collect();
-        Ok(Tensor::from_vec(v, shape, dev)?)
-    }
 }
