@@ -7,7 +7,7 @@
 #   bash scripts/book.sh check     # build + static checks + headless-Chromium checks + screenshots
 #   bash scripts/book.sh serve     # live preview on http://127.0.0.1:3000 (loopback only)
 #   bash scripts/book.sh data      # rewrite the widgets' data (book/data/*.json) with the crate's examples
-#   bash scripts/book.sh outputs [NAME…]  # re-run the listings and `lora` commands whose output the book quotes (book/listings/NAME.txt)
+#   bash scripts/book.sh outputs [NAME…]  # re-run the commands whose output the book quotes (book/listings/NAME.txt)
 #   bash scripts/book.sh numbers [FILE…]  # rewrite the prose's annotated numbers (<!--= file#/pointer -->0.41) from the results
 #   bash scripts/book.sh selftest  # break copies of the book on purpose: each fault must fail the checks
 #   bash scripts/book.sh versions  # print the pinned versions
@@ -259,24 +259,24 @@ cmd_numbers() {
 }
 
 cmd_outputs() {
-  local f name cmd tmp changed=0
+  local f name cmd tmp changed=0 bin
   # shellcheck source=scripts/env.sh
   source "$REPO/scripts/env.sh"
+  # `lora` on the PATH, as the book tells its readers to put it.
+  (cd "$REPO" && cargo build -q -p lora-cli --bin lora)
+  bin="$(mktemp -d)"
+  trap 'rm -rf "$bin"' RETURN
+  ln -s "$CARGO_TARGET_DIR/debug/lora" "$bin/lora"
   for f in "$ROOT"/book/listings/*.txt; do
     name="$(basename "$f" .txt)"
     if (($#)) && [[ " $* " != *" $name "* ]]; then continue; fi
     cmd="$(head -1 "$f")"
-    if [[ $cmd != '$ cargo run '* && $cmd != '$ lora '* && $cmd != '$ bash scripts/'* ]]; then say "$name: no command on its first line, left as is"; continue; fi
-    # Split as a shell would (xargs honours the quotes of a --prompt "…").
-    mapfile -d '' argv < <(xargs printf '%s\0' <<<"${cmd#'$ '}")
-    if [[ ${argv[0]} == lora ]]; then
-      # The CLI as the book's readers call it (the alias the README suggests).
-      cargo build -q -p lora-cli --bin lora
-      argv[0]="$CARGO_TARGET_DIR/debug/lora"
-    fi
-    say "$name: ${argv[*]}"
+    if [[ $cmd != '$ '* ]]; then say "$name: no command on its first line, left as is"; continue; fi
+    say "$name: ${cmd#'$ '}"
     tmp="$(mktemp)"
-    { printf '%s\n' "$cmd"; (cd "$ROOT" && "${argv[@]}" 2>/dev/null); } >"$tmp" || { rm -f "$tmp"; die "$name: '${argv[*]}' failed"; }
+    # Run as a reader's shell runs it, from the repository root.
+    { printf '%s\n' "$cmd"; (cd "$ROOT" && PATH="$bin:$PATH" bash -c "${cmd#'$ '}" 2>/dev/null); } >"$tmp" ||
+      { rm -f "$tmp"; die "$name: '${cmd#'$ '}' failed"; }
     if cmp -s "$tmp" "$f"; then
       rm -f "$tmp"
     else

@@ -1,8 +1,8 @@
 //! Every command the book shows works from the repository root, and prints what the book says.
 //!
 //! 1. The quoted outputs (`book/listings/*.txt`): each file starts with the command a reader
-//!    types (`$ cargo run -p lorakit --example …`, `$ lora …` or `$ bash scripts/…`); the rest
-//!    is its standard output. Each command runs again, in file-name order (Listing 8-2 trains the adapter the
+//!    types (`$ cargo run -p lorakit --example …`, `$ lora …`, `$ bash scripts/…`, `$ cat …`);
+//!    the rest is its standard output. Each command runs again, in file-name order (Listing 8-2 trains the adapter the
 //!    later listings read), and its output is compared with
 //!    `lora_book::listing_output::first_difference`: text equal, numbers within their last
 //!    printed digits, measurements of the machine (time, speed, memory) free.
@@ -71,10 +71,8 @@ fn parse_command(line: &str, programs: &HashMap<String, PathBuf>) -> Result<(Pat
             Ok((program(name)?, args))
         }
         ["lora", args @ ..] => Ok((program("lora")?, args.iter().map(|s| s.to_string()).collect())),
-        ["bash", script, args @ ..] if script.starts_with("scripts/") => {
-            Ok((PathBuf::from("bash"), words[1..].iter().map(|s| s.to_string()).collect()))
-        }
-        _ => bail!("not a listing, `lora` or `bash scripts/…` command"),
+        // Anything else (`bash scripts/…`, `cat FILE`) as a reader's shell runs it.
+        _ => Ok((PathBuf::from("bash"), vec!["-c".into(), line[2..].to_string()])),
     }
 }
 
@@ -107,13 +105,14 @@ fn shell_words(s: &str) -> Result<Vec<String>> {
     Ok(words)
 }
 
-fn check(file: &Path, programs: &HashMap<String, PathBuf>) -> Result<()> {
+fn check(file: &Path, programs: &HashMap<String, PathBuf>, bin_dir: &Path) -> Result<()> {
     let quoted = std::fs::read_to_string(file)?;
     let (command, expected) = quoted.split_once('\n').unwrap_or((&quoted, ""));
     let (exe, args) = parse_command(command, programs)?;
     let out = Command::new(&exe)
         .args(&args)
         .current_dir(root())
+        .env("PATH", path_with(bin_dir))
         .output()
         .with_context(|| format!("running {}", exe.display()))?;
     if !out.status.success() {
@@ -126,7 +125,7 @@ fn check(file: &Path, programs: &HashMap<String, PathBuf>) -> Result<()> {
 }
 
 /// Part 1: every quoted output, in file-name order. Returns the failures.
-fn check_quoted_outputs(programs: &HashMap<String, PathBuf>) -> Vec<String> {
+fn check_quoted_outputs(programs: &HashMap<String, PathBuf>, bin_dir: &Path) -> Vec<String> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(root().join("book/listings"))
         .unwrap()
         .map(|e| e.unwrap().path())
@@ -138,7 +137,7 @@ fn check_quoted_outputs(programs: &HashMap<String, PathBuf>) -> Vec<String> {
     for file in &files {
         let name = file.file_name().unwrap().to_string_lossy().into_owned();
         let started = std::time::Instant::now();
-        match check(file, programs) {
+        match check(file, programs, bin_dir) {
             Ok(()) => eprintln!("ok   book/listings/{name} ({:.1} s)", started.elapsed().as_secs_f64()),
             Err(e) => {
                 eprintln!("FAIL book/listings/{name}: {e:#}");
@@ -240,11 +239,10 @@ fn check_lora_invocation(lora: &Path, words: &[String]) -> Result<()> {
 
 /// Runs a block with bash from the repository root, `lora` on the PATH.
 fn run_block(block: &Block, bin_dir: &Path) -> Result<()> {
-    let path = format!("{}:{}", bin_dir.display(), std::env::var("PATH").unwrap_or_default());
     let out = Command::new("timeout")
         .args(["1200", "bash", "-euo", "pipefail", "-c", &block.text])
         .current_dir(root())
-        .env("PATH", path)
+        .env("PATH", path_with(bin_dir))
         .output()?;
     if !out.status.success() {
         let err = String::from_utf8_lossy(&out.stderr);
@@ -254,11 +252,14 @@ fn run_block(block: &Block, bin_dir: &Path) -> Result<()> {
     Ok(())
 }
 
+/// `$PATH` with `bin_dir` (where `lora` is) in front, as the book tells readers to set it.
+fn path_with(bin_dir: &Path) -> String {
+    format!("{}:{}", bin_dir.display(), std::env::var("PATH").unwrap_or_default())
+}
+
 /// Part 2: the chapters' shell blocks. Returns the failures.
-fn check_shell_blocks(programs: &HashMap<String, PathBuf>) -> Vec<String> {
+fn check_shell_blocks(programs: &HashMap<String, PathBuf>, bin_dir: &Path) -> Vec<String> {
     let lora = programs.get("lora").expect("cargo built lora");
-    let bin_dir = tempfile::tempdir().unwrap();
-    std::os::unix::fs::symlink(lora, bin_dir.path().join("lora")).unwrap();
     let blocks = shell_blocks();
     assert!(blocks.iter().filter(|b| b.runs).count() >= 4, "too few runnable shell blocks found");
     let mut failures = Vec::new();
@@ -271,7 +272,7 @@ fn check_shell_blocks(programs: &HashMap<String, PathBuf>) -> Vec<String> {
         if block.runs {
             for round in ["first", "second"] {
                 let started = std::time::Instant::now();
-                match run_block(block, bin_dir.path()) {
+                match run_block(block, bin_dir) {
                     Ok(()) => eprintln!("ok   {} ({round} run, {:.1} s)", block.at, started.elapsed().as_secs_f64()),
                     Err(e) => {
                         eprintln!("FAIL {} ({round} run): {e:#}", block.at);
@@ -288,8 +289,10 @@ fn check_shell_blocks(programs: &HashMap<String, PathBuf>) -> Vec<String> {
 #[test]
 fn every_command_the_book_shows_works() {
     let programs = build_programs().unwrap();
-    let mut failures = check_quoted_outputs(&programs);
-    failures.extend(check_shell_blocks(&programs));
+    let bin_dir = tempfile::tempdir().unwrap();
+    std::os::unix::fs::symlink(&programs["lora"], bin_dir.path().join("lora")).unwrap();
+    let mut failures = check_quoted_outputs(&programs, bin_dir.path());
+    failures.extend(check_shell_blocks(&programs, bin_dir.path()));
     assert!(failures.is_empty(), "{} problem(s):\n{}", failures.len(), failures.join("\n"));
 }
 
