@@ -313,3 +313,25 @@ fn lora_commands_are_found_in_loops_and_after_continuations() {
     assert_eq!(found[0], ["lora", "train", "--r", "$r", "--alpha", "8"]);
     assert_eq!(found[1], ["lora", "data", "check", "x.jsonl"]);
 }
+
+/// The check catches drift: a quoted output with one word or one count changed fails, and a
+/// `lora` command with a flag that does not exist fails, while the real ones pass.
+#[test]
+fn a_drifted_output_or_a_wrong_flag_fails() {
+    let programs = build_programs().unwrap();
+    let bin_dir = tempfile::tempdir().unwrap();
+    let quoted = std::fs::read_to_string(root().join("book/listings/ch07_lora_config.txt")).unwrap();
+    let copy = bin_dir.path().join("ch07_lora_config.txt");
+    std::fs::write(&copy, &quoted).unwrap();
+    check(&copy, &programs, bin_dir.path()).unwrap();
+    for (from, to) in [("q_proj", "x_proj"), ("2442240", "2442241")] {
+        assert!(quoted.contains(from), "the listing no longer prints {from}");
+        std::fs::write(&copy, quoted.replacen(from, to, 1)).unwrap();
+        assert!(check(&copy, &programs, bin_dir.path()).is_err(), "{from} -> {to} went unnoticed");
+    }
+    let lora = &programs["lora"];
+    let words = |s: &str| s.split_whitespace().map(String::from).collect::<Vec<_>>();
+    check_lora_invocation(lora, &words("lora train --config x.toml --overwrite")).unwrap();
+    assert!(check_lora_invocation(lora, &words("lora train --config x.toml --no-such-flag")).is_err());
+    assert!(check_lora_invocation(lora, &words("lora no-such-command --x")).is_err());
+}
