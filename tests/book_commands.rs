@@ -25,23 +25,14 @@ fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// Builds the listings and the `lora` CLI (a no-op when `cargo test --workspace` already did)
-/// and returns each executable by name, as cargo reports them.
+/// Builds the listings and the `lora` CLI and returns each executable by name, as cargo reports
+/// them. The selection is the workspace's, as `cargo test --workspace` makes it: the same
+/// packages with their dev-dependencies resolve to the same features, so this is a no-op after
+/// it, and no second build of lorakit or book-support lands beside the one skeptic links.
 fn build_programs() -> Result<HashMap<String, PathBuf>> {
     let out = Command::new(env!("CARGO"))
         .current_dir(root())
-        .args([
-            "build",
-            "-q",
-            "--message-format=json",
-            "-p",
-            "lorakit",
-            "--examples",
-            "-p",
-            "lora-cli",
-            "--bin",
-            "lora",
-        ])
+        .args(["build", "-q", "--message-format=json", "--workspace", "--examples", "--bins"])
         .output()
         .context("running cargo build")?;
     if !out.status.success() {

@@ -1,11 +1,11 @@
 //! Models from the Hugging Face Hub (e.g. `meta-llama/Llama-3.2-1B-Instruct`), through
-//! hf-hub and its standard cache (`$HF_HUB_CACHE`, else `$HF_HOME/hub`, else
+//! hf-hub's blocking client and the standard cache (`$HF_HUB_CACHE`, else `$HF_HOME/hub`, else
 //! `~/.cache/huggingface/hub`), so a model downloaded once — by us or by Python — loads
-//! offline afterwards. hf-hub reads those variables and `$HF_TOKEN` itself; the rest comes in
-//! through [`Settings`].
+//! offline afterwards. The cache, endpoint and token come in through [`Settings`].
 
 use anyhow::{Context, Result, bail};
-use hf_hub::{HFClientSync, HFError, split_id};
+use hf_hub::api::sync::{ApiBuilder, ApiError};
+use hf_hub::{Cache, CacheRepo, Repo, RepoType};
 use std::path::PathBuf;
 
 use crate::progress::Log;
@@ -33,29 +33,40 @@ pub fn snapshot_dir(spec: &str, settings: &Settings, log: Log) -> Result<PathBuf
         Some((id, rev)) => (id, Some(rev.to_string())),
         None => (spec, None),
     };
-    let (owner, name) = split_id(id);
-    let client = HFClientSync::new().map_err(|e| anyhow::anyhow!("hf-hub client: {e}"))?;
-    let repo = client.model(owner, name);
+    let repo = match &revision {
+        Some(rev) => Repo::with_revision(id.to_string(), RepoType::Model, rev.clone()),
+        None => Repo::model(id.to_string()),
+    };
+    let cache = Cache::new(settings.hf_hub_cache.clone().context("no home directory: set HF_HUB_CACHE or HF_HOME")?);
+    let cached = cache.repo(repo.clone());
     let offline = settings.hf_hub_offline;
-    let fetch = |file: &str, required: bool| -> Result<Option<PathBuf>> {
-        let cached = repo.download_file().filename(file).maybe_revision(revision.clone()).local_files_only(true).send();
-        match cached {
-            Ok(p) => return Ok(Some(p)),
-            Err(HFError::LocalEntryNotFound { .. }) if !offline => {}
-            Err(HFError::LocalEntryNotFound { .. }) => {
-                if required {
-                    bail!("{file} of {id} is not in the Hugging Face cache and HF_HUB_OFFLINE is set")
-                }
-                return Ok(None);
+    // Built on the first miss only: a cached model never needs the network client.
+    let mut api = None;
+    let mut fetch = |file: &str, required: bool| -> Result<Option<PathBuf>> {
+        if let Some(p) = cached_file(&cached, &cache, &repo, file) {
+            return Ok(Some(p));
+        }
+        if offline {
+            if required {
+                bail!("{file} of {id} is not in the Hugging Face cache and HF_HUB_OFFLINE is set")
             }
-            Err(e) => return Err(anyhow::anyhow!("{id}/{file}: {e}")),
+            return Ok(None);
+        }
+        let token = settings.hf_token.as_ref().map(|t| t.0.clone()).or_else(|| cache.token());
+        let token_set = token.is_some();
+        if api.is_none() {
+            let mut builder = ApiBuilder::from_cache(cache.clone()).with_progress(false).with_token(token);
+            if let Some(endpoint) = &settings.hf_endpoint {
+                builder = builder.with_endpoint(endpoint.clone());
+            }
+            api = Some(builder.build().map_err(|e| anyhow::anyhow!("hf-hub client: {e}"))?.repo(repo.clone()));
         }
         log(&format!("downloading {id}/{file} ..."));
-        match repo.download_file().filename(file).maybe_revision(revision.clone()).send() {
+        match api.as_ref().expect("built above").download(file) {
             Ok(p) => Ok(Some(p)),
             // Optional files (tokenizer, shard index) may simply not exist in the repo.
             Err(_) if !required => Ok(None),
-            Err(e) => Err(explain(id, file, e, settings.hf_token_set)),
+            Err(e) => Err(explain(id, file, e, token_set)),
         }
     };
     let config = fetch("config.json", true)?.expect("required");
@@ -84,7 +95,19 @@ pub fn snapshot_dir(spec: &str, settings: &Settings, log: Log) -> Result<PathBuf
     Ok(config.parent().context("config.json has no parent directory")?.to_path_buf())
 }
 
-fn explain(id: &str, file: &str, e: HFError, token_set: bool) -> anyhow::Error {
+/// A file of the cached snapshot: the one `refs/REVISION` names, or, for a revision that is a
+/// commit hash (which has no ref), `snapshots/COMMIT` itself, as Python's cache reads it.
+fn cached_file(cached: &CacheRepo, cache: &Cache, repo: &Repo, file: &str) -> Option<PathBuf> {
+    if let Some(p) = cached.get(file) {
+        return Some(p);
+    }
+    let rev = repo.revision();
+    let is_commit = rev.len() == 40 && rev.bytes().all(|b| b.is_ascii_hexdigit());
+    let p = cache.path().join(repo.folder_name()).join("snapshots").join(rev).join(file);
+    (is_commit && p.exists()).then_some(p)
+}
+
+fn explain(id: &str, file: &str, e: ApiError, token_set: bool) -> anyhow::Error {
     let text = e.to_string();
     let gated = text.contains("401") || text.contains("403") || text.to_lowercase().contains("gated");
     if gated && !token_set {

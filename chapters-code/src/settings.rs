@@ -11,9 +11,14 @@ pub struct Settings {
     pub cache_dir: Option<PathBuf>,
     /// Use only the local Hugging Face cache, never download (`$HF_HUB_OFFLINE` = `1` or `true`).
     pub hf_hub_offline: bool,
-    /// Whether `$HF_TOKEN` is set. hf-hub reads the token (and `$HF_HOME`) itself; this only
-    /// decides the advice given when a gated model is refused.
-    pub hf_token_set: bool,
+    /// The Hugging Face cache, where Python's `huggingface_hub` keeps it too: `$HF_HUB_CACHE`,
+    /// else `$HF_HOME/hub`, else `~/.cache/huggingface/hub`. `None`: no home directory.
+    pub hf_hub_cache: Option<PathBuf>,
+    /// The Hub's address (`$HF_ENDPOINT`, for mirrors); `None`: `https://huggingface.co`.
+    pub hf_endpoint: Option<String>,
+    /// `$HF_TOKEN`, for gated models such as Llama 3.2. Without it the token file that
+    /// `huggingface-cli login` writes (`$HF_HOME/token`) is used, as Python does.
+    pub hf_token: Option<Secret>,
     /// Ollama's address (`$OLLAMA_HOST`); `None`: Ollama's default, `http://127.0.0.1:11434`.
     pub ollama_host: Option<String>,
 }
@@ -25,8 +30,25 @@ impl Settings {
         Settings {
             cache_dir: std::env::var_os("LORAKIT_CACHE").filter(|v| !v.is_empty()).map(PathBuf::from),
             hf_hub_offline: var("HF_HUB_OFFLINE").is_some_and(|v| v == "1" || v == "true"),
-            hf_token_set: std::env::var("HF_TOKEN").is_ok(),
+            hf_hub_cache: var("HF_HUB_CACHE").map(PathBuf::from).or_else(|| {
+                let cache =
+                    var("XDG_CACHE_HOME").map(PathBuf::from).or_else(|| dirs::home_dir().map(|h| h.join(".cache")));
+                let home = var("HF_HOME").map(PathBuf::from).or_else(|| cache.map(|c| c.join("huggingface")));
+                home.map(|h| h.join("hub"))
+            }),
+            hf_endpoint: var("HF_ENDPOINT"),
+            hf_token: var("HF_TOKEN").map(Secret),
             ollama_host: std::env::var("OLLAMA_HOST").ok(),
         }
+    }
+}
+
+/// A credential: kept out of `Debug` output, so printing [`Settings`] never shows it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(pub String);
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(…)")
     }
 }
