@@ -105,3 +105,35 @@ fn quantized_model_scores_like_llama_cpp_on_the_same_file() {
     // A broken quantized path (wrong rows, a missing scale) would be off by whole logits.
     assert!(mean_ours < 1.0 && same_ours * 10 >= positions * 9);
 }
+
+/// `quantize` keeps only the blocks: a prompt (many rows, weights dequantized for the product)
+/// gives the f32 model's logits bit for bit on a Q8_0 file (re-quantizing its dequantized
+/// weights gives back its blocks), the weights read back are the file's, and what needs the
+/// full-precision weights says so instead of using stale ones.
+#[test]
+fn a_quantized_model_holds_only_its_blocks_and_prefills_like_f32() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = q8_file(dir.path());
+    let dense = load_path(&file, DType::F32).unwrap();
+    let mut quantized = load_path(&file, DType::F32).unwrap();
+    quantized.model.quantize(GgmlDType::Q8_0).unwrap();
+
+    let ids = Tensor::new(prompt_ids()[0].as_slice(), &Device::Cpu).unwrap().unsqueeze(0).unwrap();
+    let exact = row(&lorakit::ops::no_grad(|| dense.model.forward(&ids)).unwrap());
+    let ours = row(&lorakit::ops::no_grad(|| quantized.model.forward(&ids)).unwrap());
+    assert_eq!(max_abs_diff(&ours, &exact).0, 0.0, "a quantized prefill differs from f32 on the file's own blocks");
+
+    let (d, q) = (dense.model.named_weights().unwrap(), quantized.model.named_weights().unwrap());
+    assert_eq!(d.len(), q.len());
+    for ((name, a), (_, b)) in d.iter().zip(&q) {
+        assert_eq!(row(a), row(b), "{name} read back from the blocks differs from the file's");
+    }
+    let f32_left: usize = (0..quantized.model.config.num_hidden_layers)
+        .map(|l| quantized.model.projection_mut(l, lorakit::model::Projection::Q).unwrap().weight.elem_count())
+        .sum();
+    assert_eq!(f32_left, 0, "the projections' f32 weights are still held");
+
+    let err = quantized.model.merge_adapter().unwrap_err().to_string();
+    assert!(err.contains("quantized for inference"), "{err}");
+    assert!(quantized.model.quantize(GgmlDType::Q8_0).is_err());
+}

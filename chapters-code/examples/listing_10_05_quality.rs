@@ -24,7 +24,7 @@ fn main() -> anyhow::Result<()> {
     let adapter = LoraAdapter::load_peft(&exported.join("peft"), &m.model.config, DType::F32, m.model.device())?;
     // ANCHOR: ratio
     // How big is the update next to the weight it is added to? |s·B·A| / |W| per matrix.
-    let weights: HashMap<String, Tensor> = m.model.named_weights().into_iter().collect();
+    let weights: HashMap<String, Tensor> = m.model.named_weights()?.into_iter().collect();
     let norm = |t: &Tensor| -> anyhow::Result<f32> { Ok(t.sqr()?.sum_all()?.sqrt()?.to_scalar()?) };
     let mut ratios = Vec::new();
     for ((layer, module), pair) in adapter.layers() {

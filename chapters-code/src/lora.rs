@@ -431,7 +431,7 @@ impl Llama {
     /// Subtract an adapter's update from the weights: undoes [`Llama::merge_adapter`] up to
     /// rounding.
     pub fn unmerge_adapter(&mut self, adapter: &LoraAdapter) -> Result<()> {
-        self.drop_quantized();
+        self.refuse_if_quantized("unmerge an adapter from it")?;
         let scale = adapter.config.scaling();
         for ((layer, module), pair) in adapter.layers() {
             let lin = self.projection_mut(layer, module)?;

@@ -24,7 +24,7 @@ pub fn merged_tensors(model: &Llama, dtype: ExportDtype) -> Result<Vec<(String, 
         let t = Tensor::new(f.as_slice(), model.device())?;
         out.push(("rope_freqs.weight".to_string(), to_qtensor("rope_freqs.weight", &t, GgmlDType::F32)?));
     }
-    for (hf, tensor) in model.named_weights() {
+    for (hf, tensor) in model.named_weights()? {
         let (name, t) = llama_cpp_tensor(&hf, &tensor, cfg)?;
         let ty = tensor_type(&t, dtype);
         out.push((name.clone(), to_qtensor(&name, &t, ty)?));

@@ -27,10 +27,18 @@ pub struct LoraBranch {
 /// A frozen projection `W x` (W is (out, in)) with an optional LoRA branch.
 #[derive(Clone)]
 pub struct Linear {
+    /// Empty once [`Llama::quantize`] has replaced it by its blocks.
     pub weight: Tensor,
     pub lora: Option<LoraBranch>,
-    /// `weight` quantized for inference (see [`Llama::quantize`]).
-    quantized: Option<Arc<QMatMul>>,
+    /// The weight in a block type, for inference (see [`Llama::quantize`]).
+    quantized: Option<Quantized>,
+}
+
+/// A weight kept only in a block type: the kernel that multiplies in it, and the blocks.
+#[derive(Clone)]
+struct Quantized {
+    matmul: Arc<QMatMul>,
+    blocks: Arc<QTensor>,
 }
 
 impl Linear {
@@ -38,13 +46,23 @@ impl Linear {
         Self { weight, lora: None, quantized: None }
     }
 
+    /// The weight in full precision: the one held, or the blocks dequantized.
+    pub fn full_weight(&self) -> Result<Tensor> {
+        match &self.quantized {
+            Some(q) => Ok(q.blocks.dequantize(self.weight.device())?),
+            None => Ok(self.weight.clone()),
+        }
+    }
+
     /// Inference on quantized weights: the base product in the weights' own block type (as
     /// llama.cpp computes it), the LoRA branch, if any, in full precision beside it.
-    fn forward_quantized(&self, q: &QMatMul, x: &Tensor) -> Result<Tensor> {
+    fn forward_quantized(&self, q: &Quantized, x: &Tensor) -> Result<Tensor> {
         if ops::tracks(&[x]) || self.lora.as_ref().is_some_and(|l| ops::tracks(&[&l.a, &l.b])) {
             bail!("this model's weights are quantized for inference; training needs the full-precision model")
         }
-        let base = if decoding(x) { q.forward(x)? } else { ops::frozen_linear(x, &self.weight)? };
+        // A prompt's many rows: dequantizing the blocks for one f32 GEMM beats the block
+        // kernel there, and the f32 copy lives only for this product.
+        let base = if decoding(x) { q.matmul.forward(x)? } else { ops::frozen_linear(x, &self.full_weight()?)? };
         let Some(l) = &self.lora else { return Ok(base) };
         let down = (x.broadcast_matmul(&l.a.detach().t()?)? * l.scale)?;
         Ok((base + down.broadcast_matmul(&l.b.detach().t()?)?)?)
@@ -83,8 +101,9 @@ impl Linear {
 
 /// Whether `x` (…, in) is a single row: a decoding step. A quantized model multiplies those
 /// in the block type, which reads a quarter of f32's bytes per weight (decoding is bound by
-/// memory traffic); many rows at once (a prompt) go through the f32 GEMM on the dequantized
-/// weights, which is faster there (measured on SmolLM2, 128-token prompt: 880 vs 240 tokens/s).
+/// memory traffic); many rows at once (a prompt) go through the f32 GEMM on weights
+/// dequantized for the product, which is faster there (measured on SmolLM2, 128-token prompt,
+/// with f32 weights at hand: 880 vs 240 tokens/s).
 fn decoding(x: &Tensor) -> bool {
     x.elem_count() == x.dims().last().copied().unwrap_or(0)
 }
@@ -261,7 +280,7 @@ impl Llama {
 
     /// Merge the applied adapter into the base weights (`W + scale·BA`).
     pub fn merge_adapter(&mut self) -> Result<()> {
-        self.drop_quantized();
+        self.refuse_if_quantized("merge an adapter into it")?;
         for block in &mut self.blocks {
             for p in Projection::ALL {
                 block.linear_mut(p).merge()?;
@@ -273,41 +292,54 @@ impl Llama {
     /// Quantize the seven projections of every layer and the vocabulary projection to
     /// `dtype` for inference (`lora generate --quantize`): each decoding step then multiplies
     /// in the block type, on about a quarter of the memory traffic of f32 for Q8_0, as
-    /// llama.cpp and Ollama do; a prompt of many tokens still goes through the f32 GEMM (see
-    /// [`decoding`]). The full-precision weights stay (prompts, merging, exporting and
-    /// training use them); an applied adapter keeps working, beside the quantized base.
+    /// llama.cpp and Ollama do. The projections' f32 weights are dropped, so the model takes
+    /// about the file's size in memory; a prompt of many tokens dequantizes each weight for
+    /// its product (see [`decoding`]). The embedding stays in f32 (it is looked up by row,
+    /// and is the vocabulary projection's weight when tied). An applied adapter keeps
+    /// working beside the quantized base; training and merging need the full-precision model.
     /// Quantizing an f32 copy of a Q8_0 file gives back the file's own blocks.
     pub fn quantize(&mut self, dtype: GgmlDType) -> Result<()> {
+        self.refuse_if_quantized("quantize it again")?;
         let block = dtype.block_size();
-        let q = |w: &Tensor, name: &str| -> Result<Arc<QMatMul>> {
+        let q = |w: &Tensor, name: &str| -> Result<Quantized> {
             let cols = w.dim(D::Minus1)?;
             if cols % block != 0 {
                 bail!(
                     "cannot quantize {name} to {dtype:?}: its rows of {cols} are not a multiple of the {block}-value block"
                 )
             }
-            let t = QTensor::quantize(&w.to_dtype(DType::F32)?, dtype)?;
-            Ok(Arc::new(QMatMul::from_qtensor(t)?))
+            let blocks = Arc::new(QTensor::quantize(&w.to_dtype(DType::F32)?, dtype)?);
+            Ok(Quantized { matmul: Arc::new(QMatMul::from_arc(blocks.clone())?), blocks })
         };
-        for (l, block) in self.blocks.iter_mut().enumerate() {
+        // Every block first, so that a failure leaves the model as it was.
+        let mut done = Vec::new();
+        for (l, block) in self.blocks.iter().enumerate() {
             for p in Projection::ALL {
-                let lin = block.linear_mut(p);
-                lin.quantized = Some(q(&lin.weight, &p.hf_path(l))?);
+                done.push(q(&block.linear(p).weight, &p.hf_path(l))?);
             }
         }
-        self.quantized_head = Some(q(self.head_weight(), "the vocabulary projection")?);
+        let head = q(self.head_weight(), "the vocabulary projection")?;
+        let mut done = done.into_iter();
+        for block in &mut self.blocks {
+            for p in Projection::ALL {
+                let lin = block.linear_mut(p);
+                lin.weight = Tensor::zeros(0, lin.weight.dtype(), &self.device)?;
+                lin.quantized = done.next();
+            }
+        }
+        self.quantized_head = Some(head.matmul);
+        // The f32 weights' pages go back to the system now, not at some later trim.
+        crate::runtime::release_memory();
         Ok(())
     }
 
-    /// Back to full-precision products only (the quantized copies would go stale when the
-    /// weights change).
-    pub(crate) fn drop_quantized(&mut self) {
-        self.quantized_head = None;
-        for block in &mut self.blocks {
-            for p in Projection::ALL {
-                block.linear_mut(p).quantized = None;
-            }
+    /// An error for operations that change or train the full-precision weights, which a
+    /// quantized model no longer holds.
+    pub(crate) fn refuse_if_quantized(&self, what: &str) -> Result<()> {
+        if self.is_quantized() {
+            bail!("this model is quantized for inference (--quantize): load it again without quantizing to {what}")
         }
+        Ok(())
     }
 
     /// Whether [`Llama::quantize`] was applied.
@@ -315,22 +347,23 @@ impl Llama {
         self.quantized_head.is_some()
     }
 
-    /// The base weights by HF name (after any merge), e.g. for exporting a merged model.
-    pub fn named_weights(&self) -> Vec<(String, Tensor)> {
+    /// The base weights by HF name (after any merge), e.g. for exporting a merged model; a
+    /// quantized model's are its blocks dequantized.
+    pub fn named_weights(&self) -> Result<Vec<(String, Tensor)>> {
         let mut out = vec![("model.embed_tokens.weight".to_string(), self.embed_tokens.clone())];
         for (l, block) in self.blocks.iter().enumerate() {
             let p = format!("model.layers.{l}");
             out.push((format!("{p}.input_layernorm.weight"), block.input_layernorm.clone()));
             out.push((format!("{p}.post_attention_layernorm.weight"), block.post_attention_layernorm.clone()));
             for p in Projection::ALL {
-                out.push((format!("{}.weight", p.hf_path(l)), block.linear(p).weight.clone()));
+                out.push((format!("{}.weight", p.hf_path(l)), block.linear(p).full_weight()?));
             }
         }
         out.push(("model.norm.weight".into(), self.norm.clone()));
         if let Some(head) = &self.lm_head {
             out.push(("lm_head.weight".into(), head.clone()));
         }
-        out
+        Ok(out)
     }
 
     /// Final hidden states (after the last norm), (b, t, h).

@@ -116,8 +116,13 @@ pub struct GenerateResult {
     pub decode_tokens_per_second: f64,
     /// The greedy continuation (first repetition), to compare the two engines' outputs.
     pub ids: Vec<u32>,
+    /// Peak resident memory while generating: the high-water mark is reset after loading
+    /// (and quantizing), so this is what the model takes to run, not to load.
     #[serde(default)]
     pub peak_rss_mib: Option<f64>,
+    /// Peak resident memory of the whole process, loading included.
+    #[serde(default)]
+    pub process_peak_rss_mib: Option<f64>,
 }
 
 pub fn run_worker(spec: &str) -> Result<()> {
@@ -270,6 +275,8 @@ fn generate(
     engine: Engine,
 ) -> Result<GenerateResult> {
     let dev = &Device::Cpu;
+    // The process's peak when loading was done, and whether the high-water mark was reset there.
+    let loaded: (f64, bool);
     let mut result = match engine {
         Engine::Lorakit | Engine::LorakitQuantized => {
             let mut m = lorakit::load::load_path(model, DType::F32)?;
@@ -277,6 +284,7 @@ fn generate(
                 m.model.quantize(dtype.export().ggml())?;
             }
             let m = &m.model;
+            loaded = (peak_rss_mib(), reset_peak_rss());
             timed_generation(prompt, decode, reps, || {
                 let mut cache = KvCache::new(m.config.num_hidden_layers);
                 move |ids: &[u32]| {
@@ -290,6 +298,7 @@ fn generate(
                 gguf_file::Content::read(&mut file).with_context(|| format!("{}: not a GGUF file", model.display()))?;
             let weights = ModelWeights::from_gguf(content, &mut file, dev)
                 .with_context(|| format!("{}: candle's quantized_llama cannot load it", model.display()))?;
+            loaded = (peak_rss_mib(), reset_peak_rss());
             timed_generation(prompt, decode, reps, || {
                 // A fresh copy has an empty KV cache (the tensors themselves are shared).
                 let mut w = weights.clone();
@@ -302,7 +311,9 @@ fn generate(
             })?
         }
     };
+    let (load_peak, reset) = loaded;
     result.peak_rss_mib = Some(peak_rss_mib());
+    result.process_peak_rss_mib = Some(if reset { load_peak.max(peak_rss_mib()) } else { peak_rss_mib() });
     Ok(result)
 }
 
@@ -343,6 +354,7 @@ fn timed_generation<S: FnMut(&[u32]) -> Result<u32>>(
         decode_tokens_per_second: median(&mut step),
         ids: first_ids.unwrap_or_default(),
         peak_rss_mib: None,
+        process_peak_rss_mib: None,
     })
 }
 
