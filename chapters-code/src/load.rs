@@ -75,6 +75,12 @@ pub fn load_with(spec: &str, dtype: DType, settings: &Settings, log: Log) -> Res
         return load_path(&resolve_with(spec, settings, log)?, dtype);
     };
     let found = store::resolve(name, settings, log)?;
+    if found.adapters > 0 {
+        log(&format!(
+            "note: Ollama model {} applies an adapter of its own; lora uses its base weights without it",
+            found.name.short()
+        ));
+    }
     let mut loaded = load_path(&found.gguf, dtype)
         .with_context(|| format!("loading Ollama model {} ({})", found.name.short(), found.gguf.display()))?;
     loaded.ollama = Some(found);

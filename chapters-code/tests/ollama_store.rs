@@ -280,3 +280,37 @@ fn export_of_an_ollama_base_says_from_name_tag_and_adapter() {
     assert!(report.notes.iter().any(|n| n.contains("FROM tiny:1b")), "{:?}", report.notes);
     assert!(report.ollama_create.unwrap().ends_with("/export/Modelfile"));
 }
+
+#[test]
+fn an_adapter_trained_on_an_ollama_model_says_so_when_exported_for_another_base() {
+    let tmp = tempfile::tempdir().unwrap();
+    let peft = tmp.path().join("peft");
+    std::fs::create_dir_all(&peft).unwrap();
+    for f in ["adapter_config.json", "adapter_model.safetensors"] {
+        std::fs::copy(fixtures().join("tiny-peft").join(f), peft.join(f)).unwrap();
+    }
+    let config = peft.join("adapter_config.json");
+    let mut c: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&config).unwrap()).unwrap();
+    c["base_model_name_or_path"] = "ollama:tiny:1b".into();
+    std::fs::write(&config, c.to_string()).unwrap();
+    let out = tmp.path().join("a.gguf");
+    let req = ExportRequest::new(tiny_gguf().display().to_string(), &peft, ExportFormat::GgufAdapter, &out);
+    let report = export_with(&req, &Settings::default(), &silent).unwrap();
+    assert!(report.notes.iter().any(|n| n.contains("pass --model ollama:tiny:1b")), "{:?}", report.notes);
+}
+
+#[test]
+fn a_model_with_its_own_adapter_is_loaded_without_it_and_says_so() {
+    let store = Store::new();
+    let manifest = store.add_tiny(TINY);
+    let mut m: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&manifest).unwrap()).unwrap();
+    let adapter =
+        store.blob("adapter", &std::fs::read(fixtures().join("tiny-llama-gguf/tiny-peft-f32.lora.gguf")).unwrap());
+    m["layers"].as_array_mut().unwrap().push(adapter);
+    std::fs::write(&manifest, m.to_string()).unwrap();
+    let logged = std::sync::Mutex::new(Vec::<String>::new());
+    let log = |s: &str| logged.lock().unwrap().push(s.to_string());
+    load_with("ollama:tiny:1b", DType::F32, &store.settings(), &log).unwrap();
+    let logged = logged.lock().unwrap();
+    assert!(logged.iter().any(|l| l.contains("applies an adapter of its own")), "{logged:?}");
+}

@@ -143,10 +143,12 @@ pub fn resolve(text: &str, settings: &Settings, log: Log) -> Result<StoreModel> 
     let present: Vec<&PathBuf> = roots.iter().filter(|r| r.join("manifests").is_dir()).collect();
     if present.is_empty() {
         let looked: Vec<String> = roots.iter().map(|r| r.display().to_string()).collect();
+        let looked = match settings.ollama_models {
+            Some(_) => format!("looked in {}, which OLLAMA_MODELS names", looked.join(", ")),
+            None => format!("looked in {}; set OLLAMA_MODELS if Ollama keeps its models elsewhere", looked.join(", ")),
+        };
         bail!(
-            "no Ollama model store found for {PREFIX}{text} (looked in {}; OLLAMA_MODELS names another): \
-             install Ollama and run `ollama pull {}`",
-            looked.join(", "),
+            "no Ollama model store found for {PREFIX}{text} ({looked}): install Ollama and run `ollama pull {}`",
             name.short()
         )
     }
