@@ -274,6 +274,9 @@ fn export_of_an_ollama_base_says_from_name_tag_and_adapter() {
     let merged = Modelfile::read(&out.join("Modelfile.merged")).unwrap();
     assert_eq!((merged.from.as_str(), merged.template.as_deref()), ("./model.gguf", Some(TEMPLATE)));
     assert_eq!(merged.stops(), primary.stops());
+    // tiny-peft has no training records: the adapter route keeps the model's SYSTEM on the
+    // server, and the merged route writes it out.
+    assert_eq!((primary.system.as_deref(), merged.system.as_deref()), (None, Some(SYSTEM)));
     for f in ["adapter.gguf", "model.gguf"] {
         assert!(out.join(f).is_file(), "{f}");
     }

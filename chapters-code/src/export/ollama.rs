@@ -91,7 +91,13 @@ fn write_store_dir(
     on_server.template = None;
     on_server.write(&dir.join(MERGED_MODELFILE))?;
     write_merged(base, adapter, name, dtype, req.vocab_from.as_deref(), &dir.join("model.gguf"))?;
-    exported_modelfile("./model.gguf", &[], &tmpl, system).write(&dir.join(MERGED_FALLBACK_MODELFILE))?;
+    // Without a SYSTEM line the adapter route keeps the model's own on the server; the merged
+    // route must say it to serve the same prompt.
+    let merged_system = match (&req.system, system) {
+        (SystemChoice::Inherit, None) => store.system.clone(),
+        (_, system) => system,
+    };
+    exported_modelfile("./model.gguf", &[], &tmpl, merged_system).write(&dir.join(MERGED_FALLBACK_MODELFILE))?;
     notes.push(format!(
         "Modelfile: FROM {from} + ADAPTER ./adapter.gguf, the weights the adapter was trained on \
          (the Ollama server needs {from}); {MERGED_FALLBACK_MODELFILE}: the merged model.gguf, \
