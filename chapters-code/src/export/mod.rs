@@ -38,7 +38,8 @@ pub enum ExportFormat {
     /// The base model with the adapter merged in, as one GGUF file.
     Gguf,
     /// A directory for Ollama: merged model.gguf + Modelfile (and, for a GGUF base, the
-    /// adapter route: adapter.gguf + Modelfile.adapter).
+    /// adapter route: adapter.gguf + Modelfile.adapter). For an `ollama:NAME:TAG` base,
+    /// Modelfile is FROM NAME:TAG + adapter.gguf, and the merged model's is Modelfile.merged.
     Ollama,
 }
 
