@@ -134,6 +134,10 @@ fn train_export_deploy_from_an_ollama_model() {
     // Deploy: the server has smol:135m (created from the same GGUF); the adapter goes up
     // alone, and /api/create names the base with `from`.
     let server = StandIn::start(Config::default());
+    let dry = lora(w, &["deploy", s(&out), "--host", &server.url, "--dry-run"]);
+    let dry = String::from_utf8_lossy(&dry.stdout);
+    assert!(dry.contains(r#""from": "smol:135m""#) && dry.contains("Modelfile.merged"), "{dry}");
+    assert!(server.requests().is_empty(), "a dry run sends nothing");
     let base = w.join("base");
     std::fs::create_dir_all(&base).unwrap();
     let mut base_file = Modelfile::new(smollm2.display().to_string());
