@@ -1,9 +1,11 @@
 //! One entry point from a model name to everything needed to use it: weights, tokenizer,
 //! chat template and stop tokens. The same code path serves the embedded default
-//! (`smollm2-135m`), a local `.gguf`, a local HF directory and a Hub repo id.
+//! (`smollm2-135m`), a local `.gguf`, a local HF directory, a Hub repo id and a model
+//! Ollama has pulled (`ollama:NAME[:TAG]`).
 
 use crate::chat::{ChatTemplate, Message, end_of_turn_ids, end_of_turn_ids_gguf};
 use crate::model::{Checkpoint, Llama};
+use crate::ollama::store::{self, StoreModel};
 use crate::progress::{self, Log};
 use crate::settings::Settings;
 use crate::{fetch, hub, tokenizer};
@@ -27,10 +29,14 @@ pub struct LoadedModel {
     pub path: PathBuf,
     /// The GGUF header (metadata, tensor index) when the weights came from a `.gguf` file.
     pub gguf: Option<Content>,
+    /// The Ollama model the weights came from (`ollama:NAME[:TAG]`): its template, stops and
+    /// system prompt, and the name an export's Modelfile can say FROM.
+    pub ollama: Option<StoreModel>,
 }
 
 /// Resolve a model name to a local path: `smollm2-135m` (fetched on first use), an existing
-/// path, or a Hugging Face repo id (cache first, then download). Uses the environment's
+/// path, `ollama:NAME[:TAG]` (the GGUF blob in Ollama's store, checked once), or a Hugging
+/// Face repo id (cache first, then download). Uses the environment's
 /// settings and reports nothing; [`resolve_with`] takes both.
 pub fn resolve(spec: &str) -> Result<PathBuf> {
     resolve_with(spec, &Settings::from_env(), &progress::silent)
@@ -41,6 +47,9 @@ pub fn resolve_with(spec: &str, settings: &Settings, log: Log) -> Result<PathBuf
     if spec == fetch::DEFAULT_MODEL {
         return fetch::default_model_path_with(settings, log);
     }
+    if let Some(name) = spec.strip_prefix(store::PREFIX) {
+        return Ok(store::resolve(name, settings, log)?.gguf);
+    }
     let p = Path::new(spec);
     if p.exists() {
         return Ok(p.to_path_buf());
@@ -49,20 +58,33 @@ pub fn resolve_with(spec: &str, settings: &Settings, log: Log) -> Result<PathBuf
         return hub::snapshot_dir(spec, settings, log);
     }
     bail!(
-        "model {spec:?} not found: give {}, a .gguf file, a Hugging Face model directory or a \
-         repo id such as meta-llama/Llama-3.2-1B-Instruct",
+        "model {spec:?} not found: give {}, a .gguf file, a Hugging Face model directory, a \
+         repo id such as meta-llama/Llama-3.2-1B-Instruct, or ollama:NAME[:TAG] for a model Ollama has pulled",
         fetch::DEFAULT_MODEL
     )
 }
 
 /// Load a model by name (see [`resolve`]) in `dtype` on the CPU.
 pub fn load(spec: &str, dtype: DType) -> Result<LoadedModel> {
-    load_path(&resolve(spec)?, dtype)
+    load_with(spec, dtype, &Settings::from_env(), &progress::silent)
 }
 
 /// [`load`] with explicit settings, reporting downloads to `log`.
 pub fn load_with(spec: &str, dtype: DType, settings: &Settings, log: Log) -> Result<LoadedModel> {
-    load_path(&resolve_with(spec, settings, log)?, dtype)
+    let Some(name) = spec.strip_prefix(store::PREFIX) else {
+        return load_path(&resolve_with(spec, settings, log)?, dtype);
+    };
+    let found = store::resolve(name, settings, log)?;
+    if found.adapters > 0 {
+        log(&format!(
+            "note: Ollama model {} applies an adapter of its own; lora uses its base weights without it",
+            found.name.short()
+        ));
+    }
+    let mut loaded = load_path(&found.gguf, dtype)
+        .with_context(|| format!("loading Ollama model {} ({})", found.name.short(), found.gguf.display()))?;
+    loaded.ollama = Some(found);
+    Ok(loaded)
 }
 
 pub fn load_path(path: &Path, dtype: DType) -> Result<LoadedModel> {
@@ -86,7 +108,8 @@ pub fn load_path(path: &Path, dtype: DType) -> Result<LoadedModel> {
         Err(e) => (None, format!("{e:#}"), None, eos),
     };
     let model = Llama::new(ckpt)?;
-    Ok(LoadedModel { model, tokenizer, tokenizer_problem, template, stop_ids, path: path.to_path_buf(), gguf })
+    let path = path.to_path_buf();
+    Ok(LoadedModel { model, tokenizer, tokenizer_problem, template, stop_ids, path, gguf, ollama: None })
 }
 
 fn hf_tokenizer(dir: &Path, eos: Option<u32>) -> Result<(Tokenizer, Option<ChatTemplate>, Vec<u32>)> {

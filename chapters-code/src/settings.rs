@@ -21,6 +21,9 @@ pub struct Settings {
     pub hf_token: Option<Secret>,
     /// Ollama's address (`$OLLAMA_HOST`); `None`: Ollama's default, `http://127.0.0.1:11434`.
     pub ollama_host: Option<String>,
+    /// Ollama's model store (`$OLLAMA_MODELS`), for `--model ollama:NAME`; `None`: where
+    /// Ollama keeps it by default (see [`crate::ollama::store::store_roots`]).
+    pub ollama_models: Option<PathBuf>,
 }
 
 impl Settings {
@@ -39,6 +42,7 @@ impl Settings {
             hf_endpoint: var("HF_ENDPOINT"),
             hf_token: var("HF_TOKEN").map(Secret),
             ollama_host: std::env::var("OLLAMA_HOST").ok(),
+            ollama_models: std::env::var_os("OLLAMA_MODELS").filter(|v| !v.is_empty()).map(PathBuf::from),
         }
     }
 }

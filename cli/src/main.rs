@@ -32,7 +32,8 @@ struct Cli {
 #[derive(clap::Args)]
 struct ModelArgs {
     /// `smollm2-135m` (default, fetched on first use), a .gguf file, a Hugging Face model
-    /// directory, or a Hub repo id such as meta-llama/Llama-3.2-1B-Instruct.
+    /// directory, a Hub repo id such as meta-llama/Llama-3.2-1B-Instruct, or
+    /// `ollama:NAME[:TAG]` (a model Ollama has pulled, read from its store).
     #[arg(long, default_value = lorakit::fetch::DEFAULT_MODEL)]
     model: String,
     /// A LoRA adapter directory (PEFT layout: adapter_config.json + adapter_model.safetensors).
@@ -91,6 +92,8 @@ struct TrainFlags {
     /// A TOML file with any of the settings below (unknown keys are errors).
     #[arg(long)]
     config: Option<PathBuf>,
+    /// The base model: `smollm2-135m` (default), a .gguf file, a Hugging Face directory or
+    /// repo id, or `ollama:NAME[:TAG]` (a model Ollama has pulled).
     #[arg(long)]
     model: Option<String>,
     #[arg(long)]
@@ -295,7 +298,8 @@ enum Command {
     /// Write a trained adapter as PEFT, a GGUF adapter, a merged GGUF model, or a
     /// directory for Ollama (merged GGUF + Modelfile).
     Export {
-        /// Base model the adapter was trained on.
+        /// Base model the adapter was trained on (the same spec as for training; with
+        /// `ollama:NAME[:TAG]` the Modelfile says FROM NAME:TAG + ADAPTER).
         #[arg(long, default_value = lorakit::fetch::DEFAULT_MODEL)]
         model: String,
         /// The adapter: a `lora train` output directory or a PEFT directory.

@@ -454,6 +454,27 @@ fn environment_cases() -> Vec<Case> {
         .env("PIP_INDEX_URL", format!("{closed}/simple"))
         .env("PIP_RETRIES", "0")
         .env("PIP_TIMEOUT", "2"),
+        // `ollama:` models (the store layouts themselves: chapters-code/tests/ollama_store.rs).
+        case(
+            "model: no Ollama store",
+            &["train", "--model", "ollama:llama3.2:1b", "--train-data", "{data}", "--output-dir", "out"],
+            &["no Ollama model store", "no-store", "ollama pull llama3.2:1b"],
+        )
+        .env("OLLAMA_MODELS", "no-store"),
+        case(
+            "model: Ollama manifest not JSON",
+            &["export", "--model", "ollama:tiny:1b", "--adapter", "{peft}", "--format", "gguf", "--out", "o.gguf"],
+            &["models/manifests/registry.ollama.ai/library/tiny/1b", "not a valid Ollama manifest"],
+        )
+        .env("OLLAMA_MODELS", "models")
+        .file("models/manifests/registry.ollama.ai/library/tiny/1b", "{ not json"),
+        case(
+            "model: Ollama tag not pulled",
+            &["export", "--model", "ollama:tiny:2b", "--adapter", "{peft}", "--format", "gguf", "--out", "o.gguf"],
+            &["tiny:2b not found", "nearest there: tiny:1b", "ollama pull tiny:2b"],
+        )
+        .env("OLLAMA_MODELS", "models")
+        .file("models/manifests/registry.ollama.ai/library/tiny/1b", "{}"),
     ]
 }
 

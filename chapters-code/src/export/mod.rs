@@ -38,7 +38,8 @@ pub enum ExportFormat {
     /// The base model with the adapter merged in, as one GGUF file.
     Gguf,
     /// A directory for Ollama: merged model.gguf + Modelfile (and, for a GGUF base, the
-    /// adapter route: adapter.gguf + Modelfile.adapter).
+    /// adapter route: adapter.gguf + Modelfile.adapter). For an `ollama:NAME:TAG` base,
+    /// Modelfile is FROM NAME:TAG + adapter.gguf, and the merged model's is Modelfile.merged.
     Ollama,
 }
 
@@ -132,10 +133,22 @@ pub fn export_with(req: &ExportRequest, settings: &Settings, log: Log) -> Result
     let start = Instant::now();
     let dtype = req.dtype.unwrap_or(req.format.default_dtype());
     let base = load_with(&req.model, DType::F32, settings, log)?;
+    // An adapter trained on an Ollama model records it; exported for another base, it would
+    // lose the FROM NAME:TAG route (or not fit at all).
+    let trained_on = read_object(&req.adapter.join(CONFIG_FILE))
+        .and_then(|c| c.get("base_model_name_or_path")?.as_str().map(String::from))
+        .filter(|b| b.starts_with(crate::ollama::store::PREFIX) && *b != req.model);
+    let hint = trained_on.as_ref().map(|b| format!(" (it was trained on {b}: pass --model {b})")).unwrap_or_default();
     let adapter = LoraAdapter::load_peft(&req.adapter, &base.model.config, DType::F32, base.model.device())
-        .with_context(|| format!("loading the adapter {} for {}", req.adapter.display(), base.path.display()))?;
+        .with_context(|| format!("loading the adapter {} for {}{hint}", req.adapter.display(), base.path.display()))?;
     let name = req.name.clone().unwrap_or_else(|| default_name(&req.adapter));
     let mut notes = Vec::new();
+    if let Some(b) = trained_on {
+        notes.push(format!(
+            "the adapter was trained on {b}, not {}; pass --model {b} to export it for that model",
+            req.model
+        ));
+    }
     let mut ollama_create = None;
     let out = &req.out;
     match req.format {

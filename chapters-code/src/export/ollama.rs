@@ -1,11 +1,18 @@
 //! The directory `lora export --format ollama` writes: the merged model with a Modelfile
 //! (the dependable route), and for a GGUF base also the small adapter with a second
 //! Modelfile that points at the base file (the route Ollama may refuse).
+//!
+//! For a base from Ollama's own store (`ollama:NAME:TAG`) the adapter route comes first:
+//! `Modelfile` says `FROM NAME:TAG` + `ADAPTER`, so the adapter applies to the very weights
+//! it was trained on and the server keeps the model's own template; the merged model is
+//! `Modelfile.merged`, with that template copied from the store.
 
 use super::{ExportDtype, ExportRequest, write_gguf_adapter, write_merged};
 use crate::load::LoadedModel;
 use crate::lora::LoraAdapter;
+use crate::ollama::deploy::{ADAPTER_MODELFILE, MERGED_FALLBACK_MODELFILE, MERGED_MODELFILE};
 use crate::ollama::modelfile::{Modelfile, SystemChoice, ollama_name};
+use crate::ollama::store::StoreModel;
 use crate::ollama::template::{OllamaTemplate, check_stops, ollama_template};
 use crate::train::SystemPrompts;
 use anyhow::{Context, Result};
@@ -22,6 +29,11 @@ pub fn write_dir(
     dir: &Path,
 ) -> Result<(Vec<String>, String)> {
     let mut notes = Vec::new();
+    if let Some(store) = base.ollama.clone()
+        && req.chat_template.is_none()
+    {
+        return write_store_dir(req, base, &store, adapter, name, dtype, dir, notes);
+    }
     let jinja = match &req.chat_template {
         Some(file) => std::fs::read_to_string(file)
             .with_context(|| format!("cannot read the chat template {}", file.display()))?,
@@ -40,13 +52,58 @@ pub fn write_dir(
     if base.path.is_file() {
         let base_abs = base.path.canonicalize().with_context(|| format!("cannot resolve {}", base.path.display()))?;
         write_gguf_adapter(adapter, &base, name, ExportDtype::F32, &dir.join("adapter.gguf"))?;
-        modelfile(&base_abs.display().to_string(), &["./adapter.gguf"]).write(&dir.join("Modelfile.adapter"))?;
+        modelfile(&base_abs.display().to_string(), &["./adapter.gguf"]).write(&dir.join(ADAPTER_MODELFILE))?;
     } else {
         notes.push("the base is not a GGUF file, so only the merged route (Modelfile) was written".into());
     }
     write_merged(base, adapter, name, dtype, req.vocab_from.as_deref(), &dir.join("model.gguf"))?;
-    modelfile("./model.gguf", &[]).write(&dir.join("Modelfile"))?;
-    let cmd = format!("ollama create {} -f {}", ollama_name(name), req.out.join("Modelfile").display());
+    modelfile("./model.gguf", &[]).write(&dir.join(MERGED_MODELFILE))?;
+    let cmd = format!("ollama create {} -f {}", ollama_name(name), req.out.join(MERGED_MODELFILE).display());
+    Ok((notes, cmd))
+}
+
+/// The export of an adapter trained on a model from Ollama's store: `Modelfile` = FROM the
+/// store's name + ADAPTER (the server has those weights and their template already), and
+/// `Modelfile.merged` = the merged model with the store's template and stops.
+#[allow(clippy::too_many_arguments)]
+fn write_store_dir(
+    req: &ExportRequest,
+    base: LoadedModel,
+    store: &StoreModel,
+    adapter: &LoraAdapter,
+    name: &str,
+    dtype: ExportDtype,
+    dir: &Path,
+    mut notes: Vec<String>,
+) -> Result<(Vec<String>, String)> {
+    let from = store.name.short();
+    let system = system_line(req, &mut notes)?;
+    let template = store.template.clone().with_context(|| {
+        format!(
+            "Ollama model {from} has no template layer ({}); give a chat template with --chat-template FILE.jinja",
+            store.manifest.display()
+        )
+    })?;
+    let tmpl = OllamaTemplate { template, stops: store.stops(), format: "ollama" };
+    write_gguf_adapter(adapter, &base, name, ExportDtype::F32, &dir.join("adapter.gguf"))?;
+    let mut on_server = exported_modelfile(&from, &["./adapter.gguf"], &tmpl, system.clone());
+    // FROM a model name inherits its TEMPLATE on the server; the stops stay, to be explicit.
+    on_server.template = None;
+    on_server.write(&dir.join(MERGED_MODELFILE))?;
+    write_merged(base, adapter, name, dtype, req.vocab_from.as_deref(), &dir.join("model.gguf"))?;
+    // Without a SYSTEM line the adapter route keeps the model's own on the server; the merged
+    // route must say it to serve the same prompt.
+    let merged_system = match (&req.system, system) {
+        (SystemChoice::Inherit, None) => store.system.clone(),
+        (_, system) => system,
+    };
+    exported_modelfile("./model.gguf", &[], &tmpl, merged_system).write(&dir.join(MERGED_FALLBACK_MODELFILE))?;
+    notes.push(format!(
+        "Modelfile: FROM {from} + ADAPTER ./adapter.gguf, the weights the adapter was trained on \
+         (the Ollama server needs {from}); {MERGED_FALLBACK_MODELFILE}: the merged model.gguf, \
+         which lora deploy falls back to if the server refuses the adapter"
+    ));
+    let cmd = format!("ollama create {} -f {}", ollama_name(name), req.out.join(MERGED_MODELFILE).display());
     Ok((notes, cmd))
 }
 

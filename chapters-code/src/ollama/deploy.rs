@@ -30,6 +30,8 @@ pub use super::client::ServerError;
 /// dependable route) and base + adapter (the route a server may refuse).
 pub const MERGED_MODELFILE: &str = "Modelfile";
 pub const ADAPTER_MODELFILE: &str = "Modelfile.adapter";
+/// For a base from Ollama's store, `Modelfile` is the adapter route and this the merged model.
+pub const MERGED_FALLBACK_MODELFILE: &str = "Modelfile.merged";
 /// The first release whose `/api/create` takes files by digest (before, a Modelfile's text).
 const MIN_VERSION: (u64, u64, u64) = (0, 5, 5);
 
@@ -364,14 +366,17 @@ pub fn default_name(path: &Path) -> Result<String> {
     Ok(super::modelfile::ollama_name(&name))
 }
 
-/// The merged model's Modelfile beside an adapter Modelfile, if there is one.
+/// The merged model's Modelfile beside an adapter Modelfile, if there is one
+/// (`Modelfile.merged`, else `Modelfile`).
 fn merged_sibling(adapter_modelfile: &Path) -> Option<PathBuf> {
-    let candidate = adapter_modelfile.parent().unwrap_or(Path::new(".")).join(MERGED_MODELFILE);
-    let same = match (candidate.canonicalize(), adapter_modelfile.canonicalize()) {
-        (Ok(a), Ok(b)) => a == b,
-        _ => true,
-    };
-    (candidate.is_file() && !same).then_some(candidate)
+    let dir = adapter_modelfile.parent().unwrap_or(Path::new("."));
+    [MERGED_FALLBACK_MODELFILE, MERGED_MODELFILE].into_iter().map(|n| dir.join(n)).find(|candidate| {
+        let same = match (candidate.canonicalize(), adapter_modelfile.canonicalize()) {
+            (Ok(a), Ok(b)) => a == b,
+            _ => true,
+        };
+        candidate.is_file() && !same
+    })
 }
 
 /// `ollama create NAME -f PATH`, quoted for a POSIX shell where needed.
