@@ -4,22 +4,25 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/env.sh
+# Each section says when it started (minutes:seconds since the start), for CI's time budget.
+say() { printf '== [%02d:%02d] %s\n' $((SECONDS / 60)) $((SECONDS % 60)) "$*"; }
 
-echo "== real llama.cpp for the export tests (node-llama-cpp prebuilt binary, from npm)"
+say "real llama.cpp for the export tests (node-llama-cpp prebuilt binary, from npm)"
 bash scripts/llama.sh install
 
-echo "== style: rustfmt (rustfmt.toml) and clippy, warnings as errors"
+say "style: rustfmt (rustfmt.toml) and clippy, warnings as errors"
 cargo fmt --all --check
 cargo clippy --workspace --all-targets -q -- -D warnings
 
-echo "== lorakit tests (cargo test, target dir $CARGO_TARGET_DIR)"
+say "lorakit tests (cargo test, target dir $CARGO_TARGET_DIR)"
 cargo test --workspace --no-fail-fast "$@" 2>&1
 
-echo "== the book: pinned toolchain, Debian's chromium, playwright-core (idempotent)"
+say "the book: pinned toolchain, Debian's chromium, playwright-core (idempotent)"
 bash scripts/book.sh install
-echo "== the book: data freshness, build, links/offline/KaTeX checks, headless Chromium"
+say "the book: data freshness, build, links/offline/KaTeX checks, headless Chromium"
 bash scripts/book.sh check
 bash scripts/book.sh selftest
 
-echo "== fuzzing: every parser of outside input, ${FUZZ_SECONDS:-10} s per target (scripts/fuzz.sh)"
+say "fuzzing: every parser of outside input, ${FUZZ_SECONDS:-10} s per target (scripts/fuzz.sh)"
 FUZZ_SECONDS="${FUZZ_SECONDS:-10}" bash scripts/fuzz.sh ci
+say "done"
