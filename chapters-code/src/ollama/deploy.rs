@@ -301,7 +301,7 @@ fn hash_file(path: &Path, adapter: bool, progress: &Arc<dyn Bytes>) -> Result<Bl
     let mut read = ProgressRead::new(file, &format!("hashing {name}"), bytes, progress.clone());
     std::io::copy(&mut read, &mut hasher).with_context(|| format!("cannot read {}", path.display()))?;
     drop(read);
-    let hex: String = hasher.finalize().iter().map(|b| format!("{b:02x}")).collect();
+    let hex = crate::io::hex(&hasher.finalize());
     Ok(Blob { path: path.to_path_buf(), name, digest: format!("sha256:{hex}"), bytes, adapter })
 }
 

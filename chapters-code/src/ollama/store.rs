@@ -305,8 +305,7 @@ fn nearest(want: &ModelName, names: &[ModelName]) -> Vec<String> {
 
 /// `sha256:<hex>` of some bytes.
 fn hex_sha256(bytes: &[u8]) -> String {
-    let hex: String = Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect();
-    format!("sha256:{hex}")
+    format!("sha256:{}", crate::io::hex(&Sha256::digest(bytes)))
 }
 
 fn check_digest(path: &Path, got: &str, want: &str) -> Result<()> {
