@@ -21,9 +21,25 @@ use tokenizers::{AddedToken, PreTokenizerWrapper, SplitDelimiterBehavior, Tokeni
 
 /// llama.cpp's token type for control tokens (`<|im_start|>`, `<|eot_id|>`, ...).
 const TOKEN_TYPE_CONTROL: i32 = 3;
+/// llama.cpp's token type for tokens a model's author added as plain text (MPT's runs of
+/// spaces): stored unencoded, and matched in the text before the BPE merges see it.
+const TOKEN_TYPE_USER_DEFINED: i32 = 4;
 
 /// The Llama 3 pre-tokenizer regex, as in Meta's `tokenizer.json`.
 const LLAMA3_SPLIT: &str = r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+";
+/// Qwen2's: Llama 3's with every digit on its own.
+const QWEN2_SPLIT: &str =
+    r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+";
+/// Qwen3.5's: Qwen2's with combining marks kept inside words.
+const QWEN35_SPLIT: &str = r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?[\p{L}\p{M}]+|\p{N}| ?[^\s\p{L}\p{M}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+";
+
+/// The `tokenizer.ggml.pre` names llama.cpp gives each way of splitting text into words
+/// (`llama-vocab.cpp`), for the splits this crate rebuilds.
+const GPT2_NAMES: &[&str] = &["default", "gpt2", "gpt-2", "phi-2", "mpt", "olmo", "jina-es", "jina-de", "roberta-bpe"];
+const DIGITS_THEN_GPT2_NAMES: &[&str] = &["smollm", "starcoder", "refact", "codeshell"];
+const LLAMA3_NAMES: &[&str] = &["llama-bpe", "llama3", "llama-v3", "falcon3", "pixtral"];
+const QWEN2_NAMES: &[&str] = &["qwen2", "deepseek-r1-qwen", "stablelm2"];
+const QWEN35_NAMES: &[&str] = &["qwen35"];
 
 /// Reads the metadata (not the tensors) of a GGUF file.
 pub fn read_gguf(path: &Path) -> Result<Content> {
@@ -74,11 +90,15 @@ pub fn tokenizer_from_gguf(content: &Content) -> Result<Tokenizer> {
     tokenizer.with_pre_tokenizer(Some(pre_tokenizer));
     tokenizer.with_decoder(Some(ByteLevelDecoder::default()));
 
-    // Control tokens written in the text must become their single id, never be split.
-    let specials = control_tokens(content, &tokens)?;
+    // Control and user-defined tokens written in the text must become their single id, never
+    // be split; only control tokens are special (left out when decoding skips specials).
+    let (control, user_defined) = whole_tokens(content, &tokens)?;
     tokenizer
-        .add_special_tokens(specials)
+        .add_special_tokens(control)
         .map_err(|e| anyhow!("cannot add the control tokens of tokenizer.ggml.token_type: {e}"))?;
+    tokenizer
+        .add_tokens(user_defined)
+        .map_err(|e| anyhow!("cannot add the user-defined tokens of tokenizer.ggml.token_type: {e}"))?;
 
     // `encode(text, true)` adds BOS only where the model asks for it (Llama 3 does).
     let post = post_processor(content, &tokens)?;
@@ -92,43 +112,51 @@ fn pre_tokenizer(pre: &str, content: &Content) -> Result<(PreTokenizerWrapper, b
     // Byte-level BPE maps every byte to a printable character first, so the regex of the
     // plain ByteLevel pre-tokenizer is the GPT-2 one; models that split differently put
     // their own split in front of it and switch the built-in regex off.
-    Ok(match pre {
-        "default" | "gpt2" => (ByteLevel::new(false, true, true).into(), false),
-        // SmolLM2: every digit is its own word, then GPT-2 splitting.
-        "smollm" => {
-            (Sequence::new(vec![Digits::new(true).into(), ByteLevel::new(false, true, true).into()]).into(), false)
-        }
+    let split = |regex: &str| -> Result<PreTokenizerWrapper> {
+        let split = Split::new(SplitPattern::Regex(regex.into()), SplitDelimiterBehavior::Isolated, false)
+            .map_err(|e| anyhow!("the {pre} pre-tokenizer regex: {e}"))?;
+        Ok(Sequence::new(vec![split.into(), ByteLevel::new(false, true, false).into()]).into())
+    };
+    Ok(if GPT2_NAMES.contains(&pre) {
+        (ByteLevel::new(false, true, true).into(), false)
+    } else if DIGITS_THEN_GPT2_NAMES.contains(&pre) {
+        // SmolLM2 and StarCoder: every digit is its own word, then GPT-2 splitting.
+        (Sequence::new(vec![Digits::new(true).into(), ByteLevel::new(false, true, true).into()]).into(), false)
+    } else if LLAMA3_NAMES.contains(&pre) {
         // Llama 3: its own regex, and whole words found in the vocabulary skip the merges.
-        "llama-bpe" | "llama3" => {
-            let split = Split::new(SplitPattern::Regex(LLAMA3_SPLIT.into()), SplitDelimiterBehavior::Isolated, false)
-                .map_err(|e| anyhow!("Llama 3 pre-tokenizer regex: {e}"))?;
-            (Sequence::new(vec![split.into(), ByteLevel::new(false, true, false).into()]).into(), true)
-        }
-        other => bail!(
-            "unsupported pre-tokenizer {other:?} in GGUF key tokenizer.ggml.pre of model {} \
-             (supported: gpt2, smollm, llama-bpe)",
-            model_name(content)
-        ),
+        (split(LLAMA3_SPLIT)?, true)
+    } else if QWEN2_NAMES.contains(&pre) {
+        (split(QWEN2_SPLIT)?, false)
+    } else if QWEN35_NAMES.contains(&pre) {
+        (split(QWEN35_SPLIT)?, false)
+    } else {
+        let known = [GPT2_NAMES, DIGITS_THEN_GPT2_NAMES, LLAMA3_NAMES, QWEN2_NAMES, QWEN35_NAMES].concat();
+        bail!(
+            "unsupported pre-tokenizer {pre:?} in GGUF key tokenizer.ggml.pre of model {} (supported: {})",
+            model_name(content),
+            known.join(", ")
+        )
     })
 }
 
-/// The vocabulary's control tokens (`tokenizer.ggml.token_type` = control), kept whole.
-fn control_tokens(content: &Content, tokens: &[&str]) -> Result<Vec<AddedToken>> {
+/// The vocabulary's control and user-defined tokens (`tokenizer.ggml.token_type`), kept whole.
+fn whole_tokens(content: &Content, tokens: &[&str]) -> Result<(Vec<AddedToken>, Vec<AddedToken>)> {
     let types = match content.metadata.get("tokenizer.ggml.token_type") {
         Some(v) => v.to_vec().context("GGUF key tokenizer.ggml.token_type is not an array")?.clone(),
         None => Vec::new(),
     };
-    let mut specials = Vec::new();
+    let (mut control, mut user_defined) = (Vec::new(), Vec::new());
     for (id, ty) in types.iter().enumerate() {
         let ty = ty.to_i32().with_context(|| format!("GGUF key tokenizer.ggml.token_type[{id}]"))?;
-        if ty == TOKEN_TYPE_CONTROL {
+        if ty == TOKEN_TYPE_CONTROL || ty == TOKEN_TYPE_USER_DEFINED {
             let token = tokens.get(id).with_context(|| {
                 format!("GGUF key tokenizer.ggml.token_type has an entry {id} beyond the vocabulary")
             })?;
-            specials.push(AddedToken::from(token.to_string(), true));
+            let whole = AddedToken::from(token.to_string(), ty == TOKEN_TYPE_CONTROL);
+            if ty == TOKEN_TYPE_CONTROL { control.push(whole) } else { user_defined.push(whole) }
         }
     }
-    Ok(specials)
+    Ok((control, user_defined))
 }
 
 /// Byte-level post-processing, with BOS in front when `tokenizer.ggml.add_bos_token` says so.

@@ -235,6 +235,14 @@ impl LlamaCpp {
         u32s(&info.raw["tokenize"]["ids"])
     }
 
+    /// llama.cpp's tokenization of `text` with only the tokenizer of `gguf` loaded (special
+    /// tokens parsed, no BOS added): for llama.cpp's vocabulary-only files.
+    pub fn tokenize_vocab_only(&self, gguf: &Path, text: &str) -> Result<Vec<u32>> {
+        let mut args = Self::model_args(gguf, None);
+        args.extend(["--info".into(), "--vocab-only".into(), "--tokenize".into(), text.to_string()]);
+        Ok(u32s(&self.run(&args)?["tokenize"]["ids"]))
+    }
+
     pub fn info_with(&self, model: &Path, tokenize: Option<&str>) -> Result<LlamaInfo> {
         let mut args = Self::model_args(model, None);
         args.push("--info".into());
@@ -254,4 +262,86 @@ impl LlamaCpp {
             raw: v,
         })
     }
+}
+
+/// One of llama.cpp's reference tokenizer checks (`models/ggml-vocab-NAME.gguf` with its
+/// `.inp`/`.out` pair, as `tests/test-tokenizer-0.cpp` reads them).
+#[derive(Debug, Clone)]
+pub struct VocabCases {
+    pub name: String,
+    /// A vocabulary-only GGUF: tokenizer keys, no tensors.
+    pub gguf: PathBuf,
+    /// (text, llama.cpp's ids with no BOS added and special tokens not parsed).
+    pub cases: Vec<(String, Vec<u32>)>,
+}
+
+impl LlamaCpp {
+    /// llama.cpp's source as node-llama-cpp ships it: a git bundle of the release it was built from.
+    fn source_bundle(&self) -> PathBuf {
+        self.dir.join("node_modules/node-llama-cpp/llama/gitRelease.bundle")
+    }
+
+    /// Every `models/ggml-vocab-*.gguf` of the bundled llama.cpp source that has reference
+    /// tokenizations, extracted once into the install dir (`vocab/<commit>/`).
+    pub fn reference_vocabs(&self) -> Result<Vec<VocabCases>> {
+        let bundle = self.source_bundle();
+        let git = |dir: &Path, args: &[&str]| -> Result<Vec<u8>> {
+            let out = Command::new("git").current_dir(dir).args(args).output().context("running git")?;
+            if !out.status.success() {
+                bail!("git {} in {}: {}", args.join(" "), dir.display(), String::from_utf8_lossy(&out.stderr));
+            }
+            Ok(out.stdout)
+        };
+        let heads = String::from_utf8(git(&self.dir, &["bundle", "list-heads", bundle.to_str().unwrap()])?)?;
+        let commit = heads.split_whitespace().next().context("the bundle names no commit")?.to_string();
+        let dir = self.dir.join("vocab").join(&commit);
+        if !dir.join(".complete").exists() {
+            let repo = self.dir.join("vocab/.repo");
+            std::fs::create_dir_all(&repo)?;
+            git(&repo, &["init", "-q"])?;
+            git(&repo, &["fetch", "-q", bundle.to_str().unwrap(), "HEAD"])?;
+            let listing = String::from_utf8(git(&repo, &["ls-tree", "--name-only", &commit, "models/"])?)?;
+            std::fs::create_dir_all(&dir)?;
+            for path in listing.lines().filter(|p| p.starts_with("models/ggml-vocab-")) {
+                let bytes = git(&repo, &["show", &format!("{commit}:{path}")])?;
+                std::fs::write(dir.join(path.trim_start_matches("models/")), bytes)?;
+            }
+            std::fs::remove_dir_all(&repo)?;
+            std::fs::write(dir.join(".complete"), "")?;
+        }
+        let mut vocabs = Vec::new();
+        for entry in std::fs::read_dir(&dir)? {
+            let gguf = entry?.path();
+            let (Some(name), Some("gguf")) =
+                (gguf.file_stem().and_then(|s| s.to_str()), gguf.extension().and_then(|e| e.to_str()))
+            else {
+                continue;
+            };
+            let (inp, out) = (dir.join(format!("{name}.gguf.inp")), dir.join(format!("{name}.gguf.out")));
+            if !inp.exists() || !out.exists() {
+                continue;
+            }
+            let cases = parse_vocab_cases(&std::fs::read_to_string(&inp)?, &std::fs::read_to_string(&out)?)
+                .with_context(|| format!("{}", inp.display()))?;
+            vocabs.push(VocabCases { name: name.trim_start_matches("ggml-vocab-").to_string(), gguf, cases });
+        }
+        vocabs.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(vocabs)
+    }
+}
+
+/// The `.inp` texts (separated by `\n__ggml_vocab_test__\n`) paired with the `.out` lines.
+fn parse_vocab_cases(inp: &str, out: &str) -> Result<Vec<(String, Vec<u32>)>> {
+    let mut texts: Vec<&str> = inp.split("\n__ggml_vocab_test__\n").collect();
+    if texts.last() == Some(&"") {
+        texts.pop(); // the file ends with a separator
+    }
+    let ids: Vec<Vec<u32>> = out
+        .lines()
+        .map(|l| l.split_whitespace().map(|x| x.parse::<u32>().context("an id")).collect::<Result<_>>())
+        .collect::<Result<_>>()?;
+    if texts.len() != ids.len() {
+        bail!("{} texts but {} id lines", texts.len(), ids.len());
+    }
+    Ok(texts.into_iter().map(str::to_string).zip(ids).collect())
 }

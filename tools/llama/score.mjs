@@ -21,7 +21,8 @@
 //       {"rows": [{"prompt_ids", "ids", "text", "stopped_by"}]}
 //   --model F.gguf --info [--tokenize TEXT]
 //       what llama.cpp reports: architecture, n_vocab, n_ctx_train, n_embd, special tokens, the
-//       chat template; with --tokenize, the ids of TEXT (special tokens parsed, no BOS added)
+//       chat template; with --tokenize, the ids of TEXT (special tokens parsed, no BOS added).
+//       --vocab-only loads just the tokenizer (llama.cpp's ggml-vocab-*.gguf files have no tensors)
 //
 // Every evaluation uses the setup of the reference check in ../shared/fixtures (tiny-llama-gguf):
 // CPU only, F32 KV cache, flash attention off, 2 threads.
@@ -41,7 +42,7 @@ function fail(msg) {
 }
 
 function parseArgs(argv) {
-    const flags = new Set(["--info", "--verbose"]);
+    const flags = new Set(["--info", "--verbose", "--vocab-only"]);
     const out = {};
     for (let i = 0; i < argv.length; i++) {
         const a = argv[i];
@@ -50,7 +51,7 @@ function parseArgs(argv) {
         if (i + 1 >= argv.length) fail(`${a} needs a value`);
         out[a.slice(2)] = argv[++i];
     }
-    const known = ["model", "lora", "lora-scale", "ids", "logits", "top", "prompt-ids", "prompts", "greedy", "info", "tokenize", "verbose"];
+    const known = ["model", "lora", "lora-scale", "ids", "logits", "top", "prompt-ids", "prompts", "greedy", "info", "tokenize", "verbose", "vocab-only"];
     for (const k of Object.keys(out)) if (!known.includes(k)) fail(`unknown option --${k}`);
     return out;
 }
@@ -154,6 +155,7 @@ let model;
 try {
     model = await llama.loadModel({
         modelPath,
+        vocabOnly: args["vocab-only"] === true,
         gpuLayers: 0,
         defaultContextFlashAttention: false,
         experimentalDefaultContextKvCacheKeyType: "F32",
