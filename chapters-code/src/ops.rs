@@ -10,9 +10,10 @@
 //! Each backward formula is checked against PyTorch's gradients in `tests/fixtures_train.rs`.
 
 use candle_core::backend::BackendStorage;
+use candle_core::quantized::QTensor;
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, CustomOp3, D, DType, Layout, Result, Shape, Storage, Tensor};
 use std::cell::Cell;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 thread_local! {
     static GRAD_ENABLED: Cell<bool> = const { Cell::new(true) };
@@ -187,24 +188,57 @@ pub fn attach3(
     x.apply_op3(y, z, Attach3 { value, bwd: Box::new(bwd) })
 }
 
+// ANCHOR: frozen_weight
+/// A frozen base weight (out, in), as the products below need it. Held in full precision,
+/// it is simply the tensor; kept in a quantized file's blocks (`Arc<QTensor>`, QLoRA-style),
+/// it is dequantized for each product, forward and backward, and dropped right after: the
+/// model then takes about its file's size in memory, and every step pays the dequantizing.
+pub trait FrozenWeight: Clone + Send + Sync + 'static {
+    /// The weight in full precision, for one product.
+    fn full(&self) -> Result<Tensor>;
+    /// Whether this weight is itself being trained (full fine-tuning): never for blocks.
+    fn trained(&self) -> bool {
+        false
+    }
+}
+
+impl FrozenWeight for Tensor {
+    fn full(&self) -> Result<Tensor> {
+        Ok(self.clone())
+    }
+    fn trained(&self) -> bool {
+        tracks(&[self])
+    }
+}
+
+impl FrozenWeight for Arc<QTensor> {
+    fn full(&self) -> Result<Tensor> {
+        self.dequantize(&self.device())
+    }
+}
+// ANCHOR_END: frozen_weight
+
 /// `x · wᵀ` for a frozen weight `w` of shape (out, in): the backward pass returns only
 /// the input gradient `g · w`, never the (unused) weight gradient. A `w` that is being
 /// trained (a `Var`) gets its gradient too.
-pub fn frozen_linear(x: &Tensor, w: &Tensor) -> Result<Tensor> {
+pub fn frozen_linear(x: &Tensor, w: &impl FrozenWeight) -> Result<Tensor> {
     // One (tokens, in) × (in, out) GEMM rather than a batched one.
     let dims = x.dims().to_vec();
     let Some((last, lead)) = dims.split_last() else { candle_core::bail!("frozen_linear: scalar input") };
     let rows: usize = lead.iter().product();
+    let full = w.full()?;
     let mut out_dims = lead.to_vec();
-    out_dims.push(w.dim(0)?);
-    if tracks(&[w]) {
+    out_dims.push(full.dim(0)?);
+    if w.trained() {
         // The weight itself is trained (full fine-tuning): candle's matmul backward
         // gives both gradients.
-        return x.reshape((rows, *last))?.matmul(&w.t()?)?.reshape(out_dims);
+        return x.reshape((rows, *last))?.matmul(&full.t()?)?.reshape(out_dims);
     }
-    let y = x.detach().reshape((rows, *last))?.matmul(&w.t()?)?.reshape(out_dims)?;
+    let y = x.detach().reshape((rows, *last))?.matmul(&full.t()?)?.reshape(out_dims)?;
+    drop(full);
     let w = w.clone();
     attach(x, y, move |g| {
+        let w = w.full()?;
         let (g_rows, out) = (g.elem_count() / w.dim(0)?, w.dim(0)?);
         g.reshape((g_rows, out))?.matmul(&w)?.reshape(dims.clone())
     })
@@ -258,14 +292,15 @@ pub fn rope(x: &Tensor, cos: &Tensor, sin: &Tensor) -> Result<Tensor> {
 /// scaled by 1/(1 − p), as PEFT's `lora_dropout` does.
 pub fn lora_linear(
     x: &Tensor,
-    w: &Tensor,
+    w: &impl FrozenWeight,
     (a, b, scale): (&Tensor, &Tensor, f64),
     dropout: Option<(&Tensor, f64)>,
 ) -> Result<Tensor> {
     let dims = x.dims().to_vec();
     let Some((&d_in, lead)) = dims.split_last() else { candle_core::bail!("lora_linear: scalar input") };
     let rows: usize = lead.iter().product();
-    let d_out = w.dim(0)?;
+    let full = w.full()?;
+    let d_out = full.dim(0)?;
     let mut out_dims = lead.to_vec();
     out_dims.push(d_out);
     let x2 = x.detach().reshape((rows, d_in))?;
@@ -281,12 +316,13 @@ pub fn lora_linear(
     };
     let (ad, bd) = (a.detach(), b.detach());
     let down = (xl.matmul(&ad.t()?)? * scale)?; // (rows, r), scaled once here
-    let y = (x2.matmul(&w.t()?)? + down.matmul(&bd.t()?)?)?.reshape(out_dims)?;
+    let y = (x2.matmul(&full.t()?)? + down.matmul(&bd.t()?)?)?.reshape(out_dims)?;
+    drop(full);
     let (x_tracks, a_tracks, b_tracks) = (tracks(&[x]), tracks(&[a]), tracks(&[b]));
     if !(x_tracks || a_tracks || b_tracks) {
         return Ok(y);
     }
-    if tracks(&[w]) {
+    if w.trained() {
         candle_core::bail!("lora_linear: the base weight must be frozen")
     }
     // ANCHOR_END: lora_linear_forward
@@ -301,7 +337,7 @@ pub fn lora_linear(
                 Some(m) => through_lora.mul(m)?,
                 None => through_lora,
             };
-            Some((g.matmul(&w)? + through_lora)?.reshape(dims.clone())?)
+            Some((g.matmul(&w.full()?)? + through_lora)?.reshape(dims.clone())?)
         } else {
             None
         };

@@ -102,6 +102,10 @@ struct TrainFlags {
     validation_data: Option<PathBuf>,
     #[arg(long)]
     output_dir: Option<PathBuf>,
+    /// The frozen base's storage while training: f32 (default, fastest) or a block type,
+    /// dequantized layer by layer for each product (QLoRA-style: about the file's size in memory).
+    #[arg(long, value_enum)]
+    base_dtype: Option<lorakit::train::BaseDtype>,
     #[arg(long)]
     r: Option<usize>,
     #[arg(long)]
@@ -154,7 +158,7 @@ impl TrainFlags {
         macro_rules! set {
             ($to:expr => $($f:ident),*) => { $( if let Some(v) = &self.$f { $to.$f = v.clone(); } )* };
         }
-        set!(c => model, train_data, output_dir, lr, weight_decay, warmup_steps, schedule, max_grad_norm,
+        set!(c => model, train_data, output_dir, base_dtype, lr, weight_decay, warmup_steps, schedule, max_grad_norm,
              epochs, micro_batch, grad_accum, max_len, eval_every, save_every, seed);
         set!(c.lora => r, alpha, dropout, target_modules);
         if self.validation_data.is_some() {

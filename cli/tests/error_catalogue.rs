@@ -475,6 +475,13 @@ fn environment_cases() -> Vec<Case> {
         )
         .env("OLLAMA_MODELS", "models")
         .file("models/manifests/registry.ollama.ai/library/tiny/1b", "{}"),
+        // A quantized base whose rows do not split into the type's blocks: refused before
+        // the output directory is made.
+        case(
+            "train: base_dtype blocks do not fit",
+            &["train", "--model", "{tiny}", "--base-dtype", "q4_k", "--train-data", "{data}", "--output-dir", "out"],
+            &["base_dtype = q4_k", "256", "q8_0"],
+        ),
     ]
 }
 

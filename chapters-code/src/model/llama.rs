@@ -54,28 +54,33 @@ impl Linear {
         }
     }
 
-    /// Inference on quantized weights: the base product in the weights' own block type (as
-    /// llama.cpp computes it), the LoRA branch, if any, in full precision beside it.
-    fn forward_quantized(&self, q: &Quantized, x: &Tensor) -> Result<Tensor> {
-        if ops::tracks(&[x]) || self.lora.as_ref().is_some_and(|l| ops::tracks(&[&l.a, &l.b])) {
-            bail!("this model's weights are quantized for inference; training needs the full-precision model")
-        }
-        // A prompt's many rows: dequantizing the blocks for one f32 GEMM beats the block
-        // kernel there, and the f32 copy lives only for this product.
-        let base = if decoding(x) { q.matmul.forward(x)? } else { ops::frozen_linear(x, &self.full_weight()?)? };
-        let Some(l) = &self.lora else { return Ok(base) };
-        let down = (x.broadcast_matmul(&l.a.detach().t()?)? * l.scale)?;
-        Ok((base + down.broadcast_matmul(&l.b.detach().t()?)?)?)
-    }
-
     // ANCHOR: linear_forward
     /// `W x + scale · B A x`: the whole idea of LoRA in one line (one fused graph node; see
     /// [`ops::lora_linear`] for the gradients).
     pub fn forward(&self, x: &Tensor, rng: &mut Option<&mut ChaCha8Rng>) -> Result<Tensor> {
-        if let Some(q) = &self.quantized {
-            return self.forward_quantized(q, x);
+        match &self.quantized {
+            Some(q) => self.forward_on(x, &q.blocks, Some(&q.matmul), rng),
+            None => self.forward_on(x, &self.weight, None, rng),
         }
-        let Some(l) = &self.lora else { return Ok(ops::frozen_linear(x, &self.weight)?) };
+    }
+
+    /// The product on the base weight `w`, held in f32 or in quantized blocks. A single row
+    /// outside training (a decoding step) goes through the block kernel when there is one.
+    fn forward_on(
+        &self,
+        x: &Tensor,
+        w: &impl ops::FrozenWeight,
+        block_kernel: Option<&QMatMul>,
+        rng: &mut Option<&mut ChaCha8Rng>,
+    ) -> Result<Tensor> {
+        let training = ops::tracks(&[x]) || self.lora.as_ref().is_some_and(|l| ops::tracks(&[&l.a, &l.b]));
+        if let Some(kernel) = block_kernel.filter(|_| decoding(x) && !training) {
+            let base = kernel.forward(x)?;
+            let Some(l) = &self.lora else { return Ok(base) };
+            let down = (x.broadcast_matmul(&l.a.detach().t()?)? * l.scale)?;
+            return Ok((base + down.broadcast_matmul(&l.b.detach().t()?)?)?);
+        }
+        let Some(l) = &self.lora else { return Ok(ops::frozen_linear(x, w)?) };
         let keep = match rng {
             Some(rng) if l.dropout > 0.0 => {
                 let keep: Vec<f32> = (0..x.elem_count()).map(|_| f32::from(rng.random::<f64>() >= l.dropout)).collect();
@@ -84,7 +89,7 @@ impl Linear {
             _ => None,
         };
         let (a, b) = (ops::graph_input(&l.a), ops::graph_input(&l.b));
-        Ok(ops::lora_linear(x, &self.weight, (&a, &b, l.scale), keep.as_ref().map(|k| (k, l.dropout)))?)
+        Ok(ops::lora_linear(x, w, (&a, &b, l.scale), keep.as_ref().map(|k| (k, l.dropout)))?)
     }
     // ANCHOR_END: linear_forward
 
@@ -330,6 +335,23 @@ impl Llama {
         self.quantized_head = Some(head.matmul);
         // The f32 weights' pages go back to the system now, not at some later trim.
         crate::runtime::release_memory();
+        Ok(())
+    }
+
+    /// Undo [`Llama::quantize`]: every projection back in f32, from its blocks (so with the
+    /// quantization error in it). Training on this model and on the quantized one computes
+    /// the same numbers; only the memory and the time differ.
+    pub fn dequantize(&mut self) -> Result<()> {
+        for block in &mut self.blocks {
+            for p in Projection::ALL {
+                let lin = block.linear_mut(p);
+                if lin.quantized.is_some() {
+                    lin.weight = lin.full_weight()?;
+                    lin.quantized = None;
+                }
+            }
+        }
+        self.quantized_head = None;
         Ok(())
     }
 

@@ -5,6 +5,7 @@
 
 use crate::lora::{LoraConfig, TARGET_MODULES};
 use anyhow::{Context, Result, bail};
+use candle_core::quantized::GgmlDType;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
@@ -16,6 +17,69 @@ pub enum Schedule {
     Cosine,
     Linear,
     Constant,
+}
+
+/// What the frozen base weights are held in while training. `f32`: the weights themselves,
+/// fastest per step. A block type (`q8_0`, … as in llama.cpp and Ollama's tags): each
+/// projection kept in that type's blocks and dequantized for every product, forward and
+/// backward (QLoRA's trade): the model then takes about the size of a file in that type, and
+/// the adapter learns on exactly the weights Ollama serves when the base is that file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
+#[serde(rename_all = "lowercase")]
+pub enum BaseDtype {
+    #[default]
+    F32,
+    #[cfg_attr(feature = "clap", value(name = "q8_0"))]
+    #[serde(rename = "q8_0")]
+    Q8_0,
+    #[cfg_attr(feature = "clap", value(name = "q4_0"))]
+    #[serde(rename = "q4_0")]
+    Q4_0,
+    #[cfg_attr(feature = "clap", value(name = "q4_1"))]
+    #[serde(rename = "q4_1")]
+    Q4_1,
+    #[cfg_attr(feature = "clap", value(name = "q4_k"))]
+    #[serde(rename = "q4_k")]
+    Q4K,
+    #[cfg_attr(feature = "clap", value(name = "q5_k"))]
+    #[serde(rename = "q5_k")]
+    Q5K,
+    #[cfg_attr(feature = "clap", value(name = "q6_k"))]
+    #[serde(rename = "q6_k")]
+    Q6K,
+}
+
+impl BaseDtype {
+    /// The block type, or None for full precision.
+    pub fn ggml(self) -> Option<GgmlDType> {
+        match self {
+            Self::F32 => None,
+            Self::Q8_0 => Some(GgmlDType::Q8_0),
+            Self::Q4_0 => Some(GgmlDType::Q4_0),
+            Self::Q4_1 => Some(GgmlDType::Q4_1),
+            Self::Q4K => Some(GgmlDType::Q4K),
+            Self::Q5K => Some(GgmlDType::Q5K),
+            Self::Q6K => Some(GgmlDType::Q6K),
+        }
+    }
+
+    /// The name in TOML and on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::F32 => "f32",
+            Self::Q8_0 => "q8_0",
+            Self::Q4_0 => "q4_0",
+            Self::Q4_1 => "q4_1",
+            Self::Q4K => "q4_k",
+            Self::Q5K => "q5_k",
+            Self::Q6K => "q6_k",
+        }
+    }
+
+    fn is_f32(&self) -> bool {
+        *self == Self::F32
+    }
 }
 
 /// A training run's settings. In TOML the LoRA keys sit beside the others (`r = 8`, not a
@@ -32,6 +96,8 @@ pub struct TrainConfig {
     pub validation_data: Option<PathBuf>,
     /// Where the adapter, metrics, plots and checkpoints go.
     pub output_dir: PathBuf,
+    /// The frozen base's storage while training (see [`BaseDtype`]).
+    pub base_dtype: BaseDtype,
 
     /// The adapter. Defaults: r = 8 is enough for a narrow task; alpha = 2r (scale 2
     /// regardless of r); dropout 0, PEFT's default (short runs are not overfitting-bound, and
@@ -73,6 +139,7 @@ impl Default for TrainConfig {
             train_data: PathBuf::from("data/extract/train.jsonl"),
             validation_data: None,
             output_dir: PathBuf::from("models/lora_adapters/extract"),
+            base_dtype: BaseDtype::F32,
             lora: LoraConfig {
                 r: 8,
                 alpha: 16.0,
@@ -154,6 +221,9 @@ pub struct TrainConfigFile {
     train_data: PathBuf,
     validation_data: Option<PathBuf>,
     output_dir: PathBuf,
+    // Left out at f32, so the files (and resume fingerprints) of f32 runs stay as they were.
+    #[serde(skip_serializing_if = "BaseDtype::is_f32")]
+    base_dtype: BaseDtype,
     r: usize,
     alpha: f64,
     dropout: f64,
@@ -189,6 +259,7 @@ impl From<TrainConfig> for TrainConfigFile {
             train_data: c.train_data,
             validation_data: c.validation_data,
             output_dir: c.output_dir,
+            base_dtype: c.base_dtype,
             r,
             alpha,
             dropout,
@@ -219,6 +290,7 @@ impl From<TrainConfigFile> for TrainConfig {
             train_data: f.train_data,
             validation_data: f.validation_data,
             output_dir: f.output_dir,
+            base_dtype: f.base_dtype,
             lora: LoraConfig {
                 r: f.r,
                 alpha: f.alpha,

@@ -11,7 +11,7 @@ pub mod system_prompts;
 pub mod trainer;
 
 pub use crate::data::IGNORE;
-pub use config::{Schedule, TrainConfig};
+pub use config::{BaseDtype, Schedule, TrainConfig};
 pub use loss::{causal_lm_loss, eval_loss};
 pub use optim::{AdamW, AdamWConfig};
 pub use run_dir::{CheckpointDir, RunDir};

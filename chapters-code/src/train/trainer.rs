@@ -130,6 +130,19 @@ fn prepare(cfg: &TrainConfig, m: &mut LoadedModel, opts: &TrainOptions) -> Resul
     cfg.validate()?;
     let lora = cfg.lora.clone();
     lora.validate(Some(&m.model.config))?;
+    // Before anything is written: a base that cannot be held in these blocks is refused whole.
+    if let Some(dtype) = cfg.base_dtype.ggml()
+        && !m.model.is_quantized()
+    {
+        m.model.quantize(dtype).with_context(|| {
+            format!(
+                "base_dtype = {}: the base cannot be kept in {} blocks of {} values (q8_0, q4_0 and q4_1 use 32)",
+                cfg.base_dtype.name(),
+                cfg.base_dtype.name(),
+                dtype.block_size()
+            )
+        })?;
+    }
     let train_records = load_dataset(&cfg.train_data)?;
     let train_set =
         tokenize_records(m, &train_records, cfg).with_context(|| format!("{}", cfg.train_data.display()))?;

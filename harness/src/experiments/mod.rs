@@ -350,6 +350,7 @@ impl Runner {
             train_data: self.task_file(spec.task, "train"),
             validation_data: Some(self.val_file(spec.task)?),
             output_dir,
+            base_dtype: Default::default(),
             lora: LoraConfig {
                 r: spec.r,
                 alpha: spec.alpha,
