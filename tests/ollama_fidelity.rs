@@ -12,9 +12,11 @@ use lorakit::data::{Record, Task, load_dataset, task_metric};
 use lorakit::eval::evaluate;
 use lorakit::export::{ExportFormat, ExportRequest, export};
 use lorakit::load::load;
+use lorakit::lora::LoraAdapter;
 use lorakit::ollama::modelfile::Modelfile;
 use lorakit::train::{SystemPrompts, TrainConfig, TrainOptions, train};
 use std::path::{Path, PathBuf};
+use std::time::SystemTime;
 
 /// Held-out prompts scored (the demo answers 30).
 const PROMPTS: usize = 30;
@@ -55,6 +57,37 @@ fn readme_example(readme: &Path) -> (String, String) {
     (message.to_string(), answer.trim().to_string())
 }
 
+fn modified(path: &Path) -> Option<SystemTime> {
+    std::fs::metadata(path).and_then(|m| m.modified()).ok()
+}
+
+/// The run `lora demo` leaves in `models/lora_adapters/demo` (book_commands runs the demo
+/// earlier in the same `cargo test`), when it is this training: the same settings and data,
+/// and written after this test was built and after the data last changed. Training takes
+/// most of this test's time, and the trainer is deterministic, so the demo's adapter is the
+/// one this test would train. Returns the run directory and the demo's own `lora eval`
+/// metric on the same held-out prompts.
+fn fresh_demo_run(root: &Path, cfg: &TrainConfig) -> Option<(PathBuf, f64)> {
+    let run = root.join("models/lora_adapters/demo");
+    let made = modified(&run.join("demo_report.json"))?;
+    let built = modified(&std::env::current_exe().ok()?)?;
+    if made < built || made < modified(&cfg.train_data)? {
+        return None;
+    }
+    let mut theirs = TrainConfig::from_toml_file(&run.join("train_config.toml")).ok()?;
+    theirs.train_data = root.join(&theirs.train_data);
+    // Bookkeeping only: where it writes, and when it validates and saves.
+    (theirs.output_dir, theirs.validation_data, theirs.eval_every, theirs.save_every) =
+        (cfg.output_dir.clone(), None, cfg.eval_every, cfg.save_every);
+    if &theirs != cfg {
+        return None;
+    }
+    let report: serde_json::Value = serde_json::from_slice(&std::fs::read(run.join("demo_report.json")).ok()?).ok()?;
+    let after = &report["after"];
+    (after["examples"].as_u64()? == PROMPTS as u64 && after["task"] == "extract")
+        .then_some((run, after["metric"].as_f64()?))
+}
+
 #[test]
 fn deployed_model_answers_like_the_trained_adapter() {
     lorakit::runtime::configure(); // the allocator settings `lora` uses (see lorakit::runtime)
@@ -65,7 +98,7 @@ fn deployed_model_answers_like_the_trained_adapter() {
     std::fs::create_dir_all(&dir).unwrap();
 
     // `lora demo`'s run: the default settings on the extraction task.
-    let cfg = TrainConfig {
+    let mut cfg = TrainConfig {
         train_data: root.join("data/extract/train.jsonl"),
         validation_data: None,
         output_dir: dir.join("run"),
@@ -73,12 +106,23 @@ fn deployed_model_answers_like_the_trained_adapter() {
         save_every: 0,
         ..TrainConfig::default()
     };
-    let mut m = load(&cfg.model, DType::F32).unwrap();
-    train(&cfg, &mut m, &TrainOptions { resume: false, stop: None, observer: None }).unwrap();
     let mut test = load_dataset(&root.join("data/extract/test.jsonl")).unwrap();
     test.truncate(PROMPTS);
     assert!(test.len() >= 20, "too few held-out prompts: {}", test.len());
-    let eval = evaluate(&m, &test, Task::Extract, MAX_TOKENS).unwrap();
+    let mut m = load(&cfg.model, DType::F32).unwrap();
+    let eval_metric = match fresh_demo_run(&root, &cfg) {
+        Some((run, metric)) => {
+            eprintln!("the adapter of this build's `lora demo` run in {}", run.display());
+            let adapter = LoraAdapter::load_peft(&run, &m.model.config, DType::F32, m.model.device()).unwrap();
+            m.model.apply_adapter(&adapter).unwrap();
+            cfg.output_dir = run;
+            metric
+        }
+        None => {
+            train(&cfg, &mut m, &TrainOptions { resume: false, stop: None, observer: None }).unwrap();
+            evaluate(&m, &test, Task::Extract, MAX_TOKENS).unwrap().metric
+        }
+    };
 
     let out = dir.join("ollama");
     export(&ExportRequest::new(cfg.model.clone(), &cfg.output_dir, ExportFormat::Ollama, &out)).unwrap();
@@ -108,7 +152,7 @@ fn deployed_model_answers_like_the_trained_adapter() {
         served_metric(&llama, &out.join("model.gguf"), None, &bare, &ollama_prompts(&bare, &test), &test);
 
     eprintln!("task metric on {} held-out prompts (extract, mean field accuracy):", test.len());
-    eprintln!("  lora eval (candle, f32, base + adapter):               {:.3}", eval.metric);
+    eprintln!("  lora eval (candle, f32, base + adapter):               {:.3}", eval_metric);
     eprintln!("  llama.cpp as Ollama, merged Q8_0 model.gguf + SYSTEM:  {merged_metric:.3}");
     eprintln!("  llama.cpp as Ollama, base + adapter.gguf + SYSTEM:     {adapter_metric:.3}");
     eprintln!("  llama.cpp as Ollama, model.gguf without SYSTEM:        {bare_metric:.3}");
@@ -132,14 +176,14 @@ fn deployed_model_answers_like_the_trained_adapter() {
 
     for (route, metric) in [("merged model.gguf", merged_metric), ("base + adapter.gguf", adapter_metric)] {
         assert!(
-            (metric - eval.metric).abs() <= TOLERANCE,
+            (metric - eval_metric).abs() <= TOLERANCE,
             "{route}: served like Ollama, the task metric is {metric:.3}; lora eval says {:.3} (tolerance {TOLERANCE})",
-            eval.metric
+            eval_metric
         );
     }
     assert!(
-        eval.metric - bare_metric > TOLERANCE,
+        eval_metric - bare_metric > TOLERANCE,
         "without SYSTEM the served model scores {bare_metric:.3} against {:.3}: this test could not tell a missing SYSTEM",
-        eval.metric
+        eval_metric
     );
 }
