@@ -66,26 +66,30 @@ fn modified(path: &Path) -> Option<SystemTime> {
 /// and written after this test was built and after the data last changed. Training takes
 /// most of this test's time, and the trainer is deterministic, so the demo's adapter is the
 /// one this test would train. Returns the run directory and the demo's own `lora eval`
-/// metric on the same held-out prompts.
-fn fresh_demo_run(root: &Path, cfg: &TrainConfig) -> Option<(PathBuf, f64)> {
+/// metric on the same held-out prompts, or why the run cannot stand in.
+fn fresh_demo_run(root: &Path, cfg: &TrainConfig) -> Result<(PathBuf, f64), String> {
     let run = root.join("models/lora_adapters/demo");
-    let made = modified(&run.join("demo_report.json"))?;
-    let built = modified(&std::env::current_exe().ok()?)?;
-    if made < built || made < modified(&cfg.train_data)? {
-        return None;
+    let report = run.join("demo_report.json");
+    let made = modified(&report).ok_or("no demo run")?;
+    let built = std::env::current_exe().ok().and_then(|e| modified(&e)).ok_or("no test binary time")?;
+    if made < built || modified(&cfg.train_data).is_none_or(|t| made < t) {
+        return Err("the demo run is older than this build or than the data".into());
     }
-    let mut theirs = TrainConfig::from_toml_file(&run.join("train_config.toml")).ok()?;
+    let mut theirs = TrainConfig::from_toml_file(&run.join("train_config.toml")).map_err(|e| format!("{e:#}"))?;
     theirs.train_data = root.join(&theirs.train_data);
     // Bookkeeping only: where it writes, and when it validates and saves.
     (theirs.output_dir, theirs.validation_data, theirs.eval_every, theirs.save_every) =
         (cfg.output_dir.clone(), None, cfg.eval_every, cfg.save_every);
     if &theirs != cfg {
-        return None;
+        return Err(format!("the demo trained with other settings: {theirs:?}"));
     }
-    let report: serde_json::Value = serde_json::from_slice(&std::fs::read(run.join("demo_report.json")).ok()?).ok()?;
+    let report: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&report).map_err(|e| e.to_string())?).map_err(|e| e.to_string())?;
     let after = &report["after"];
-    (after["examples"].as_u64()? == PROMPTS as u64 && after["task"] == "extract")
-        .then_some((run, after["metric"].as_f64()?))
+    match (after["examples"].as_u64(), after["task"].as_str(), after["metric"].as_f64()) {
+        (Some(n), Some("extract"), Some(metric)) if n == PROMPTS as u64 => Ok((run, metric)),
+        _ => Err(format!("the demo report scores other prompts: {} of task {}", after["examples"], after["task"])),
+    }
 }
 
 #[test]
@@ -111,14 +115,15 @@ fn deployed_model_answers_like_the_trained_adapter() {
     assert!(test.len() >= 20, "too few held-out prompts: {}", test.len());
     let mut m = load(&cfg.model, DType::F32).unwrap();
     let eval_metric = match fresh_demo_run(&root, &cfg) {
-        Some((run, metric)) => {
+        Ok((run, metric)) => {
             eprintln!("the adapter of this build's `lora demo` run in {}", run.display());
             let adapter = LoraAdapter::load_peft(&run, &m.model.config, DType::F32, m.model.device()).unwrap();
             m.model.apply_adapter(&adapter).unwrap();
             cfg.output_dir = run;
             metric
         }
-        None => {
+        Err(why) => {
+            eprintln!("training the demo's adapter here: {why}");
             train(&cfg, &mut m, &TrainOptions { resume: false, stop: None, observer: None }).unwrap();
             evaluate(&m, &test, Task::Extract, MAX_TOKENS).unwrap().metric
         }
