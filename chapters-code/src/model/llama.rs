@@ -49,7 +49,7 @@ impl Linear {
     /// The weight in full precision: the one held, or the blocks dequantized.
     pub fn full_weight(&self) -> Result<Tensor> {
         match &self.quantized {
-            Some(q) => Ok(q.blocks.dequantize(self.weight.device())?),
+            Some(q) => Ok(ops::FrozenWeight::full(&q.blocks)?),
             None => Ok(self.weight.clone()),
         }
     }
