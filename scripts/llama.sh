@@ -2,7 +2,9 @@
 # Real llama.cpp for the tests: node-llama-cpp's prebuilt CPU binary from the npm registry,
 # pinned by tools/llama/package-lock.json and installed outside the clone.
 #
-#   bash scripts/llama.sh install      install (idempotent; quick when already installed)
+#   bash scripts/llama.sh install      install (idempotent; quick when already installed), with
+#                                      a Python venv holding numpy for llama.cpp's gguf-py
+#                                      (the block-type reference of tests/dequant_reference.rs)
 #   bash scripts/llama.sh path         print the install dir; exit 1 if not (or not fully) installed
 #   bash scripts/llama.sh run ARGS…    run tools/llama/score.mjs (see its header) with ARGS
 #   bash scripts/llama.sh ask DIR "MESSAGE" [MAX_TOKENS]
@@ -70,9 +72,24 @@ JS
     (cd "$DIR" && node verify.mjs)
 }
 
+# numpy (pinned by tools/llama/requirements-gguf-py.txt) in a venv: gguf-py itself comes from the
+# llama.cpp source inside node-llama-cpp, at the commit of the binary the tests run.
+PYENV="$LORA_CACHE/tools/gguf-py-venv"
+install_gguf_py() {
+    local want
+    want="$(sha256sum <"$SRC/requirements-gguf-py.txt" | cut -d' ' -f1)"
+    [[ -f "$PYENV/.installed" && "$(cat "$PYENV/.installed")" == "$want" ]] && return 0
+    echo "== installing numpy for gguf-py into $PYENV"
+    rm -rf "$PYENV"
+    python3 -m venv "$PYENV"
+    "$PYENV/bin/pip" install -q --disable-pip-version-check -r "$SRC/requirements-gguf-py.txt"
+    echo "$want" >"$PYENV/.installed"
+}
+
 case "${1:-}" in
 install)
     need_node
+    install_gguf_py
     if installed; then
         echo "llama.cpp runner already installed in $DIR"
         exit 0

@@ -33,7 +33,7 @@ fn root() -> PathBuf {
 /// packages with their dev-dependencies resolve to the same features, so this is a no-op after
 /// it, and no second build of lorakit or book-support lands beside the one skeptic links.
 fn build_programs() -> Result<HashMap<String, PathBuf>> {
-    let out = Command::new(env!("CARGO"))
+    let out = as_a_reader(&mut Command::new(env!("CARGO")))
         .current_dir(root())
         .args(["build", "-q", "--message-format=json", "--workspace", "--examples", "--bins"])
         .output()
@@ -103,7 +103,7 @@ fn check(file: &Path, programs: &HashMap<String, PathBuf>, bin_dir: &Path) -> Re
     let quoted = std::fs::read_to_string(file)?;
     let (command, expected) = quoted.split_once('\n').unwrap_or((&quoted, ""));
     let (exe, args) = parse_command(command, programs)?;
-    let out = Command::new(&exe)
+    let out = as_a_reader(&mut Command::new(&exe))
         .args(&args)
         .current_dir(root())
         .env("PATH", path_with(bin_dir))
@@ -240,7 +240,7 @@ fn writes_a_run(block: &str) -> bool {
 
 /// Runs a block with bash from the repository root, `lora` on the PATH.
 fn run_block(block: &Block, bin_dir: &Path) -> Result<()> {
-    let out = Command::new("timeout")
+    let out = as_a_reader(&mut Command::new("timeout"))
         .args(["1200", "bash", "-euo", "pipefail", "-c", &block.text])
         .current_dir(root())
         .env("PATH", path_with(bin_dir))
@@ -251,6 +251,23 @@ fn run_block(block: &Block, bin_dir: &Path) -> Result<()> {
         bail!("exited with {}:\n{}", out.status, tail.into_iter().rev().collect::<Vec<_>>().join("\n"));
     }
     Ok(())
+}
+
+/// Without the variables cargo sets for a test run, which a reader's shell does not have. They
+/// would also cost minutes: ring's build script reruns when `CARGO_MANIFEST_DIR` changes, so a
+/// `cargo` run with it set rebuilds ring and all above it (lorakit, lora), and the next plain
+/// build rebuilds them back.
+fn as_a_reader(cmd: &mut Command) -> &mut Command {
+    for (key, _) in std::env::vars_os() {
+        let k = key.to_string_lossy();
+        if k.starts_with("CARGO_PKG_")
+            || k.starts_with("CARGO_MANIFEST_")
+            || matches!(k.as_ref(), "OUT_DIR" | "CARGO_CRATE_NAME" | "CARGO_PRIMARY_PACKAGE" | "CARGO_TARGET_TMPDIR")
+        {
+            cmd.env_remove(&key);
+        }
+    }
+    cmd
 }
 
 /// `$PATH` with `bin_dir` (where `lora` is) in front, as the book tells readers to set it.

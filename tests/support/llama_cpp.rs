@@ -281,9 +281,10 @@ impl LlamaCpp {
         self.dir.join("node_modules/node-llama-cpp/llama/gitRelease.bundle")
     }
 
-    /// Every `models/ggml-vocab-*.gguf` of the bundled llama.cpp source that has reference
-    /// tokenizations, extracted once into the install dir (`vocab/<commit>/`).
-    pub fn reference_vocabs(&self) -> Result<Vec<VocabCases>> {
+    /// The files under `tree` (a folder of llama.cpp's source, ending in `/`) that `keep` accepts,
+    /// extracted once from the bundle into `<install dir>/<into>/<commit>/`, which is returned;
+    /// each file's path there is its path in the source without `tree`'s first component.
+    fn extract_source(&self, tree: &str, into: &str, keep: impl Fn(&str) -> bool) -> Result<PathBuf> {
         let bundle = self.source_bundle();
         let git = |dir: &Path, args: &[&str]| -> Result<Vec<u8>> {
             let out = Command::new("git").current_dir(dir).args(args).output().context("running git")?;
@@ -294,21 +295,45 @@ impl LlamaCpp {
         };
         let heads = String::from_utf8(git(&self.dir, &["bundle", "list-heads", bundle.to_str().unwrap()])?)?;
         let commit = heads.split_whitespace().next().context("the bundle names no commit")?.to_string();
-        let dir = self.dir.join("vocab").join(&commit);
+        let dir = self.dir.join(into).join(&commit);
         if !dir.join(".complete").exists() {
-            let repo = self.dir.join("vocab/.repo");
+            let repo = self.dir.join(into).join(".repo");
             std::fs::create_dir_all(&repo)?;
             git(&repo, &["init", "-q"])?;
             git(&repo, &["fetch", "-q", bundle.to_str().unwrap(), "HEAD"])?;
-            let listing = String::from_utf8(git(&repo, &["ls-tree", "--name-only", &commit, "models/"])?)?;
+            let listing = String::from_utf8(git(&repo, &["ls-tree", "--name-only", &commit, tree])?)?;
             std::fs::create_dir_all(&dir)?;
-            for path in listing.lines().filter(|p| p.starts_with("models/ggml-vocab-")) {
+            for path in listing.lines().filter(|p| keep(p)) {
                 let bytes = git(&repo, &["show", &format!("{commit}:{path}")])?;
-                std::fs::write(dir.join(path.trim_start_matches("models/")), bytes)?;
+                let to = dir.join(path.split_once('/').map_or(path, |(_, rest)| rest));
+                std::fs::create_dir_all(to.parent().unwrap())?;
+                std::fs::write(to, bytes)?;
             }
             std::fs::remove_dir_all(&repo)?;
             std::fs::write(dir.join(".complete"), "")?;
         }
+        Ok(dir)
+    }
+
+    /// llama.cpp's Python reference for the GGML block types: a `python` with numpy (installed by
+    /// `scripts/llama.sh install`) and a `PYTHONPATH` holding gguf-py's `constants`, `lazy` and
+    /// `quants` modules from the bundled source (the rest of gguf-py needs packages not installed).
+    pub fn gguf_py(&self) -> Result<(PathBuf, PathBuf)> {
+        let python = self.dir.parent().context("the install dir has no parent")?.join("gguf-py-venv/bin/python");
+        if !python.exists() {
+            bail!("{} is missing: run `bash scripts/llama.sh install`", python.display());
+        }
+        let wanted = ["constants.py", "lazy.py", "quants.py"];
+        let root = self
+            .extract_source("gguf-py/gguf/", "gguf-py", |p| wanted.iter().any(|w| p == format!("gguf-py/gguf/{w}")))?;
+        std::fs::write(root.join("gguf/__init__.py"), "")?;
+        Ok((python, root))
+    }
+
+    /// Every `models/ggml-vocab-*.gguf` of the bundled llama.cpp source that has reference
+    /// tokenizations, extracted once into the install dir (`vocab/<commit>/`).
+    pub fn reference_vocabs(&self) -> Result<Vec<VocabCases>> {
+        let dir = self.extract_source("models/", "vocab", |p| p.starts_with("models/ggml-vocab-"))?;
         let mut vocabs = Vec::new();
         for entry in std::fs::read_dir(&dir)? {
             let gguf = entry?.path();
