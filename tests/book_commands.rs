@@ -10,8 +10,9 @@
 //! 2. The shell blocks of the chapters (```` ```sh ````/```` ```bash ````) run from the
 //!    repository root, with `lora` on the PATH. A block that writes a training run or an
 //!    export (`lora train`, `lora export`, `lora demo`, `lora deploy`) runs twice, since those
-//!    must cope with their own earlier output (a command that only works once fails); the
-//!    others only read, or overwrite one report file, and run once.
+//!    must cope with their own earlier output (a command that only works once fails), unless
+//!    it passes `--overwrite`, `--resume` or `--force` (checked in `cli/tests`); the others
+//!    only read, or overwrite one report file, and run once.
 //!    A block marked ```` ```sh,no_run ```` needs what a test cannot have (an Ollama server, a
 //!    Hugging Face token, an hour of CPU) or is a long job checked elsewhere; its `lora`
 //!    commands are still checked: the subcommand exists and accepts every flag shown.
@@ -231,11 +232,14 @@ fn check_lora_invocation(lora: &Path, words: &[String]) -> Result<()> {
     Ok(())
 }
 
-/// Whether a block runs a `lora` command that writes a run or an export directory.
+/// Whether a block runs a `lora` command that writes a run or an export directory without
+/// saying what to do with earlier output. (`--overwrite`, `--resume` and `--force` say it, and
+/// `cli/tests` check that they do it.)
 fn writes_a_run(block: &str) -> bool {
-    lora_invocations(block)
-        .iter()
-        .any(|w| matches!(w.get(1).map(String::as_str), Some("train" | "export" | "demo" | "deploy")))
+    lora_invocations(block).iter().any(|w| {
+        matches!(w.get(1).map(String::as_str), Some("train" | "export" | "demo" | "deploy"))
+            && !w.iter().any(|a| matches!(a.as_str(), "--overwrite" | "--resume" | "--force"))
+    })
 }
 
 /// Runs a block with bash from the repository root, `lora` on the PATH.
@@ -332,6 +336,7 @@ fn lora_commands_are_found_in_loops_and_after_continuations() {
     assert_eq!(found[0], ["lora", "train", "--r", "$r", "--alpha", "8"]);
     assert_eq!(found[1], ["lora", "data", "check", "x.jsonl"]);
     assert!(writes_a_run(block), "a training block runs twice");
+    assert!(!writes_a_run("lora train --config c.toml --overwrite\n"), "--overwrite is trusted");
     assert!(!writes_a_run("lora eval --data x.jsonl --report e.json\nbash scripts/llama.sh ask d \"hi\"\n"));
 }
 

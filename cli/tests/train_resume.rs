@@ -38,6 +38,14 @@ fn train(out: &Path, resume: bool) -> Child {
 /// The quick run the kill trials repeat: 4 steps of 2 short examples, q/v only, no
 /// validation, with dropout (whose random stream must resume exactly too).
 fn quick_train(data: &Path, out: &Path, resume: bool) -> Child {
+    let mut cmd = quick_command(data, out);
+    if resume {
+        cmd.arg("--resume");
+    }
+    cmd.spawn().unwrap()
+}
+
+fn quick_command(data: &Path, out: &Path) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_lora"));
     cmd.args(["train", "--quiet", "--max-steps", "4", "--micro-batch", "2", "--save-every", "1"])
         .args(["--dropout", "0.1", "--max-len", "64", "--target-modules", "q_proj,v_proj"])
@@ -45,10 +53,28 @@ fn quick_train(data: &Path, out: &Path, resume: bool) -> Child {
         .arg(data)
         .arg("--output-dir")
         .arg(out);
-    if resume {
-        cmd.arg("--resume");
-    }
-    cmd.spawn().unwrap()
+    cmd
+}
+
+/// Running the same command again on a finished run: refused with the way out, and with
+/// `--overwrite` a fresh run from step 0 that ends with the same adapter.
+#[test]
+fn a_second_run_is_refused_unless_it_resumes_or_overwrites() {
+    let root = tempfile::tempdir().unwrap();
+    let data = short_data(root.path());
+    let out = root.path().join("run");
+    assert!(quick_train(&data, &out, false).wait().unwrap().success());
+    let first = adapter_bytes(&out);
+    let again = quick_command(&data, &out).output().unwrap();
+    let err = String::from_utf8_lossy(&again.stderr);
+    assert!(!again.status.success() && err.contains("--overwrite") && err.contains("--resume"), "{err}");
+    assert_eq!(adapter_bytes(&out), first, "a refused run changed the adapter");
+    // A stray file from the old run must not survive a restart.
+    std::fs::write(out.join("checkpoints/step-000099"), "stale").unwrap();
+    let over = quick_command(&data, &out).arg("--overwrite").output().unwrap();
+    assert!(over.status.success(), "{}", String::from_utf8_lossy(&over.stderr));
+    assert_eq!(adapter_bytes(&out), first, "the overwritten run trains the same adapter again");
+    assert!(!out.join("checkpoints/step-000099").exists(), "--overwrite kept the old run's checkpoints");
 }
 
 fn wait_for(path: &Path, child: &mut Child) {
