@@ -13,7 +13,7 @@ use lorakit::export::merged::merged_tensors;
 use lorakit::export::metadata::from_gguf_base;
 use lorakit::export::{ExportDtype, ExportFormat, ExportRequest, export};
 use lorakit::generate::{GenerationConfig, generate};
-use lorakit::load::{LoadedModel, load, load_path};
+use lorakit::load::{LoadedModel, load, load_in_blocks, load_path};
 use lorakit::train::{BaseDtype, TrainConfig, TrainOptions, train};
 use lorakit::{Checkpoint, Llama, LoraAdapter};
 use std::path::{Path, PathBuf};
@@ -155,13 +155,20 @@ fn trained() -> &'static Trained {
             base_dtype: BaseDtype::Q8_0,
             ..TrainConfig::default()
         };
-        let mut m = load_path(&q8_0_base, DType::F32).unwrap();
+        // As `lora train --base-dtype q8_0` loads it: the file's blocks, never an f32 copy.
+        let mut m = in_q8_0_blocks(&q8_0_base);
         train(&cfg, &mut m, &TrainOptions { resume: false, stop: None, observer: None }).unwrap();
         assert!(m.model.is_quantized(), "the base was not kept in Q8_0 blocks while training");
         let exports = dir.join("exports");
         std::fs::create_dir_all(&exports).unwrap();
         Trained { adapter: cfg.output_dir.clone(), exports, q8_0_base }
     })
+}
+
+fn in_q8_0_blocks(file: &Path) -> LoadedModel {
+    let settings = lorakit::settings::Settings::from_env();
+    let q8_0 = lorakit::candle::quantized::GgmlDType::Q8_0;
+    load_in_blocks(file.to_str().unwrap(), q8_0, &settings, &lorakit::progress::silent).unwrap()
 }
 
 fn smollm2() -> PathBuf {
@@ -285,8 +292,7 @@ fn adapter_trained_on_a_q8_0_base_answers_alike_on_it_in_llama_cpp() {
     let adapter_gguf = t.exports.join("q8_0-base-adapter.gguf");
     export_to(&t.q8_0_base, &t.adapter, ExportFormat::GgufAdapter, ExportDtype::F32, &adapter_gguf);
 
-    let mut m = load_path(&t.q8_0_base, DType::F32).unwrap();
-    m.model.quantize(lorakit::candle::quantized::GgmlDType::Q8_0).unwrap();
+    let mut m = in_q8_0_blocks(&t.q8_0_base);
     let test = lorakit::data::load_dataset(&PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("data/extract/test.jsonl"))
         .unwrap();
     let prompts: Vec<Vec<u32>> =

@@ -84,3 +84,26 @@ fn requantizing_the_default_models_weights_gives_back_its_blocks() {
     }
     assert!(checked >= 2, "too few projections in a round-tripping type");
 }
+
+/// `lora train --base-dtype T` loads the projections straight into T's blocks, one tensor at a
+/// time (never the whole model in f32): the model must be the one that loading in f32 and
+/// quantizing gives. Q4_1 is the file's own type (its blocks are kept, Q/K rows moved as
+/// bytes); Q8_0 is another (each tensor dequantized and quantized on its own).
+#[test]
+fn loading_into_blocks_equals_loading_then_quantizing() {
+    use lorakit::load::load_in_blocks;
+    let settings = lorakit::settings::Settings::from_env();
+    for dtype in [GgmlDType::Q4_1, GgmlDType::Q8_0] {
+        let direct = load_in_blocks(DEFAULT_MODEL, dtype, &settings, &lorakit::progress::silent).unwrap();
+        let mut after = load(DEFAULT_MODEL, DType::F32).unwrap();
+        after.model.quantize(dtype).unwrap();
+        assert!(direct.model.is_quantized());
+        let ids = direct.encode("<|im_start|>user\nExtract: Ana, 34, Porto.<|im_end|>\n").unwrap();
+        let logits =
+            |m: &lorakit::Llama| tensor_f64(&m.forward(&m.ids_tensor(std::slice::from_ref(&ids)).unwrap()).unwrap());
+        let (a, b) = (logits(&direct.model), logits(&after.model));
+        let differing = a.iter().zip(&b).filter(|(x, y)| x.to_bits() != y.to_bits()).count();
+        eprintln!("{dtype:?}: loaded into blocks vs quantized after loading: {differing} of {} logits differ", a.len());
+        assert_eq!(differing, 0, "{dtype:?}: the models differ");
+    }
+}

@@ -10,6 +10,7 @@ use crate::progress::{self, Log};
 use crate::settings::Settings;
 use crate::{fetch, hub, tokenizer};
 use anyhow::{Context, Result, bail};
+use candle_core::quantized::GgmlDType;
 use candle_core::quantized::gguf_file::Content;
 use candle_core::{DType, Device};
 use std::path::{Path, PathBuf};
@@ -71,8 +72,24 @@ pub fn load(spec: &str, dtype: DType) -> Result<LoadedModel> {
 
 /// [`load`] with explicit settings, reporting downloads to `log`.
 pub fn load_with(spec: &str, dtype: DType, settings: &Settings, log: Log) -> Result<LoadedModel> {
+    load_any(spec, dtype, None, settings, log)
+}
+
+/// [`load`] with the projections kept in `blocks` (e.g. Q8_0), to train on a quantized base:
+/// a GGUF file's projections go from the file to blocks one tensor at a time, never all in
+/// f32 (see [`Checkpoint::load_with_gguf_header_in`]); an HF directory loads in f32, to be
+/// quantized after. The model comes back quantized either way.
+pub fn load_in_blocks(spec: &str, blocks: GgmlDType, settings: &Settings, log: Log) -> Result<LoadedModel> {
+    let mut m = load_any(spec, DType::F32, Some(blocks), settings, log)?;
+    if !m.model.is_quantized() {
+        m.model.quantize(blocks)?;
+    }
+    Ok(m)
+}
+
+fn load_any(spec: &str, dtype: DType, blocks: Option<GgmlDType>, settings: &Settings, log: Log) -> Result<LoadedModel> {
     let Some(name) = spec.strip_prefix(store::PREFIX) else {
-        return load_path(&resolve_with(spec, settings, log)?, dtype);
+        return load_path_in(&resolve_with(spec, settings, log)?, dtype, blocks);
     };
     let found = store::resolve(name, settings, log)?;
     if found.adapters > 0 {
@@ -81,16 +98,20 @@ pub fn load_with(spec: &str, dtype: DType, settings: &Settings, log: Log) -> Res
             found.name.short()
         ));
     }
-    let mut loaded = load_path(&found.gguf, dtype)
+    let mut loaded = load_path_in(&found.gguf, dtype, blocks)
         .with_context(|| format!("loading Ollama model {} ({})", found.name.short(), found.gguf.display()))?;
     loaded.ollama = Some(found);
     Ok(loaded)
 }
 
 pub fn load_path(path: &Path, dtype: DType) -> Result<LoadedModel> {
+    load_path_in(path, dtype, None)
+}
+
+fn load_path_in(path: &Path, dtype: DType, blocks: Option<GgmlDType>) -> Result<LoadedModel> {
     let dev = Device::Cpu;
     // A GGUF header is parsed once: weights, tokenizer and exports all read it.
-    let (ckpt, gguf) = Checkpoint::load_with_gguf_header(path, dtype, &dev)?;
+    let (ckpt, gguf, kept) = Checkpoint::load_with_gguf_header_in(path, dtype, &dev, blocks)?;
     let eos = ckpt.config.eos_token_ids.clone();
     let loaded = match &gguf {
         None => hf_tokenizer(path, eos.first().copied()),
@@ -107,7 +128,7 @@ pub fn load_path(path: &Path, dtype: DType) -> Result<LoadedModel> {
         // Ids can still be scored and generated without a vocabulary.
         Err(e) => (None, format!("{e:#}"), None, eos),
     };
-    let model = Llama::new(ckpt)?;
+    let model = Llama::with_blocks(ckpt, kept).with_context(|| path.display().to_string())?;
     let path = path.to_path_buf();
     Ok(LoadedModel { model, tokenizer, tokenizer_problem, template, stop_ids, path, gguf, ollama: None })
 }

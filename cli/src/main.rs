@@ -470,7 +470,12 @@ fn run(cli: Cli) -> Result<()> {
             if overwrite {
                 demo::clear_previous_run(&cfg.output_dir)?;
             }
-            let mut m = load(&cfg.model, DType::F32)?;
+            // A quantized base goes from the file to its blocks without an f32 copy.
+            let mut m = match cfg.base_dtype.ggml() {
+                None => load(&cfg.model, DType::F32)?,
+                Some(t) => lorakit::load::load_in_blocks(&cfg.model, t, settings(), &log_stderr)
+                    .with_context(|| format!("base_dtype = {}", cfg.base_dtype.name()))?,
+            };
             let opts = TrainOptions {
                 resume,
                 stop: Some(ctrl_c_flag()?),

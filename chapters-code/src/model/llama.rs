@@ -6,7 +6,7 @@
 use super::config::LlamaConfig;
 use super::projection::Projection;
 use super::rope::Rope;
-use super::weights::Checkpoint;
+use super::weights::{Blocks, Checkpoint};
 use crate::ops;
 use anyhow::{Context, Result, bail};
 use candle_core::quantized::{GgmlDType, QMatMul, QTensor};
@@ -219,7 +219,15 @@ pub struct Llama {
 impl Llama {
     /// Build the model from a checkpoint (any format; see [`Checkpoint`]).
     pub fn new(ckpt: Checkpoint) -> Result<Self> {
+        Self::with_blocks(ckpt, Blocks::new())
+    }
+
+    /// [`Llama::new`] with projections that arrive in blocks already (see
+    /// [`Checkpoint::load_with_gguf_header_in`]): the model is then quantized, as after
+    /// [`Llama::quantize`] to the blocks' type, without ever holding those weights in f32.
+    pub fn with_blocks(ckpt: Checkpoint, mut kept: Blocks) -> Result<Self> {
         let Checkpoint { config, mut tensors, .. } = ckpt;
+        let block_type = kept.values().next().map(|b| b.dtype());
         let mut take = |name: String| -> Result<Tensor> {
             tensors.remove(&name).with_context(|| format!("tensor {name} is missing"))
         };
@@ -228,8 +236,17 @@ impl Llama {
         let mut blocks = Vec::with_capacity(config.num_hidden_layers);
         for l in 0..config.num_hidden_layers {
             let p = format!("model.layers.{l}");
-            let mut lin =
-                |m: Projection| -> Result<Linear> { Ok(Linear::new(take(format!("{}.weight", m.hf_path(l)))?)) };
+            let mut lin = |m: Projection| -> Result<Linear> {
+                let name = format!("{}.weight", m.hf_path(l));
+                match kept.remove(&name) {
+                    Some(b) => Ok(Linear {
+                        weight: Tensor::zeros(0, dtype, &device)?,
+                        lora: None,
+                        quantized: Some(Quantized { matmul: Arc::new(QMatMul::from_arc(b.clone())?), blocks: b }),
+                    }),
+                    None => Ok(Linear::new(take(name)?)),
+                }
+            };
             let self_attn = Attention {
                 q_proj: lin(Projection::Q)?,
                 k_proj: lin(Projection::K)?,
@@ -254,7 +271,23 @@ impl Llama {
         let norm = take("model.norm.weight".into())?;
         let lm_head = if config.tie_word_embeddings { None } else { Some(take("lm_head.weight".into())?) };
         let rope = Rope::new(&config);
-        Ok(Self { config, embed_tokens, blocks, norm, lm_head, quantized_head: None, rope, dtype, device })
+        let mut model = Self { config, embed_tokens, blocks, norm, lm_head, quantized_head: None, rope, dtype, device };
+        if let Some(t) = block_type {
+            // All projections in blocks or none: a half-quantized model has no meaning here.
+            for (l, block) in model.blocks.iter().enumerate() {
+                for p in Projection::ALL {
+                    if block.linear(p).quantized.as_ref().map(|q| q.blocks.dtype()) != Some(t) {
+                        bail!("{} is not in {t:?} blocks like the other projections", p.hf_path(l));
+                    }
+                }
+            }
+            let head =
+                Arc::new(QTensor::quantize(&model.head_weight().to_dtype(DType::F32)?, t).with_context(|| {
+                    format!("cannot quantize the vocabulary projection to {t:?}: its rows are not whole blocks")
+                })?);
+            model.quantized_head = Some(Arc::new(QMatMul::from_arc(head)?));
+        }
+        Ok(model)
     }
 
     pub fn dtype(&self) -> DType {

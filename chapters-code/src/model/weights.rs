@@ -8,11 +8,12 @@
 use super::config::{HfConfig, LlamaConfig, config_from_gguf};
 use super::projection::Projection;
 use anyhow::{Context, Result, bail};
-use candle_core::quantized::gguf_file;
+use candle_core::quantized::{GgmlDType, QTensor, ggml_file::qtensor_from_ggml, gguf_file};
 use candle_core::{DType, Device, Tensor};
 use std::collections::HashMap;
 use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 /// Why pickle checkpoints are refused, for the error messages.
 pub const ONLY_SAFE_FORMATS: &str = "lorakit loads only safetensors and GGUF files, never pickle \
@@ -44,6 +45,10 @@ pub struct Checkpoint {
     pub tensors: HashMap<String, Tensor>,
     pub format: Format,
 }
+
+/// Projection weights kept in a block type instead of f32, by HF name (see
+/// [`Checkpoint::load_with_gguf_header_in`]).
+pub type Blocks = HashMap<String, Arc<QTensor>>;
 
 /// HF name of a GGUF tensor (`blk.3.attn_q.weight` → `model.layers.3.self_attn.q_proj.weight`).
 pub fn hf_name_from_gguf(name: &str) -> Option<String> {
@@ -114,6 +119,21 @@ pub fn unpermute_qk(w: &Tensor, n_head: usize) -> candle_core::Result<Tensor> {
     w.reshape((n_head, rows / n_head / 2, 2, cols))?.transpose(1, 2)?.contiguous()?.reshape((rows, cols))
 }
 
+/// [`unpermute_qk`] on blocks: each row is whole blocks, so moving rows moves bytes, and the
+/// file's blocks stay exactly as they are.
+pub fn unpermute_qk_blocks(q: &QTensor, n_head: usize) -> candle_core::Result<QTensor> {
+    let (rows, cols) = q.shape().dims2()?;
+    let index = Tensor::arange(0u32, rows as u32, &Device::Cpu)?.to_dtype(DType::F32)?.reshape((rows, 1))?;
+    let order: Vec<f32> = unpermute_qk(&index, n_head)?.flatten_all()?.to_vec1()?;
+    let data = q.data()?;
+    let row_bytes = data.len() / rows;
+    let mut out = Vec::with_capacity(data.len());
+    for src in order {
+        out.extend_from_slice(&data[src as usize * row_bytes..][..row_bytes]);
+    }
+    qtensor_from_ggml(q.dtype(), &out, vec![rows, cols], &Device::Cpu)
+}
+
 impl Checkpoint {
     /// Load a `.gguf` file or an HF directory (`config.json` + `*.safetensors`).
     pub fn load(path: &Path, dtype: DType, dev: &Device) -> Result<Self> {
@@ -141,15 +161,33 @@ impl Checkpoint {
         if !path.is_file() {
             return Ok((Self::load(path, dtype, dev)?, None));
         }
+        let (ckpt, header, _) = Self::load_with_gguf_header_in(path, dtype, dev, None)?;
+        Ok((ckpt, header))
+    }
+
+    /// [`Checkpoint::load_with_gguf_header`] with the seven projections of every layer of a
+    /// GGUF file kept in `blocks` (the returned [`Blocks`], not in `tensors`): for training on
+    /// a quantized base without an f32 copy of the model ever in memory. A projection already
+    /// in that type keeps the file's own blocks; another is dequantized and quantized one
+    /// tensor at a time. An HF directory loads as usual (no blocks).
+    pub fn load_with_gguf_header_in(
+        path: &Path,
+        dtype: DType,
+        dev: &Device,
+        blocks: Option<GgmlDType>,
+    ) -> Result<(Self, Option<gguf_file::Content>, Blocks)> {
+        if !path.is_file() {
+            return Ok((Self::load(path, dtype, dev)?, None, Blocks::new()));
+        }
         let mut file = std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
-        let (ckpt, header) = Self::read_gguf_with_header(&mut file, path, dtype, dev)?;
-        Ok((ckpt, Some(header)))
+        let (ckpt, header, kept) = Self::read_gguf_with_header(&mut file, path, dtype, dev, blocks)?;
+        Ok((ckpt, Some(header), kept))
     }
 
     /// [`Checkpoint::load_gguf`] from any reader (e.g. bytes in memory); `path` names the
     /// source in errors and in [`Format::Gguf`].
     pub fn read_gguf<R: Read + Seek>(file: &mut R, path: &Path, dtype: DType, dev: &Device) -> Result<Self> {
-        Ok(Self::read_gguf_with_header(file, path, dtype, dev)?.0)
+        Ok(Self::read_gguf_with_header(file, path, dtype, dev, None)?.0)
     }
 
     fn read_gguf_with_header<R: Read + Seek>(
@@ -157,11 +195,12 @@ impl Checkpoint {
         path: &Path,
         dtype: DType,
         dev: &Device,
-    ) -> Result<(Self, gguf_file::Content)> {
+        blocks: Option<GgmlDType>,
+    ) -> Result<(Self, gguf_file::Content, Blocks)> {
         let origin = path.display().to_string();
         // Every error names the file: the checks below do, and anything they miss (a bare
         // candle error) gets the name here rather than reaching the user without it.
-        Self::read_gguf_checked(file, path, dtype, dev).map_err(|e| {
+        Self::read_gguf_checked(file, path, dtype, dev, blocks).map_err(|e| {
             if format!("{e:#}").contains(&origin) {
                 e
             } else {
@@ -175,7 +214,8 @@ impl Checkpoint {
         path: &Path,
         dtype: DType,
         dev: &Device,
-    ) -> Result<(Self, gguf_file::Content)> {
+        keep: Option<GgmlDType>,
+    ) -> Result<(Self, gguf_file::Content, Blocks)> {
         let origin = path.display().to_string();
         let content = match gguf_file::Content::read(file) {
             Ok(content) => content,
@@ -196,7 +236,7 @@ impl Checkpoint {
                 Some(_) => {}
             }
         }
-        let mut read = |name: &str| -> Result<Tensor> {
+        let read = |file: &mut R, name: &str| -> Result<Tensor> {
             let q = content
                 .tensor(file, name, &Device::Cpu)
                 .map_err(|e| anyhow::anyhow!("{origin}: tensor {name}: {e}"))?;
@@ -204,7 +244,7 @@ impl Checkpoint {
             Ok(t)
         };
         let rope_freqs = if content.tensor_infos.contains_key("rope_freqs.weight") {
-            let t = read("rope_freqs.weight")?;
+            let t = read(file, "rope_freqs.weight")?;
             let freqs = t.to_dtype(DType::F32).and_then(|t| t.to_vec1::<f32>()).map_err(|e| {
                 anyhow::anyhow!(
                     "{origin}: tensor rope_freqs.weight has shape {:?}, expected 1 dimension: {e}",
@@ -228,25 +268,54 @@ impl Checkpoint {
         let mut names: Vec<&String> = content.tensor_infos.keys().collect();
         names.sort();
         let mut tensors = HashMap::new();
+        let mut kept = Blocks::new();
         for name in names {
             if name == "rope_freqs.weight" {
                 continue;
             }
             let hf = hf_name_from_gguf(name).with_context(|| format!("{origin}: unexpected tensor {name}"))?;
-            let mut t = read(name)?;
             // A q/k tensor of the wrong size cannot be un-permuted: say which one it is here,
             // before the shape check below would.
             let bad = |e: candle_core::Error| anyhow::anyhow!("{origin}: tensor {name} ({hf}): {e}");
-            if name.ends_with("attn_q.weight") {
-                t = unpermute_qk(&t, config.num_attention_heads).map_err(bad)?;
+            let heads = if name.ends_with("attn_q.weight") {
+                Some(config.num_attention_heads)
             } else if name.ends_with("attn_k.weight") {
-                t = unpermute_qk(&t, config.num_key_value_heads).map_err(bad)?;
+                Some(config.num_key_value_heads)
+            } else {
+                None
+            };
+            let projection = hf.starts_with("model.layers.") && (hf.contains(".self_attn.") || hf.contains(".mlp."));
+            if let (Some(want), true) = (keep, projection) {
+                let q = content.tensor(file, name, &Device::Cpu).map_err(bad)?;
+                let q = if q.dtype() == want {
+                    match heads {
+                        Some(h) => unpermute_qk_blocks(&q, h).map_err(bad)?,
+                        None => q,
+                    }
+                } else {
+                    let mut t = q.dequantize(dev).map_err(bad)?;
+                    if let Some(h) = heads {
+                        t = unpermute_qk(&t, h).map_err(bad)?;
+                    }
+                    QTensor::quantize(&t.to_dtype(DType::F32).map_err(bad)?, want).with_context(|| {
+                        format!(
+                            "{origin}: tensor {name} ({hf}) cannot be kept in {want:?} blocks of {} values (q8_0, q4_0 and q4_1 use 32)",
+                            want.block_size()
+                        )
+                    })?
+                };
+                kept.insert(hf, Arc::new(q));
+                continue;
+            }
+            let mut t = read(file, name)?;
+            if let Some(h) = heads {
+                t = unpermute_qk(&t, h).map_err(bad)?;
             }
             tensors.insert(hf.clone(), t.to_dtype(dtype).map_err(bad)?);
         }
         let ckpt = Self { config, tensors, format: Format::Gguf { path: path.to_path_buf() } };
-        ckpt.check(&origin)?;
-        Ok((ckpt, content))
+        ckpt.check_with(&origin, &kept)?;
+        Ok((ckpt, content, kept))
     }
 
     pub fn load_hf_dir(dir: &Path, dtype: DType, dev: &Device) -> Result<Self> {
@@ -277,12 +346,12 @@ impl Checkpoint {
             tensors.remove("lm_head.weight");
         }
         let ckpt = Self { config, tensors, format: Format::HfDir { dir: dir.to_path_buf() } };
-        ckpt.check(&origin)?;
+        ckpt.check_with(&origin, &Blocks::new())?;
         Ok(ckpt)
     }
 
     /// Every tensor the model needs is present with the shape the config implies.
-    fn check(&self, origin: &str) -> Result<()> {
+    fn check_with(&self, origin: &str, blocks: &Blocks) -> Result<()> {
         let c = &self.config;
         let (h, v) = (c.hidden_size, c.vocab_size);
         // A GGUF reader knows the file's own names: give those, with ours in brackets.
@@ -291,9 +360,13 @@ impl Checkpoint {
             _ => name.to_string(),
         };
         let expect = |name: &str, shape: &[usize]| -> Result<()> {
-            let t = self.tensors.get(name).with_context(|| format!("{origin}: tensor {} is missing", shown(name)))?;
-            if t.dims() != shape {
-                bail!("{origin}: tensor {} has shape {:?}, expected {shape:?}", shown(name), t.dims())
+            let dims = match (self.tensors.get(name), blocks.get(name)) {
+                (Some(t), _) => t.dims(),
+                (None, Some(q)) => q.shape().dims(),
+                (None, None) => bail!("{origin}: tensor {} is missing", shown(name)),
+            };
+            if dims != shape {
+                bail!("{origin}: tensor {} has shape {dims:?}, expected {shape:?}", shown(name))
             }
             Ok(())
         };
