@@ -39,15 +39,20 @@ const TYPES: &[(GgmlDType, &str, bool)] = &[
 const ROWS: usize = 16;
 const COLS: usize = 1024;
 
+/// A fixed linear congruential sequence from `seed`.
+fn lcg(seed: u64) -> impl FnMut() -> u64 {
+    let mut state = seed;
+    move || {
+        state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        state
+    }
+}
+
 /// Rows of weight-like values: each 32-value block has its own scale (1e-4 … 10) and, for one
 /// block in three, an offset; row 3 holds zero blocks and row 5 constant ones.
 fn input() -> Vec<f32> {
-    // A fixed linear congruential sequence: uniform in [0, 1).
-    let mut state: u64 = 20;
-    let mut uniform = move || {
-        state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-        (state >> 40) as f32 / (1u64 << 24) as f32
-    };
+    let mut next = lcg(20);
+    let mut uniform = move || (next() >> 40) as f32 / (1u64 << 24) as f32; // in [0, 1)
     let mut x = Vec::with_capacity(ROWS * COLS);
     for row in 0..ROWS {
         for block in 0..COLS / 32 {
@@ -92,13 +97,8 @@ fn compare(a: &[f32], b: &[f32]) -> (f32, usize) {
 
 /// `n` bytes from a fixed sequence.
 fn random_bytes(n: usize, seed: u64) -> Vec<u8> {
-    let mut state = seed;
-    (0..n)
-        .map(|_| {
-            state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-            (state >> 56) as u8
-        })
-        .collect()
+    let mut next = lcg(seed);
+    (0..n).map(|_| (next() >> 56) as u8).collect()
 }
 
 #[test]

@@ -177,9 +177,14 @@ fn smollm2() -> PathBuf {
 
 /// Three held-out extraction prompts rendered with the model's chat template.
 fn prompts(m: &LoadedModel) -> Vec<Vec<u32>> {
+    test_prompts(m, 3)
+}
+
+/// The first `n` held-out extraction prompts rendered with the model's chat template.
+fn test_prompts(m: &LoadedModel, n: usize) -> Vec<Vec<u32>> {
     let test = lorakit::data::load_dataset(&PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("data/extract/test.jsonl"))
         .unwrap();
-    test.iter().take(3).map(|r| m.encode(&m.chat_prompt(r.prompt()).unwrap()).unwrap()).collect()
+    test.iter().take(n).map(|r| m.encode(&m.chat_prompt(r.prompt()).unwrap()).unwrap()).collect()
 }
 
 fn tuned_candle() -> LoadedModel {
@@ -293,10 +298,7 @@ fn adapter_trained_on_a_q8_0_base_answers_alike_on_it_in_llama_cpp() {
     export_to(&t.q8_0_base, &t.adapter, ExportFormat::GgufAdapter, ExportDtype::F32, &adapter_gguf);
 
     let mut m = in_q8_0_blocks(&t.q8_0_base);
-    let test = lorakit::data::load_dataset(&PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("data/extract/test.jsonl"))
-        .unwrap();
-    let prompts: Vec<Vec<u32>> =
-        test.iter().take(8).map(|r| m.encode(&m.chat_prompt(r.prompt()).unwrap()).unwrap()).collect();
+    let prompts = test_prompts(&m, 8);
     let base_answers: Vec<Vec<u32>> = prompts.iter().map(|p| llama.greedy(&t.q8_0_base, None, p, 48)).collect();
     let a = LoraAdapter::load_peft(&t.adapter, &m.model.config, DType::F32, &Device::Cpu).unwrap();
     m.model.apply_adapter(&a).unwrap();

@@ -41,6 +41,23 @@ struct Quantized {
     blocks: Arc<QTensor>,
 }
 
+impl Quantized {
+    fn new(blocks: Arc<QTensor>) -> Result<Self> {
+        Ok(Self { matmul: Arc::new(QMatMul::from_arc(blocks.clone())?), blocks })
+    }
+
+    /// `w` (named `name` in the error) quantized to `dtype`, whose blocks must tile its rows.
+    fn quantize(w: &Tensor, name: &str, dtype: GgmlDType) -> Result<Self> {
+        let (cols, block) = (w.dim(D::Minus1)?, dtype.block_size());
+        if cols % block != 0 {
+            bail!(
+                "cannot quantize {name} to {dtype:?}: its rows of {cols} are not a multiple of the {block}-value block"
+            )
+        }
+        Self::new(Arc::new(QTensor::quantize(&w.to_dtype(DType::F32)?, dtype)?))
+    }
+}
+
 impl Linear {
     fn new(weight: Tensor) -> Self {
         Self { weight, lora: None, quantized: None }
@@ -242,7 +259,7 @@ impl Llama {
                     Some(b) => Ok(Linear {
                         weight: Tensor::zeros(0, dtype, &device)?,
                         lora: None,
-                        quantized: Some(Quantized { matmul: Arc::new(QMatMul::from_arc(b.clone())?), blocks: b }),
+                        quantized: Some(Quantized::new(b)?),
                     }),
                     None => Ok(Linear::new(take(name)?)),
                 }
@@ -281,11 +298,8 @@ impl Llama {
                     }
                 }
             }
-            let head =
-                Arc::new(QTensor::quantize(&model.head_weight().to_dtype(DType::F32)?, t).with_context(|| {
-                    format!("cannot quantize the vocabulary projection to {t:?}: its rows are not whole blocks")
-                })?);
-            model.quantized_head = Some(Arc::new(QMatMul::from_arc(head)?));
+            model.quantized_head =
+                Some(Quantized::quantize(model.head_weight(), "the vocabulary projection", t)?.matmul);
         }
         Ok(model)
     }
@@ -338,17 +352,7 @@ impl Llama {
     /// Quantizing an f32 copy of a Q8_0 file gives back the file's own blocks.
     pub fn quantize(&mut self, dtype: GgmlDType) -> Result<()> {
         self.refuse_if_quantized("quantize it again")?;
-        let block = dtype.block_size();
-        let q = |w: &Tensor, name: &str| -> Result<Quantized> {
-            let cols = w.dim(D::Minus1)?;
-            if cols % block != 0 {
-                bail!(
-                    "cannot quantize {name} to {dtype:?}: its rows of {cols} are not a multiple of the {block}-value block"
-                )
-            }
-            let blocks = Arc::new(QTensor::quantize(&w.to_dtype(DType::F32)?, dtype)?);
-            Ok(Quantized { matmul: Arc::new(QMatMul::from_arc(blocks.clone())?), blocks })
-        };
+        let q = |w: &Tensor, name: &str| Quantized::quantize(w, name, dtype);
         // Every block first, so that a failure leaves the model as it was.
         let mut done = Vec::new();
         for (l, block) in self.blocks.iter().enumerate() {

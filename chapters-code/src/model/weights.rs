@@ -277,32 +277,22 @@ impl Checkpoint {
             // A q/k tensor of the wrong size cannot be un-permuted: say which one it is here,
             // before the shape check below would.
             let bad = |e: candle_core::Error| anyhow::anyhow!("{origin}: tensor {name} ({hf}): {e}");
-            let heads = if name.ends_with("attn_q.weight") {
-                Some(config.num_attention_heads)
-            } else if name.ends_with("attn_k.weight") {
-                Some(config.num_key_value_heads)
-            } else {
-                None
+            let projection =
+                name.strip_prefix("blk.").and_then(|rest| rest.split('.').nth(1)).and_then(Projection::from_gguf);
+            let heads = match projection {
+                Some(Projection::Q) => Some(config.num_attention_heads),
+                Some(Projection::K) => Some(config.num_key_value_heads),
+                _ => None,
             };
-            let projection = hf.starts_with("model.layers.") && (hf.contains(".self_attn.") || hf.contains(".mlp."));
-            if let (Some(want), true) = (keep, projection) {
+            let keep_as = keep.filter(|_| projection.is_some());
+            if let Some(want) = keep_as
+                && content.tensor_infos[name].ggml_dtype == want
+            {
+                // Already in the wanted type: the file's own blocks, moved but never changed.
                 let q = content.tensor(file, name, &Device::Cpu).map_err(bad)?;
-                let q = if q.dtype() == want {
-                    match heads {
-                        Some(h) => unpermute_qk_blocks(&q, h).map_err(bad)?,
-                        None => q,
-                    }
-                } else {
-                    let mut t = q.dequantize(dev).map_err(bad)?;
-                    if let Some(h) = heads {
-                        t = unpermute_qk(&t, h).map_err(bad)?;
-                    }
-                    QTensor::quantize(&t.to_dtype(DType::F32).map_err(bad)?, want).with_context(|| {
-                        format!(
-                            "{origin}: tensor {name} ({hf}) cannot be kept in {want:?} blocks of {} values (q8_0, q4_0 and q4_1 use 32)",
-                            want.block_size()
-                        )
-                    })?
+                let q = match heads {
+                    Some(h) => unpermute_qk_blocks(&q, h).map_err(bad)?,
+                    None => q,
                 };
                 kept.insert(hf, Arc::new(q));
                 continue;
@@ -311,7 +301,21 @@ impl Checkpoint {
             if let Some(h) = heads {
                 t = unpermute_qk(&t, h).map_err(bad)?;
             }
-            tensors.insert(hf.clone(), t.to_dtype(dtype).map_err(bad)?);
+            match keep_as {
+                // One tensor in f32 at a time, then only its blocks.
+                Some(want) => {
+                    let q = QTensor::quantize(&t.to_dtype(DType::F32).map_err(bad)?, want).with_context(|| {
+                        format!(
+                            "{origin}: tensor {name} ({hf}) cannot be kept in {want:?} blocks of {} values (q8_0, q4_0 and q4_1 use 32)",
+                            want.block_size()
+                        )
+                    })?;
+                    kept.insert(hf, Arc::new(q));
+                }
+                None => {
+                    tensors.insert(hf.clone(), t.to_dtype(dtype).map_err(bad)?);
+                }
+            }
         }
         let ckpt = Self { config, tensors, format: Format::Gguf { path: path.to_path_buf() } };
         ckpt.check_with(&origin, &kept)?;
