@@ -3,8 +3,11 @@
 # candle (`lora bench`), PyTorch + PEFT (tools/bench/torch_train.py) and llama.cpp
 # (tools/llama/bench.mjs). Writes book/data/bench.json and book/data/bench.md.
 #
-#   bash scripts/bench.sh [--smoke] [--wait MINUTES] [--no-torch] [--no-llama] [-- lora bench flags…]
+#   bash scripts/bench.sh [--smoke | --scale] [--wait MINUTES] [--no-torch] [--no-llama] [-- lora bench flags…]
 #
+#   --scale       how training grows with the model instead: SmolLM2 against a model with Llama-3.2-1B's
+#                 configuration and random weights, f32 and q8_0 bases, the demo's projected time, the
+#                 adapter in llama.cpp (book/data/scale.json; about 20 min, 12 GB of memory, 6 GB of disk)
 #   --smoke       one step at sequence 16, no comparison engines, results in target/bench-smoke/
 #   --wait M      first wait up to M minutes for the 1-minute load average to fall below 1.5
 #                 (the benchmark records the load either way and marks busy runs as unreliable)
@@ -17,15 +20,16 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/env.sh
 
-smoke=0 wait_min=0 torch=1 llama=1 extra=()
+smoke=0 scale=0 wait_min=0 torch=1 llama=1 extra=()
 while (($#)); do
     case "$1" in
     --smoke) smoke=1 ;;
+    --scale) scale=1 ;;
     --wait) wait_min="$2"; shift ;;
     --no-torch) torch=0 ;;
     --no-llama) llama=0 ;;
     --) shift; extra=("$@"); break ;;
-    *) sed -n '2,15p' "$0" >&2; exit 2 ;;
+    *) sed -n '2,18p' "$0" >&2; exit 2 ;;
     esac
     shift
 done
@@ -48,6 +52,17 @@ args=(bench)
 
 if ((smoke)); then
     exec "$LORA" bench --smoke "${extra[@]}"
+fi
+if ((scale)); then
+    # The 1B model's Llama 3 vocabulary and the adapter check both come from llama.cpp.
+    bash scripts/llama.sh install >&2
+    scale_args=(bench --scale --vocab-gguf "$(bash scripts/llama.sh vocab llama-bpe)")
+    if ((llama)); then
+        scale_args+=(--llama-dir "$(bash scripts/llama.sh path)")
+    else
+        scale_args+=(--llama-skip-reason "skipped with --no-llama")
+    fi
+    torch=0 llama=0
 fi
 
 # The PyTorch side: a virtualenv with the pinned requirements, reinstalled when they change.
@@ -90,4 +105,7 @@ while awk '{exit !($1 >= 1.5)}' /proc/loadavg && ((SECONDS < deadline)); do
     sleep 60
 done
 
+if ((scale)); then
+    exec "$LORA" "${scale_args[@]}" "${extra[@]}"
+fi
 exec "$LORA" "${args[@]}" --out book/data/bench.json "${extra[@]}"

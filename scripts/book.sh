@@ -267,6 +267,10 @@ cmd_outputs() {
   bin="$(mktemp -d)"
   trap 'rm -rf "$bin"' RETURN
   ln -s "$CARGO_TARGET_DIR/debug/lora" "$bin/lora"
+  # `--model ollama:smollm2:135m` as after `ollama pull smollm2:135m` (the store's model is a
+  # link to the book's SmolLM2 file); tests/book_commands.rs builds the same store.
+  (cd "$REPO" && cargo run -q -p lora-book --example ollama-store -- "$bin/ollama-models")
+  export OLLAMA_MODELS="$bin/ollama-models"
   for f in "$ROOT"/book/listings/*.txt; do
     name="$(basename "$f" .txt)"
     if (($#)) && [[ " $* " != *" $name "* ]]; then continue; fi

@@ -7,6 +7,8 @@
 #                                      (the block-type reference of tests/dequant_reference.rs)
 #   bash scripts/llama.sh path         print the install dir; exit 1 if not (or not fully) installed
 #   bash scripts/llama.sh run ARGS…    run tools/llama/score.mjs (see its header) with ARGS
+#   bash scripts/llama.sh vocab NAME   print the path of llama.cpp's models/ggml-vocab-NAME.gguf (a
+#                                      vocabulary-only GGUF), taken once from the bundled source
 #   bash scripts/llama.sh ask DIR "MESSAGE" [MAX_TOKENS]
 #                                      answer MESSAGE as `ollama run` would with the Modelfile in DIR
 #                                      (its TEMPLATE, SYSTEM and stops, rendered by `lora deploy
@@ -124,6 +126,28 @@ run)
     }
     LORA_LLAMA_DIR="$DIR" exec node "$SRC/score.mjs" "$@"
     ;;
+vocab)
+    (($# == 2)) || { echo 'usage: bash scripts/llama.sh vocab NAME (e.g. llama-bpe)' >&2; exit 2; }
+    installed || bash "$0" install >&2
+    # llama.cpp's source ships inside node-llama-cpp as a git bundle of the release it was built from.
+    bundle="$DIR/node_modules/node-llama-cpp/llama/gitRelease.bundle"
+    commit="$(git bundle list-heads "$bundle" | awk 'NR == 1 {print $1}')"
+    out="$DIR/vocab-files/$commit/ggml-vocab-$2.gguf"
+    if [[ ! -f "$out" ]]; then
+        repo="$(mktemp -d)"
+        trap 'rm -rf "$repo"' EXIT
+        git -C "$repo" init -q
+        git -C "$repo" fetch -q "$bundle" HEAD
+        mkdir -p "$(dirname "$out")"
+        git -C "$repo" show "$commit:models/ggml-vocab-$2.gguf" >"$out.tmp" || {
+            rm -f "$out.tmp"
+            echo "llama.sh: llama.cpp's source has no models/ggml-vocab-$2.gguf" >&2
+            exit 1
+        }
+        mv "$out.tmp" "$out"
+    fi
+    echo "$out"
+    ;;
 ask)
     (($# >= 3)) || { echo 'usage: bash scripts/llama.sh ask DIR "MESSAGE" [MAX_TOKENS]' >&2; exit 2; }
     installed || bash "$0" install >&2
@@ -145,7 +169,7 @@ ask)
     node -e 'console.log(JSON.parse(require("fs").readFileSync(process.argv[1], "utf8")).rows[0].text.trim())' "$work/answer.json"
     ;;
 *)
-    sed -n '2,16p' "$0" >&2
+    sed -n '2,18p' "$0" >&2
     exit 2
     ;;
 esac

@@ -13,6 +13,8 @@
 //!    must cope with their own earlier output (a command that only works once fails), unless
 //!    it passes `--overwrite`, `--resume` or `--force` (checked in `cli/tests`); the others
 //!    only read, or overwrite one report file, and run once.
+//!    Ollama's model store (`OLLAMA_MODELS`) holds SmolLM2 as `smollm2:135m`, as after
+//!    `ollama pull smollm2:135m`, for the `--model ollama:…` commands.
 //!    A block marked ```` ```sh,no_run ```` needs what a test cannot have (an Ollama server, a
 //!    Hugging Face token, an hour of CPU) or is a long job checked elsewhere; its `lora`
 //!    commands are still checked: the subcommand exists and accepts every flag shown.
@@ -257,11 +259,17 @@ fn run_block(block: &Block, bin_dir: &Path) -> Result<()> {
     Ok(())
 }
 
+/// Ollama's model store, as after `ollama pull smollm2:135m` (see [`lora_book::ollama_store`]).
+static OLLAMA_MODELS: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+
 /// Without the variables cargo sets for a test run, which a reader's shell does not have. They
 /// would also cost minutes: ring's build script reruns when `CARGO_MANIFEST_DIR` changes, so a
 /// `cargo` run with it set rebuilds ring and all above it (lorakit, lora), and the next plain
-/// build rebuilds them back.
+/// build rebuilds them back. With Ollama's store (`OLLAMA_MODELS`), as the reader has it.
 fn as_a_reader(cmd: &mut Command) -> &mut Command {
+    if let Some(store) = OLLAMA_MODELS.get() {
+        cmd.env("OLLAMA_MODELS", store);
+    }
     for (key, _) in std::env::vars_os() {
         let k = key.to_string_lossy();
         if k.starts_with("CARGO_PKG_")
@@ -314,6 +322,9 @@ fn every_command_the_book_shows_works() {
     let programs = build_programs().unwrap();
     let bin_dir = tempfile::tempdir().unwrap();
     std::os::unix::fs::symlink(&programs["lora"], bin_dir.path().join("lora")).unwrap();
+    let store = bin_dir.path().join("ollama-models");
+    lora_book::ollama_store::write_smollm2(&store).unwrap();
+    OLLAMA_MODELS.set(store).unwrap();
     let mut failures = check_quoted_outputs(&programs, bin_dir.path());
     failures.extend(check_shell_blocks(&programs, bin_dir.path()));
     assert!(failures.is_empty(), "{} problem(s):\n{}", failures.len(), failures.join("\n"));

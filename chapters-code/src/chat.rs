@@ -286,11 +286,14 @@ fn write_json(out: &mut String, v: &Value, indent: Option<usize>, sort: bool, de
     Ok(())
 }
 
+/// Llama 3.2 Instruct's chat template (`tokenizer_config.json` of meta-llama/Llama-3.2-1B-Instruct).
+pub const LLAMA_3_2_TEMPLATE: &str = include_str!("templates/llama3.2.jinja");
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    const LLAMA32: &str = include_str!("templates/llama3.2.jinja");
+    const LLAMA32: &str = LLAMA_3_2_TEMPLATE;
 
     fn llama32() -> ChatTemplate {
         ChatTemplate::new(LLAMA32, "<|begin_of_text|>", "<|eot_id|>").unwrap()

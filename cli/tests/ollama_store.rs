@@ -5,21 +5,19 @@
 
 #[path = "support/ollama_stand_in.rs"]
 mod stand_in;
+#[path = "../../tests/support/ollama_store.rs"]
+#[allow(dead_code)] // its SmolLM2 store is the book's
+mod store_layout;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output};
 
 use lorakit::ollama::modelfile::Modelfile;
-use lorakit::ollama::template::ollama_template;
 use serde_json::json;
 use sha2::Digest;
 use stand_in::{AdapterRefusal, Config, StandIn};
 
 const SYSTEM: &str = "Extract the order as JSON with keys name, city, product, quantity.";
-
-fn fixtures() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/fixtures")
-}
 
 fn hex(bytes: &[u8]) -> String {
     sha2::Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
@@ -32,36 +30,7 @@ fn sha256_file(path: &Path) -> String {
 /// A store holding `smol:135m`: SmolLM2's GGUF (a link to the cached file), its chat
 /// template in Go, its stops and a system prompt, as `ollama pull` leaves them.
 fn store(root: &Path, gguf: &Path) {
-    let blobs = root.join("blobs");
-    std::fs::create_dir_all(&blobs).unwrap();
-    let layer = |media: &str, bytes: &[u8], link: Option<&Path>| {
-        let h = hex(bytes);
-        let blob = blobs.join(format!("sha256-{h}"));
-        match link {
-            Some(target) => std::os::unix::fs::symlink(target, &blob).unwrap(),
-            None => std::fs::write(&blob, bytes).unwrap(),
-        }
-        json!({ "mediaType": format!("application/vnd.ollama.image.{media}"), "digest": format!("sha256:{h}"), "size": bytes.len() })
-    };
-    let chat: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(fixtures().join("smollm2/chat_template.json")).unwrap()).unwrap();
-    let tmpl = ollama_template(chat["chat_template"].as_str().unwrap()).unwrap();
-    let params = json!({ "stop": tmpl.stops, "temperature": 0.2 }).to_string();
-    let layers = [
-        layer("model", &std::fs::read(gguf).unwrap(), Some(gguf)),
-        layer("template", tmpl.template.as_bytes(), None),
-        layer("params", params.as_bytes(), None),
-        layer("system", b"You are a helpful AI assistant named SmolLM.", None),
-    ];
-    let manifest = json!({
-        "schemaVersion": 2,
-        "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
-        "config": layer("config", b"{}", None),
-        "layers": layers,
-    });
-    let file = root.join("manifests/registry.ollama.ai/library/smol/135m");
-    std::fs::create_dir_all(file.parent().unwrap()).unwrap();
-    std::fs::write(file, manifest.to_string()).unwrap();
+    store_layout::write_store(root, "smol", "135m", gguf, "You are a helpful AI assistant named SmolLM.").unwrap();
 }
 
 /// `lora ARGS` with the store and a fresh lorakit cache (for the digest stamps).

@@ -7,6 +7,7 @@ use std::path::PathBuf;
 pub mod listing_output;
 pub mod llama_cpp;
 pub mod numbers;
+pub mod ollama_store;
 
 /// `../shared` beside the project root (override with `LORA_SHARED_DIR`).
 pub fn shared_dir() -> PathBuf {

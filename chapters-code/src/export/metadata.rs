@@ -52,6 +52,13 @@ pub fn from_hf_dir(
     Ok(md)
 }
 
+/// Metadata for a model known only by its config (no vocabulary: add one with [`replace_vocab`]).
+pub fn from_config(cfg: &LlamaConfig, name: &str, dtype: ExportDtype) -> Vec<(String, Value)> {
+    let mut md = model_keys(cfg, name);
+    md.extend(file_keys(dtype));
+    md
+}
+
 /// Replace the `tokenizer.*` keys with those of another GGUF file (for bases shipped
 /// without a usable tokenizer, or to reuse a vocabulary llama.cpp already knows).
 pub fn replace_vocab(md: &mut Vec<(String, Value)>, vocab_gguf: &Path) -> Result<()> {

@@ -11,7 +11,10 @@ use candle_transformers::models::quantized_llama::ModelWeights;
 use lorakit::export::{ExportFormat, ExportRequest, export};
 use lorakit::model::KvCache;
 use lorakit::model::llama::argmax_rows;
-use lorakit::runtime::{peak_rss_mib, reset_peak_rss};
+use lorakit::progress;
+use lorakit::runtime::{peak_rss_mib, reset_peak_rss, rss_mib};
+use lorakit::settings::Settings;
+use lorakit::train::config::BaseDtype;
 use lorakit::train::{self, AdamW, AdamWConfig, MicroBatch, StepSettings};
 use lorakit::{LoraAdapter, LoraConfig};
 use serde::{Deserialize, Serialize};
@@ -21,10 +24,47 @@ use std::time::Instant;
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "job", rename_all = "snake_case")]
 pub enum Job {
-    Gemm { smoke: bool },
-    Train { model: String, batch: usize, seq: usize, steps: usize, warmup: usize, adapter_out: Option<PathBuf> },
-    Export { model: String, adapter: PathBuf, dtype: Dtype, out: PathBuf },
-    Generate { model: PathBuf, dtype: Dtype, prompt: Vec<u32>, decode: usize, reps: usize, engine: Engine },
+    Gemm {
+        smoke: bool,
+    },
+    Train {
+        model: String,
+        batch: usize,
+        seq: usize,
+        steps: usize,
+        warmup: usize,
+        adapter_out: Option<PathBuf>,
+        /// The frozen base's storage: f32, or kept in a block type (`--base-dtype`).
+        #[serde(default)]
+        base: BaseDtype,
+    },
+    Export {
+        model: String,
+        adapter: PathBuf,
+        dtype: Dtype,
+        out: PathBuf,
+    },
+    Generate {
+        model: PathBuf,
+        dtype: Dtype,
+        prompt: Vec<u32>,
+        decode: usize,
+        reps: usize,
+        engine: Engine,
+        /// A PEFT adapter directory applied before generating (lorakit engines only).
+        #[serde(default)]
+        adapter: Option<PathBuf>,
+    },
+    /// `lora bench --scale`: write a random-weight model of `config` as GGUF files.
+    RandomModel(super::scale::RandomModel),
+    /// `lora bench --scale`: the first steps of the README's demo, timed.
+    DemoSteps(super::scale::DemoSteps),
+    /// The adapter in `adapter` as a GGUF LoRA adapter for llama.cpp, at `out`.
+    ExportAdapter {
+        model: String,
+        adapter: PathBuf,
+        out: PathBuf,
+    },
 }
 
 /// Which candle code generates.
@@ -85,6 +125,12 @@ pub struct TrainResult {
     pub process_peak_rss_mib: f64,
     /// False where the high-water mark could not be reset: then both peaks are the process's.
     pub peak_rss_reset_after_load: bool,
+    /// Seconds to load the model (and quantize it, for a block base) before the first step.
+    #[serde(default)]
+    pub load_seconds: Option<f64>,
+    /// Resident memory once the model was loaded, before the first step.
+    #[serde(default)]
+    pub rss_after_load_mib: Option<f64>,
     /// Loss of the first step: both sides train the same weights on the same batch, so it
     /// must agree (a check that the comparison is like for like).
     pub first_loss: f64,
@@ -129,15 +175,18 @@ pub fn run_worker(spec: &str) -> Result<()> {
     let job: Job = serde_json::from_str(spec).with_context(|| format!("bad --worker job {spec}"))?;
     let out = match job {
         Job::Gemm { smoke } => serde_json::to_value(gemm(smoke)?)?,
-        Job::Train { model, batch, seq, steps, warmup, adapter_out } => {
-            serde_json::to_value(train(&model, batch, seq, steps, warmup, adapter_out)?)?
+        Job::Train { model, batch, seq, steps, warmup, adapter_out, base } => {
+            serde_json::to_value(train(&model, batch, seq, steps, warmup, adapter_out, base)?)?
         }
         Job::Export { model, adapter, dtype, out } => {
             serde_json::to_value(export_merged(&model, adapter, dtype, out)?)?
         }
-        Job::Generate { model, dtype, prompt, decode, reps, engine } => {
-            serde_json::to_value(generate(&model, dtype, &prompt, decode, reps, engine)?)?
+        Job::Generate { model, dtype, prompt, decode, reps, engine, adapter } => {
+            serde_json::to_value(generate(&model, dtype, &prompt, decode, reps, engine, adapter.as_deref())?)?
         }
+        Job::RandomModel(spec) => serde_json::to_value(spec.write()?)?,
+        Job::DemoSteps(spec) => serde_json::to_value(spec.run()?)?,
+        Job::ExportAdapter { model, adapter, out } => serde_json::to_value(export_adapter(&model, adapter, out)?)?,
     };
     println!("{out}");
     Ok(())
@@ -188,8 +237,14 @@ fn train(
     steps: usize,
     warmup: usize,
     adapter_out: Option<PathBuf>,
+    base: BaseDtype,
 ) -> Result<TrainResult> {
-    let mut m = lorakit::load::load(model, DType::F32)?;
+    let t = Instant::now();
+    let mut m = match base.ggml() {
+        None => lorakit::load::load(model, DType::F32)?,
+        Some(blocks) => lorakit::load::load_in_blocks(model, blocks, &Settings::from_env(), &progress::silent)?,
+    };
+    let load_seconds = t.elapsed().as_secs_f64();
     let lora = LoraConfig::default();
     let mut adapter = LoraAdapter::init(lora.clone(), &m.model.config, 0, DType::F32, m.model.device())?;
     adapter.base_model = model.to_string();
@@ -202,6 +257,7 @@ fn train(
     let mut opt = AdamW::new(vars, AdamWConfig { lr: 1e-4, ..Default::default() })?;
     let process_peak = peak_rss_mib();
     let peak_reset = reset_peak_rss();
+    let rss_after_load = rss_mib();
     let mut times = Vec::new();
     let mut cpu_times = Vec::new();
     let mut first_loss = f64::NAN;
@@ -236,6 +292,8 @@ fn train(
         peak_rss_mib: peak_rss_mib(),
         process_peak_rss_mib: if peak_reset { process_peak.max(peak_rss_mib()) } else { peak_rss_mib() },
         peak_rss_reset_after_load: peak_reset,
+        load_seconds: Some(load_seconds),
+        rss_after_load_mib: Some(rss_after_load),
         first_loss,
         trainable_params: adapter.num_parameters(),
         flops_per_step: flops,
@@ -265,6 +323,16 @@ fn export_merged(model: &str, adapter: PathBuf, dtype: Dtype, out: PathBuf) -> R
     Ok(ExportResult { dtype, seconds, peak_rss_mib: peak_rss_mib(), bytes, path: out })
 }
 
+fn export_adapter(model: &str, adapter: PathBuf, out: PathBuf) -> Result<ExportResult> {
+    let mut req = ExportRequest::new(model, adapter, ExportFormat::GgufAdapter, &out);
+    req.force = true;
+    let t = Instant::now();
+    let report = export(&req)?;
+    let seconds = t.elapsed().as_secs_f64();
+    let bytes = report.files.iter().map(|f| f.bytes).sum();
+    Ok(ExportResult { dtype: Dtype::F32, seconds, peak_rss_mib: peak_rss_mib(), bytes, path: out })
+}
+
 /// Prompt processing and decoding on a merged GGUF with `engine`; see [`timed_generation`].
 fn generate(
     model: &Path,
@@ -273,6 +341,7 @@ fn generate(
     decode: usize,
     reps: usize,
     engine: Engine,
+    adapter: Option<&Path>,
 ) -> Result<GenerateResult> {
     let dev = &Device::Cpu;
     // The process's peak when loading was done, and whether the high-water mark was reset there.
@@ -280,6 +349,10 @@ fn generate(
     let mut result = match engine {
         Engine::Lorakit | Engine::LorakitQuantized => {
             let mut m = lorakit::load::load_path(model, DType::F32)?;
+            if let Some(dir) = adapter {
+                let a = LoraAdapter::load_peft(dir, &m.model.config, DType::F32, dev)?;
+                m.model.apply_adapter(&a)?;
+            }
             if engine == Engine::LorakitQuantized {
                 m.model.quantize(dtype.export().ggml())?;
             }
@@ -293,6 +366,9 @@ fn generate(
             })?
         }
         Engine::CandleQuantized => {
+            if adapter.is_some() {
+                anyhow::bail!("candle's quantized_llama takes no adapter: merge it first")
+            }
             let mut file = std::fs::File::open(model).with_context(|| format!("cannot open {}", model.display()))?;
             let content =
                 gguf_file::Content::read(&mut file).with_context(|| format!("{}: not a GGUF file", model.display()))?;

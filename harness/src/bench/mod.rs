@@ -11,6 +11,7 @@
 pub mod flops;
 pub mod jobs;
 pub mod report;
+pub mod scale;
 
 use anyhow::{Context, Result, bail};
 use jobs::{Engine, ExportResult, GemmShape, GenerateResult, Job, TrainResult};
@@ -21,7 +22,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 /// Where tools/bench/torch_train.py and tools/llama/bench.mjs live (the repository's tools/).
-const TOOLS_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../tools");
+pub(crate) const TOOLS_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../tools");
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct Args {
@@ -66,6 +67,17 @@ pub struct Args {
     /// Keep the exported GGUFs and adapter here (default: a temporary folder).
     #[arg(long)]
     pub work_dir: Option<PathBuf>,
+    /// Measure how training grows with the model instead: SmolLM2 against a model with
+    /// Llama-3.2-1B's configuration and random weights, f32 and q8_0 bases (book/data/scale.json).
+    #[arg(long)]
+    pub scale: bool,
+    /// With --scale: a GGUF holding the Llama 3 vocabulary for the 1B model (llama.cpp's
+    /// models/ggml-vocab-llama-bpe.gguf; `bash scripts/llama.sh vocab llama-bpe` prints its path).
+    #[arg(long)]
+    pub vocab_gguf: Option<PathBuf>,
+    /// With --scale: optimizer steps of the README's demo timed on each model and base.
+    #[arg(long, default_value_t = 3)]
+    pub demo_steps: usize,
     /// Internal: run one measurement (a JSON job) and print its result.
     #[arg(long, hide = true)]
     pub worker: Option<String>,
@@ -118,6 +130,9 @@ pub fn main(args: &Args) -> Result<()> {
     if let Some(job) = &args.worker {
         return jobs::run_worker(job);
     }
+    if args.scale {
+        return scale::run(args);
+    }
     let plan = Plan::new(args)?;
     let out = args.out.clone().unwrap_or_else(|| {
         PathBuf::from(if plan.smoke { "target/bench-smoke/bench.json" } else { "book/data/bench.json" })
@@ -143,7 +158,7 @@ pub fn main(args: &Args) -> Result<()> {
     eprintln!("== load average before: {:?}", report.load_average.before);
 
     eprintln!("== GEMM peak (candle f32 matmul, {} threads)", plan.threads);
-    let shapes: Vec<GemmShape> = worker(&plan, &Job::Gemm { smoke: plan.smoke })?;
+    let shapes: Vec<GemmShape> = worker(plan.threads, &Job::Gemm { smoke: plan.smoke })?;
     report.set_gemm(shapes);
 
     let adapter = work.join("adapter");
@@ -158,8 +173,9 @@ pub fn main(args: &Args) -> Result<()> {
             steps: plan.steps,
             warmup: plan.warmup,
             adapter_out,
+            base: Default::default(),
         };
-        let candle: TrainResult = worker(&plan, &job)?;
+        let candle: TrainResult = worker(plan.threads, &job)?;
         report.sample_load(&format!("candle training, seq {seq}"))?;
         let torch_result = match &torch.path {
             Some(python) => optional(run_torch(python, &plan, &model_path, seq), "pytorch+peft", &mut report),
@@ -177,7 +193,7 @@ pub fn main(args: &Args) -> Result<()> {
         let file = work.join(format!("merged-{}.gguf", dtype.name()));
         eprintln!("== merged GGUF export, {}", dtype.name());
         let job = Job::Export { model: model.clone(), adapter: adapter.clone(), dtype, out: file.clone() };
-        let exported: ExportResult = worker(&plan, &job)?;
+        let exported: ExportResult = worker(plan.threads, &job)?;
         report.export.push(exported);
         eprintln!(
             "== generation on {}: {} prompt tokens, {} decoded",
@@ -192,15 +208,16 @@ pub fn main(args: &Args) -> Result<()> {
             decode: plan.decode_tokens,
             reps: plan.generate_reps,
             engine,
+            adapter: None,
         };
         // lorakit quantized only where the file is (an F16 file has no block type to use).
         let engines: &[Engine] = match dtype {
-            Dtype::F16 => &[Engine::Lorakit, Engine::CandleQuantized],
+            Dtype::F32 | Dtype::F16 => &[Engine::Lorakit, Engine::CandleQuantized],
             Dtype::Q8_0 => &[Engine::Lorakit, Engine::LorakitQuantized, Engine::CandleQuantized],
         };
         let mut runs = Vec::new();
         for &engine in engines {
-            let r: GenerateResult = worker(&plan, &generate(engine))?;
+            let r: GenerateResult = worker(plan.threads, &generate(engine))?;
             runs.push((engine, r));
         }
         let mut llama_runs = Vec::new();
@@ -262,6 +279,7 @@ impl Side {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Dtype {
+    F32,
     F16,
     Q8_0,
 }
@@ -269,6 +287,7 @@ pub enum Dtype {
 impl Dtype {
     pub fn name(self) -> &'static str {
         match self {
+            Self::F32 => "f32",
             Self::F16 => "f16",
             Self::Q8_0 => "q8_0",
         }
@@ -276,6 +295,7 @@ impl Dtype {
 
     pub fn export(self) -> lorakit::export::ExportDtype {
         match self {
+            Self::F32 => lorakit::export::ExportDtype::F32,
             Self::F16 => lorakit::export::ExportDtype::F16,
             Self::Q8_0 => lorakit::export::ExportDtype::Q8_0,
         }
@@ -283,11 +303,11 @@ impl Dtype {
 }
 
 /// Run one job in a fresh `lora bench --worker` process with the plan's thread count.
-fn worker<T: DeserializeOwned>(plan: &Plan, job: &Job) -> Result<T> {
+pub(crate) fn worker<T: DeserializeOwned>(threads: usize, job: &Job) -> Result<T> {
     let exe = std::env::current_exe().context("cannot find the running lora executable")?;
     let mut cmd = Command::new(exe);
     cmd.args(["bench", "--worker", &serde_json::to_string(job)?]);
-    run_json(cmd, plan, "lora bench worker")
+    run_json(cmd, threads, "lora bench worker")
 }
 
 fn run_torch(python: &Path, plan: &Plan, model: &Path, seq: usize) -> Result<serde_json::Value> {
@@ -305,7 +325,7 @@ fn run_torch(python: &Path, plan: &Plan, model: &Path, seq: usize) -> Result<ser
     }
     // No progress bars or deprecation notes from transformers in the log.
     cmd.env("TQDM_DISABLE", "1").env("TRANSFORMERS_VERBOSITY", "error").env("PYTHONWARNINGS", "ignore::FutureWarning");
-    run_json(cmd, plan, &script.display().to_string())
+    run_json(cmd, plan.threads, &script.display().to_string())
 }
 
 fn run_llama(dir: &Path, plan: &Plan, model: &Path, prompt: &[u32], threads: usize) -> Result<LlamaRun> {
@@ -317,15 +337,15 @@ fn run_llama(dir: &Path, plan: &Plan, model: &Path, prompt: &[u32], threads: usi
         cmd.args([flag, &v.to_string()]);
     }
     cmd.env("LORA_LLAMA_DIR", dir);
-    let raw: serde_json::Value = run_json(cmd, plan, &script.display().to_string())?;
+    let raw: serde_json::Value = run_json(cmd, plan.threads, &script.display().to_string())?;
     let llama_cpp = raw.get("llama_cpp").and_then(|v| v.as_str()).map(str::to_string);
     let result = serde_json::from_value(raw).context("bench.mjs's result")?;
     Ok(LlamaRun { threads, result, llama_cpp })
 }
 
 /// Run `cmd` (stderr shown as it goes) and parse the JSON object on the last line of its stdout.
-fn run_json<T: DeserializeOwned>(mut cmd: Command, plan: &Plan, what: &str) -> Result<T> {
-    let n = plan.threads.to_string();
+pub(crate) fn run_json<T: DeserializeOwned>(mut cmd: Command, threads: usize, what: &str) -> Result<T> {
+    let n = threads.to_string();
     for var in ["RAYON_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"] {
         cmd.env(var, &n);
     }
@@ -340,7 +360,7 @@ fn run_json<T: DeserializeOwned>(mut cmd: Command, plan: &Plan, what: &str) -> R
 
 /// A prompt of exactly `n` tokens: an ordinary English paragraph, repeated as needed (the
 /// base model is a GGUF file: the built-in one, or one given with --model).
-fn bench_prompt(model: &Path, n: usize) -> Result<Vec<u32>> {
+pub(crate) fn bench_prompt(model: &Path, n: usize) -> Result<Vec<u32>> {
     const TEXT: &str = "The customer wrote that the order of two blue mugs and a teapot should reach Oslo by \
         Friday, and asked whether the shop could wrap the teapot as a present. Write the order as JSON \
         with the fields item, quantity, colour, city and deadline, and say nothing else. ";

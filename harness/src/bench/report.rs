@@ -38,6 +38,10 @@ pub struct Report {
 #[derive(Debug, Serialize, Deserialize)]
 pub struct Machine {
     pub cpu: String,
+    /// The vector extensions the CPU reports that matter for these kernels (hosts sold under
+    /// one model name differ here, and so do their speeds).
+    #[serde(default)]
+    pub isa: Vec<String>,
     pub cores: usize,
     pub ram_gib: f64,
     pub os: String,
@@ -229,7 +233,7 @@ impl Report {
             s,
             "Machine: {}, {} cores, {:.0} GiB RAM, {}; {} threads per engine. {} (commit {}). \
              candle {} ({} build), {}.\n",
-            m.cpu,
+            cpu_label(m),
             m.cores,
             m.ram_gib,
             m.os,
@@ -361,19 +365,38 @@ fn torch_versions(r: &Report) -> String {
     if parts.is_empty() { "no comparison engines".into() } else { parts.join(", ") }
 }
 
-fn machine() -> Machine {
+pub(crate) fn machine() -> Machine {
     // The same description the experiments record (CPU model, cores, RAM), plus the kernel.
     let m = crate::experiments::record::Machine::describe();
     Machine {
         cpu: m.cpu_model,
+        isa: isa(),
         cores: m.cores,
         ram_gib: m.ram_gib,
         os: command_output("uname", &["-sr"]).unwrap_or_else(|| std::env::consts::OS.into()),
     }
 }
 
+/// Which of the x86 extensions candle's and llama.cpp's kernels use the CPU has (/proc/cpuinfo).
+fn isa() -> Vec<String> {
+    const WANTED: [&str; 8] = ["avx", "avx2", "fma", "f16c", "avx512f", "avx512_vnni", "avx512_bf16", "amx_tile"];
+    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let flags: Vec<&str> = cpuinfo
+        .lines()
+        .find(|l| l.starts_with("flags"))
+        .and_then(|l| l.split_once(':'))
+        .map(|(_, v)| v.split_whitespace().collect())
+        .unwrap_or_default();
+    WANTED.iter().filter(|w| flags.contains(w)).map(|w| w.to_string()).collect()
+}
+
+/// The CPU as the tables name it: model, then its vector extensions.
+pub(crate) fn cpu_label(m: &Machine) -> String {
+    if m.isa.is_empty() { m.cpu.clone() } else { format!("{} ({})", m.cpu, m.isa.join(", ")) }
+}
+
 /// HEAD, with `+dirty` when the tree has uncommitted changes.
-fn git_commit() -> String {
+pub(crate) fn git_commit() -> String {
     let (commit, dirty) = crate::experiments::record::git_commit_in(Path::new(REPO_DIR));
     let short: String = commit.chars().take(12).collect();
     if dirty { format!("{short}+dirty") } else { short }
