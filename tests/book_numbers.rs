@@ -77,10 +77,10 @@ fn experiment_tables_are_what_the_results_print() {
 #[test]
 fn bench_table_is_what_the_results_print() {
     let json = root().join("book/data/bench.json");
-    let report: lora_harness::bench::report::Report =
-        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let file = lora_harness::bench::report::BenchFile::read(&json).unwrap();
+    assert_eq!(file.schema, 3, "book/data/bench.json: rewrite it with `lora bench --render`");
     let committed = std::fs::read_to_string(json.with_extension("md")).unwrap();
-    assert_eq!(committed, report.markdown(), "book/data/bench.md is stale: rewrite it from bench.json");
+    assert_eq!(committed, file.markdown(), "book/data/bench.md is stale: `lora bench --render` rewrites it");
 }
 
 /// Every number of a JSON value, as the book may print it: with 0 to 4 decimals, as a

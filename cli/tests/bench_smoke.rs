@@ -31,16 +31,22 @@ fn smoke_run_writes_the_results_and_the_table() {
     assert!(run.status.success(), "lora bench --smoke failed:\n{stderr}");
     assert!(started.elapsed().as_secs() < 60, "the smoke run took {:?}", started.elapsed());
 
-    let r: Value = serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
-    assert_eq!(r["schema"], 2);
+    let file: Value = serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
+    assert_eq!(file["schema"], 3);
+    // One record, for this host: its CPU model and vector extensions.
+    let hosts = file["hosts"].as_array().unwrap();
+    assert_eq!(hosts.len(), 1);
+    let r = &hosts[0];
+    assert!(r["host"].as_str().is_some_and(|s| !s.is_empty()));
+    assert!(r["machine"]["isa"].is_array());
     assert_eq!(r["plan"]["smoke"], true);
     assert!(r["git_commit"].as_str().is_some_and(|s| !s.is_empty()));
-    assert!(num(&r, "machine.cores") >= 1.0 && num(&r, "machine.ram_gib") > 0.0);
+    assert!(num(r, "machine.cores") >= 1.0 && num(r, "machine.ram_gib") > 0.0);
     for i in 0..3 {
-        assert!(num(&r, &format!("load_average.before.{i}")) >= 0.0);
-        assert!(num(&r, &format!("load_average.after.{i}")) >= 0.0);
+        assert!(num(r, &format!("load_average.before.{i}")) >= 0.0);
+        assert!(num(r, &format!("load_average.after.{i}")) >= 0.0);
     }
-    assert!(num(&r, "gemm_peak_gflops") > 0.0);
+    assert!(num(r, "gemm_peak_gflops") > 0.0);
 
     let train = r["train"].as_array().unwrap();
     assert_eq!(train.len(), 1);
@@ -51,9 +57,16 @@ fn smoke_run_writes_the_results_and_the_table() {
     // Random tokens under a trained model: a loss near ln(49152) ≈ 10.8 or above, finite.
     let loss = num(c, "first_loss");
     assert!(loss.is_finite() && loss > 5.0, "first loss {loss}");
+    assert_eq!(c["losses"], serde_json::json!([loss]));
+    // One round, no warm-up: the median round is the only one.
+    assert_eq!(train[0]["rounds"]["candle"].as_array().unwrap().len(), 1);
+    assert_eq!(num(&train[0], "candle_tokens_per_second.median"), num(c, "tokens_per_second"));
+    let adds = num(&train[0], "candle_training_mib");
+    assert!(adds > 0.0 && adds < num(c, "peak_rss_mib"), "training adds {adds} MiB");
     // SmolLM2-135M, r=8 on all 7 projections of 30 layers: 30 × 8 × (2·1152 + 2·768 + 3·2112).
     assert_eq!(num(c, "trainable_params"), 2_442_240.0);
     assert!(num(&train[0], "mfu_candle") > 0.0);
+    assert!(train[0]["trajectory"].is_null(), "no PyTorch, nothing to compare");
     assert!(train[0]["torch"].is_null() && train[0]["tokens_per_second_ratio"].is_null());
 
     let export = r["export"].as_array().unwrap();
@@ -77,4 +90,14 @@ fn smoke_run_writes_the_results_and_the_table() {
 
     let md = std::fs::read_to_string(dir.path().join("bench.md")).unwrap();
     assert!(md.contains("| 16 |") && md.contains("| q8_0 |"), "{md}");
+    assert!(md.starts_with("#### "), "a heading names the host: {md}");
+
+    // A second run on the same host replaces its record; --render rewrites without measuring.
+    let again = Command::new(env!("CARGO_BIN_EXE_lora"))
+        .args(["bench", "--smoke", "--render", "--out"])
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(again.status.success(), "{}", String::from_utf8_lossy(&again.stderr));
+    assert_eq!(std::fs::read_to_string(dir.path().join("bench.md")).unwrap(), md);
 }

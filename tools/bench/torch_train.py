@@ -4,9 +4,14 @@ same weights and the same batch, timed the same way. Prints one JSON object (the
 lorakit's bench::jobs::TrainResult, plus versions) on stdout; progress goes to stderr.
 
     python tools/bench/torch_train.py --gguf MODEL.gguf --seq 128 [--batch 4 --steps 10 --warmup 2 --threads 2]
+        [--init-adapter DIR] [--compile]
 
 The weights come from the GGUF file candle trains (transformers dequantizes it to f32 with the
 `gguf` package), so both sides start from identical numbers: the first step's loss must agree.
+With --init-adapter (the PEFT directory candle saved before its first step), the adapter starts
+from candle's A and B too, so every later loss must agree as well. The model runs as a PyTorch
+engineer would benchmark it: SDPA attention, no KV cache, and with --compile under
+torch.compile (the default inductor backend).
 Setup: scripts/bench.sh installs tools/bench/requirements.txt into a virtualenv.
 """
 
@@ -31,8 +36,28 @@ def vm_hwm_mib():
         return int(re.search(r"VmHWM:\s+(\d+)", f.read()).group(1)) / 1024
 
 
+def vm_rss_mib():
+    """Resident memory now (Linux VmRSS)."""
+    with open("/proc/self/status") as f:
+        return int(re.search(r"VmRSS:\s+(\d+)", f.read()).group(1)) / 1024
+
+
+def release_memory():
+    """Return freed heap pages to the system, as lorakit's runtime::release_memory does before
+    it measures, so that both sides' after-load memory is counted the same way."""
+    import ctypes
+    import gc
+
+    gc.collect()
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except OSError:
+        pass
+
+
 def reset_peak():
     """Start VmHWM again from the current RSS, so that loading does not count as training."""
+    release_memory()
     try:
         with open("/proc/self/clear_refs", "w") as f:
             f.write("5")
@@ -55,6 +80,8 @@ def main():
     p.add_argument("--steps", type=int, default=10)
     p.add_argument("--warmup", type=int, default=2)
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--init-adapter", help="a PEFT adapter directory to start from (candle's initial A and B)")
+    p.add_argument("--compile", action="store_true", help="run the model under torch.compile")
     a = p.parse_args()
     if not os.path.isfile(a.gguf):
         sys.exit(f"torch_train.py: {a.gguf}: no such GGUF file")
@@ -68,33 +95,39 @@ def main():
     torch.manual_seed(0)
     t0 = time.perf_counter()
     model = transformers.LlamaForCausalLM.from_pretrained(
-        os.path.dirname(os.path.abspath(a.gguf)), gguf_file=os.path.basename(a.gguf), dtype=torch.float32
+        os.path.dirname(os.path.abspath(a.gguf)),
+        gguf_file=os.path.basename(a.gguf),
+        dtype=torch.float32,
+        attn_implementation="sdpa",
     )
-    cfg = peft.LoraConfig(r=8, lora_alpha=16, lora_dropout=0.0, target_modules=TARGETS, bias="none")
-    model = peft.get_peft_model(model, cfg)
+    model.config.use_cache = False
+    if a.init_adapter:
+        model = peft.PeftModel.from_pretrained(model, a.init_adapter, is_trainable=True)
+    else:
+        cfg = peft.LoraConfig(r=8, lora_alpha=16, lora_dropout=0.0, target_modules=TARGETS, bias="none")
+        model = peft.get_peft_model(model, cfg)
     model.train()
-    log(f"  torch: loaded in {time.perf_counter() - t0:.1f} s")
+    forward = torch.compile(model) if a.compile else model
+    load_seconds = time.perf_counter() - t0
+    log(f"  torch: loaded in {load_seconds:.1f} s")
 
     ids = torch.tensor(bench_batch(a.batch, a.seq, model.config.vocab_size))
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=1e-4, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.01)
-    import gc
-
-    gc.collect()
     process_peak = vm_hwm_mib()
     peak_reset = reset_peak()
-    times, cpu_times, first_loss = [], [], None
+    rss_after_load = vm_rss_mib()
+    times, cpu_times, losses = [], [], []
     for step in range(a.warmup + a.steps):
         t, cpu = time.perf_counter(), time.process_time()
-        loss = model(input_ids=ids, labels=ids).loss
+        loss = forward(input_ids=ids, labels=ids, use_cache=False).loss
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
         opt.step()
         opt.zero_grad(set_to_none=True)
         value = loss.item()
         dt, dcpu = time.perf_counter() - t, time.process_time() - cpu
-        if step == 0:
-            first_loss = value
+        losses.append(value)
         if step >= a.warmup:
             times.append(dt)
             cpu_times.append(dcpu)
@@ -113,9 +146,13 @@ def main():
         "peak_rss_mib": vm_hwm_mib(),
         "process_peak_rss_mib": max(process_peak, vm_hwm_mib()) if peak_reset else vm_hwm_mib(),
         "peak_rss_reset_after_load": peak_reset,
-        "first_loss": first_loss,
+        "load_seconds": load_seconds,
+        "rss_after_load_mib": rss_after_load,
+        "first_loss": losses[0],
+        "losses": losses,
         "trainable_params": sum(p.numel() for p in params),
         "threads": torch.get_num_threads(),
+        "compiled": a.compile,
         "versions": {
             "python": sys.version.split()[0],
             "torch": torch.__version__,

@@ -34,6 +34,10 @@ pub enum Job {
         steps: usize,
         warmup: usize,
         adapter_out: Option<PathBuf>,
+        /// Where to save the adapter as initialised, before the first step (PEFT layout), so
+        /// that PyTorch can start from the same A and B.
+        #[serde(default)]
+        init_adapter_out: Option<PathBuf>,
         /// The frozen base's storage: f32, or kept in a block type (`--base-dtype`).
         #[serde(default)]
         base: BaseDtype,
@@ -134,6 +138,10 @@ pub struct TrainResult {
     /// Loss of the first step: both sides train the same weights on the same batch, so it
     /// must agree (a check that the comparison is like for like).
     pub first_loss: f64,
+    /// The loss of every step, warm-up included: from the same weights, batch and initial
+    /// adapter, the two sides' trajectories must agree (see `report::Trajectory`).
+    #[serde(default)]
+    pub losses: Vec<f64>,
     pub trainable_params: usize,
     /// Model FLOPs of a step ([`train_step_flops`]) and their rate; the PyTorch side's are
     /// filled in from the same count.
@@ -175,8 +183,9 @@ pub fn run_worker(spec: &str) -> Result<()> {
     let job: Job = serde_json::from_str(spec).with_context(|| format!("bad --worker job {spec}"))?;
     let out = match job {
         Job::Gemm { smoke } => serde_json::to_value(gemm(smoke)?)?,
-        Job::Train { model, batch, seq, steps, warmup, adapter_out, base } => {
-            serde_json::to_value(train(&model, batch, seq, steps, warmup, adapter_out, base)?)?
+        Job::Train { model, batch, seq, steps, warmup, adapter_out, init_adapter_out, base } => {
+            let saves = Saves { init: init_adapter_out, trained: adapter_out };
+            serde_json::to_value(train(&model, batch, seq, steps, warmup, saves, base)?)?
         }
         Job::Export { model, adapter, dtype, out } => {
             serde_json::to_value(export_merged(&model, adapter, dtype, out)?)?
@@ -228,6 +237,12 @@ pub fn bench_batch(batch: usize, seq: usize, vocab: usize) -> Vec<Vec<u32>> {
         .collect()
 }
 
+/// Where a training job saves its adapter: as initialised, and as trained.
+struct Saves {
+    init: Option<PathBuf>,
+    trained: Option<PathBuf>,
+}
+
 /// Training steps as the trainer takes them ([`train::step`]: loss, backward, global-norm
 /// clipping at 1.0, AdamW), timed one by one.
 fn train(
@@ -236,7 +251,7 @@ fn train(
     seq: usize,
     steps: usize,
     warmup: usize,
-    adapter_out: Option<PathBuf>,
+    saves: Saves,
     base: BaseDtype,
 ) -> Result<TrainResult> {
     let t = Instant::now();
@@ -248,6 +263,9 @@ fn train(
     let lora = LoraConfig::default();
     let mut adapter = LoraAdapter::init(lora.clone(), &m.model.config, 0, DType::F32, m.model.device())?;
     adapter.base_model = model.to_string();
+    if let Some(dir) = &saves.init {
+        adapter.save_peft(dir)?;
+    }
     m.model.apply_adapter(&adapter)?;
     let rows = bench_batch(batch, seq, m.model.config.vocab_size);
     let labels: Vec<Vec<i64>> = rows.iter().map(|r| r.iter().map(|&x| x as i64).collect()).collect();
@@ -260,23 +278,21 @@ fn train(
     let rss_after_load = rss_mib();
     let mut times = Vec::new();
     let mut cpu_times = Vec::new();
-    let mut first_loss = f64::NAN;
+    let mut losses = Vec::new();
     for step in 0..warmup + steps {
         let t = Instant::now();
         let cpu = cpu_seconds();
         let value = train::step(&m.model, &mut opt, &batches, &settings, None)?.loss;
         let dt = t.elapsed().as_secs_f64();
-        if step == 0 {
-            first_loss = value;
-        }
+        losses.push(value);
         if step >= warmup {
             times.push(dt);
             cpu_times.push(cpu_seconds().zip(cpu).map(|(b, a)| b - a));
         }
         eprintln!("  candle seq {seq} step {}/{}: loss {value:.4}, {dt:.2} s", step + 1, warmup + steps);
     }
-    if let Some(dir) = adapter_out {
-        adapter.save_peft(&dir)?;
+    if let Some(dir) = &saves.trained {
+        adapter.save_peft(dir)?;
     }
     let step_seconds = times.clone();
     let med = median(&mut times);
@@ -294,7 +310,8 @@ fn train(
         peak_rss_reset_after_load: peak_reset,
         load_seconds: Some(load_seconds),
         rss_after_load_mib: Some(rss_after_load),
-        first_loss,
+        first_loss: losses[0],
+        losses,
         trainable_params: adapter.num_parameters(),
         flops_per_step: flops,
         gflops_per_second: flops / med / 1e9,

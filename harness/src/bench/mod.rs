@@ -14,9 +14,9 @@ pub mod report;
 pub mod scale;
 
 use anyhow::{Context, Result, bail};
-use jobs::{Engine, ExportResult, GemmShape, GenerateResult, Job, TrainResult};
+use jobs::{Engine, ExportResult, GemmShape, GenerateResult, Job};
 use lorakit::fetch::DEFAULT_MODEL;
-use report::{GenerateRow, LlamaRun, Report, Skip, TrainRow};
+use report::{GenerateRow, LlamaRun, Report, Rounds, Skip, TrainRow};
 use serde::de::DeserializeOwned;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -52,18 +52,30 @@ pub struct Args {
     /// Threads for every engine.
     #[arg(long, default_value_t = 2)]
     pub threads: usize,
-    /// Training sequence lengths (default 64,128,256; 16 with --smoke).
+    /// Training sequence lengths (default 128,256; 16 with --smoke).
     #[arg(long, value_delimiter = ',')]
     pub seq: Vec<usize>,
     /// Rows per training step.
     #[arg(long, default_value_t = 4)]
     pub batch: usize,
-    /// Timed training steps per sequence length (default 10; 1 with --smoke).
+    /// Timed training steps per process (default 4; 1 with --smoke).
     #[arg(long)]
     pub steps: Option<usize>,
-    /// Untimed training steps first (default 2; 0 with --smoke).
+    /// Untimed training steps first, in each process (default 1; 0 with --smoke).
     #[arg(long)]
     pub warmup: Option<usize>,
+    /// Training rounds per sequence length, each a fresh process per engine, the engines
+    /// alternating (candle, PyTorch, candle, …) so that a slow minute hits both (default 5; 1
+    /// with --smoke).
+    #[arg(long)]
+    pub rounds: Option<usize>,
+    /// Also time PyTorch under torch.compile (a third engine in each round).
+    #[arg(long)]
+    pub torch_compile: bool,
+    /// Measure nothing: rewrite the results file (--out) in the current layout and its
+    /// markdown beside it.
+    #[arg(long)]
+    pub render: bool,
     /// Keep the exported GGUFs and adapter here (default: a temporary folder).
     #[arg(long)]
     pub work_dir: Option<PathBuf>,
@@ -93,6 +105,12 @@ pub struct Plan {
     pub seqs: Vec<usize>,
     pub steps: usize,
     pub warmup: usize,
+    /// Fresh processes per engine and sequence length, alternating between the engines.
+    #[serde(default = "one")]
+    pub rounds: usize,
+    /// Whether PyTorch also ran under torch.compile.
+    #[serde(default)]
+    pub torch_compile: bool,
     pub lora: String,
     pub prompt_tokens: usize,
     pub decode_tokens: usize,
@@ -103,23 +121,30 @@ pub struct Plan {
 impl Plan {
     fn new(a: &Args) -> Result<Self> {
         let smoke = a.smoke;
-        let seqs = if a.seq.is_empty() { if smoke { vec![16] } else { vec![64, 128, 256] } } else { a.seq.clone() };
+        let seqs = if a.seq.is_empty() { if smoke { vec![16] } else { vec![128, 256] } } else { a.seq.clone() };
         let plan = Self {
             smoke,
             model: a.model.clone(),
             threads: a.threads,
             batch: a.batch,
             seqs,
-            steps: a.steps.unwrap_or(if smoke { 1 } else { 10 }),
-            warmup: a.warmup.unwrap_or(if smoke { 0 } else { 2 }),
+            steps: a.steps.unwrap_or(if smoke { 1 } else { 4 }),
+            warmup: a.warmup.unwrap_or(if smoke { 0 } else { 1 }),
+            rounds: a.rounds.unwrap_or(if smoke { 1 } else { 5 }),
+            torch_compile: a.torch_compile,
             lora: "r=8, alpha=16, dropout 0, q/k/v/o/gate/up/down of every layer, AdamW lr 1e-4, clip 1.0".into(),
             prompt_tokens: if smoke { 8 } else { 128 },
             decode_tokens: if smoke { 4 } else { 64 },
             generate_reps: if smoke { 1 } else { 3 },
             export_dtypes: if smoke { vec![Dtype::Q8_0] } else { vec![Dtype::F16, Dtype::Q8_0] },
         };
-        if plan.threads == 0 || plan.batch == 0 || plan.steps == 0 || plan.seqs.iter().any(|&s| s < 2) {
-            bail!("--threads, --batch and --steps must be at least 1 and every --seq at least 2")
+        if plan.threads == 0
+            || plan.batch == 0
+            || plan.steps == 0
+            || plan.rounds == 0
+            || plan.seqs.iter().any(|&s| s < 2)
+        {
+            bail!("--threads, --batch, --steps and --rounds must be at least 1 and every --seq at least 2")
         }
         Ok(plan)
     }
@@ -139,6 +164,12 @@ pub fn main(args: &Args) -> Result<()> {
     });
     if out.extension().and_then(|e| e.to_str()) != Some("json") {
         bail!("--out {}: give a .json path (the table goes beside it as .md)", out.display())
+    }
+    if args.render {
+        let file = report::BenchFile::read(&out)?;
+        file.write(&out)?;
+        eprintln!("rewrote {} and {}", out.display(), out.with_extension("md").display());
+        return Ok(());
     }
     let torch =
         Side::new(args.python.clone(), args.torch_skip_reason.clone(), "--python", "tools/bench/torch_train.py")?;
@@ -162,27 +193,46 @@ pub fn main(args: &Args) -> Result<()> {
     report.set_gemm(shapes);
 
     let adapter = work.join("adapter");
+    // PyTorch's engines, each dropped for the rest of the run at its first failure.
+    let mut torch_engines: Vec<bool> = match torch.path {
+        Some(_) if plan.torch_compile => vec![false, true],
+        Some(_) => vec![false],
+        None => vec![],
+    };
     for (i, &seq) in plan.seqs.iter().enumerate() {
-        eprintln!("== training, batch {} × seq {seq}", plan.batch);
-        // The adapter of the first length's run is what the export and generation use.
-        let adapter_out = (i == 0).then(|| adapter.clone());
-        let job = Job::Train {
-            model: model.clone(),
-            batch: plan.batch,
-            seq,
-            steps: plan.steps,
-            warmup: plan.warmup,
-            adapter_out,
-            base: Default::default(),
-        };
-        let candle: TrainResult = worker(plan.threads, &job)?;
-        report.sample_load(&format!("candle training, seq {seq}"))?;
-        let torch_result = match &torch.path {
-            Some(python) => optional(run_torch(python, &plan, &model_path, seq), "pytorch+peft", &mut report),
-            None => None,
-        };
-        report.sample_load(&format!("PyTorch training, seq {seq}"))?;
-        report.train.push(TrainRow::new(candle, torch_result, report.gemm_peak_gflops)?);
+        let init = work.join(format!("adapter-init-{seq}"));
+        let mut rounds = Rounds::default();
+        for round in 0..plan.rounds {
+            eprintln!("== training, batch {} × seq {seq}, round {}/{}", plan.batch, round + 1, plan.rounds);
+            // The adapter of the first length's run is what the export and generation use;
+            // the first round's initial adapter is where every PyTorch run starts.
+            let job = Job::Train {
+                model: model.clone(),
+                batch: plan.batch,
+                seq,
+                steps: plan.steps,
+                warmup: plan.warmup,
+                adapter_out: (i == 0 && round == 0).then(|| adapter.clone()),
+                init_adapter_out: (round == 0).then(|| init.clone()),
+                base: Default::default(),
+            };
+            rounds.candle.push(worker(plan.threads, &job)?);
+            report.sample_load(&format!("candle training, seq {seq}, round {}", round + 1))?;
+            if let Some(python) = &torch.path {
+                let mut failed = Vec::new();
+                for &compiled in &torch_engines {
+                    let side = if compiled { "pytorch+peft, torch.compile" } else { "pytorch+peft" };
+                    match optional(run_torch(python, &plan, &model_path, seq, &init, compiled), side, &mut report) {
+                        Some(r) if compiled => rounds.torch_compile.push(r),
+                        Some(r) => rounds.torch.push(r),
+                        None => failed.push(compiled),
+                    }
+                    report.sample_load(&format!("{side} training, seq {seq}, round {}", round + 1))?;
+                }
+                torch_engines.retain(|c| !failed.contains(c));
+            }
+        }
+        report.train.push(TrainRow::new(seq, rounds, report.gemm_peak_gflops)?);
     }
     if let Some(reason) = &torch.skip {
         report.skipped.push(Skip { side: "pytorch+peft".into(), reason: reason.clone() });
@@ -237,8 +287,8 @@ pub fn main(args: &Args) -> Result<()> {
         report.skipped.push(Skip { side: "llama.cpp".into(), reason: reason.clone() });
     }
     report.finish(started.elapsed().as_secs_f64())?;
-    report.write(&out)?;
-    eprintln!("{}", report.markdown());
+    let file = report::BenchFile::write_host(&out, report)?;
+    eprintln!("{}", file.markdown());
     eprintln!("wrote {} and {}", out.display(), out.with_extension("md").display());
     Ok(())
 }
@@ -253,6 +303,10 @@ fn optional<T>(r: Result<T>, side: &str, report: &mut Report) -> Option<T> {
             None
         }
     }
+}
+
+fn one() -> usize {
+    1
 }
 
 /// An optional comparison side: its tool, or why it is skipped.
@@ -310,10 +364,21 @@ pub(crate) fn worker<T: DeserializeOwned>(threads: usize, job: &Job) -> Result<T
     run_json(cmd, threads, "lora bench worker")
 }
 
-fn run_torch(python: &Path, plan: &Plan, model: &Path, seq: usize) -> Result<serde_json::Value> {
+/// tools/bench/torch_train.py on the same model and batch, from candle's initial adapter `init`.
+fn run_torch(
+    python: &Path,
+    plan: &Plan,
+    model: &Path,
+    seq: usize,
+    init: &Path,
+    compiled: bool,
+) -> Result<serde_json::Value> {
     let script = Path::new(TOOLS_DIR).join("bench/torch_train.py");
     let mut cmd = Command::new(python);
-    cmd.arg(&script).arg("--gguf").arg(model);
+    cmd.arg(&script).arg("--gguf").arg(model).arg("--init-adapter").arg(init);
+    if compiled {
+        cmd.arg("--compile");
+    }
     for (flag, v) in [
         ("--seq", seq),
         ("--batch", plan.batch),

@@ -13,8 +13,70 @@ use std::process::Command;
 
 const REPO_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
 
+/// `book/data/bench.json`: one record per host measured (a host being a CPU model and its
+/// vector extensions: the speeds differ between hosts sold under one name). A run replaces the
+/// record of its own host and keeps the others.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct BenchFile {
+    pub schema: u32,
+    pub hosts: Vec<Report>,
+}
+
+impl BenchFile {
+    /// The file at `path`: this layout, or a single record of the earlier one (schema 2).
+    pub fn read(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+        let v: serde_json::Value =
+            serde_json::from_str(&text).with_context(|| format!("{}: not JSON", path.display()))?;
+        if v.get("hosts").is_some() {
+            return serde_json::from_value(v).with_context(|| format!("{}: not a benchmark file", path.display()));
+        }
+        let mut one: Report =
+            serde_json::from_value(v).with_context(|| format!("{}: not a benchmark record", path.display()))?;
+        one.host = host_id(&one.machine);
+        Ok(Self { schema: 3, hosts: vec![one] })
+    }
+
+    /// Put `report` in the file at `path` (created if missing) in place of its host's record,
+    /// and write the markdown beside it; returns the whole file.
+    pub fn write_host(path: &Path, report: Report) -> Result<Self> {
+        let mut file = if path.exists() { Self::read(path)? } else { Self { schema: 3, hosts: Vec::new() } };
+        match file.hosts.iter_mut().find(|h| h.host == report.host) {
+            Some(old) => *old = report,
+            None => file.hosts.push(report),
+        }
+        file.write(path)?;
+        Ok(file)
+    }
+
+    /// The JSON at `path` and the markdown beside it, each written atomically.
+    pub fn write(&self, path: &Path) -> Result<()> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+        }
+        lorakit::io::atomic_write(path, (serde_json::to_string_pretty(self)? + "\n").as_bytes())?;
+        lorakit::io::atomic_write(&path.with_extension("md"), self.markdown().as_bytes())
+    }
+
+    /// Each host's tables under a heading naming it.
+    pub fn markdown(&self) -> String {
+        let mut s = String::new();
+        for (i, h) in self.hosts.iter().enumerate() {
+            if i > 0 {
+                s.push('\n');
+            }
+            let _ = writeln!(s, "#### {}\n", cpu_label(&h.machine));
+            s.push_str(&h.markdown());
+        }
+        s
+    }
+}
+
 #[derive(Debug, Serialize, Deserialize)]
 pub struct Report {
+    /// Which host this record is for ([`host_id`]): the key of its record in [`BenchFile`].
+    #[serde(default)]
+    pub host: String,
     pub schema: u32,
     pub date: String,
     pub git_commit: String,
@@ -67,43 +129,150 @@ pub struct LoadAverage {
     pub quiet: bool,
 }
 
+/// Every round of one sequence length: candle's results, and the JSON
+/// tools/bench/torch_train.py printed (a [`TrainResult`] plus versions) for PyTorch eager and
+/// under torch.compile.
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub struct Rounds {
+    pub candle: Vec<TrainResult>,
+    pub torch: Vec<serde_json::Value>,
+    #[serde(default)]
+    pub torch_compile: Vec<serde_json::Value>,
+}
+
+/// The median of the rounds' tokens per second, and the slowest and fastest round.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+pub struct Spread {
+    pub median: f64,
+    pub min: f64,
+    pub max: f64,
+}
+
+/// The first losses of both sides, from the same weights, batch and initial adapter.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Trajectory {
+    pub candle: Vec<f64>,
+    pub torch: Vec<f64>,
+    pub max_abs_diff: f64,
+    /// [`LOSS_TOLERANCE`].
+    pub tolerance: f64,
+    pub agree: bool,
+}
+
+/// Steps whose losses [`Trajectory`] compares.
+pub const TRAJECTORY_STEPS: usize = 5;
+/// How far the two sides' losses may differ over those steps (f32 sums in another order).
+pub const LOSS_TOLERANCE: f64 = 5e-4;
+
 #[derive(Debug, Serialize, Deserialize)]
 pub struct TrainRow {
     pub seq: usize,
+    /// candle's median round (by tokens per second).
     pub candle: TrainResult,
+    /// PyTorch + PEFT's median round (eager).
     pub torch: Option<serde_json::Value>,
-    /// candle ÷ PyTorch tokens per second (above 1: candle is faster).
+    /// PyTorch + PEFT's median round under torch.compile.
+    #[serde(default)]
+    pub torch_compile: Option<serde_json::Value>,
+    /// Tokens per second over the rounds.
+    #[serde(default)]
+    pub candle_tokens_per_second: Option<Spread>,
+    #[serde(default)]
+    pub torch_tokens_per_second: Option<Spread>,
+    #[serde(default)]
+    pub torch_compile_tokens_per_second: Option<Spread>,
+    /// candle ÷ PyTorch eager, median tokens per second (above 1: candle is faster).
     pub tokens_per_second_ratio: Option<f64>,
+    /// candle ÷ PyTorch under torch.compile.
+    #[serde(default)]
+    pub compile_ratio: Option<f64>,
     /// candle ÷ PyTorch peak RSS (below 1: candle uses less).
     pub peak_rss_ratio: Option<f64>,
+    /// What training adds to the loaded model: the peak minus the memory right after loading
+    /// (each side releases freed heap pages first, the same way), per side, and their ratio.
+    #[serde(default)]
+    pub candle_training_mib: Option<f64>,
+    #[serde(default)]
+    pub torch_training_mib: Option<f64>,
+    #[serde(default)]
+    pub training_memory_ratio: Option<f64>,
     pub mfu_candle: f64,
     pub mfu_torch: Option<f64>,
     /// |candle − PyTorch| of the first step's loss: small when both trained the same thing.
     pub first_loss_diff: Option<f64>,
+    /// The first [`TRAJECTORY_STEPS`] losses of both sides.
+    #[serde(default)]
+    pub trajectory: Option<Trajectory>,
+    /// Every round, in the order they ran.
+    #[serde(default)]
+    pub rounds: Option<Rounds>,
 }
 
 impl TrainRow {
-    /// `torch` is the JSON tools/bench/torch_train.py printed: a [`TrainResult`] plus versions.
-    pub fn new(candle: TrainResult, torch: Option<serde_json::Value>, peak_gflops: f64) -> Result<Self> {
-        let mut parsed: Option<TrainResult> =
-            torch.clone().map(serde_json::from_value).transpose().context("torch_train.py's result")?;
-        if let Some(t) = parsed.as_mut() {
-            // The same step, so the same FLOP count.
-            t.flops_per_step = candle.flops_per_step;
-            t.gflops_per_second = candle.flops_per_step / t.median_step_seconds / 1e9;
-        }
+    pub fn new(seq: usize, rounds: Rounds, peak_gflops: f64) -> Result<Self> {
+        let parse = |runs: &[serde_json::Value], flops: f64| -> Result<Vec<TrainResult>> {
+            runs.iter()
+                .map(|v| {
+                    let mut t: TrainResult = serde_json::from_value(v.clone()).context("torch_train.py's result")?;
+                    // The same step, so the same FLOP count.
+                    t.flops_per_step = flops;
+                    t.gflops_per_second = flops / t.median_step_seconds / 1e9;
+                    Ok(t)
+                })
+                .collect()
+        };
+        let (c_i, candle_spread) = median_round(&rounds.candle).context("no candle round")?;
+        let candle = rounds.candle[c_i].clone();
+        let torch = parse(&rounds.torch, candle.flops_per_step)?;
+        let compiled = parse(&rounds.torch_compile, candle.flops_per_step)?;
+        let t = median_round(&torch);
+        let c = median_round(&compiled);
+        let t_run = t.map(|(i, _)| &torch[i]);
         let mfu = |r: &TrainResult| r.gflops_per_second / peak_gflops;
+        let training = |r: &TrainResult| r.rss_after_load_mib.map(|a| r.peak_rss_mib - a);
+        let trajectory = t_run.map(|t| {
+            let n = TRAJECTORY_STEPS.min(candle.losses.len()).min(t.losses.len());
+            let (a, b) = (candle.losses[..n].to_vec(), t.losses[..n].to_vec());
+            let max_abs_diff = a.iter().zip(&b).map(|(x, y)| (x - y).abs()).fold(0.0, f64::max);
+            Trajectory {
+                agree: n > 0 && max_abs_diff <= LOSS_TOLERANCE,
+                candle: a,
+                torch: b,
+                max_abs_diff,
+                tolerance: LOSS_TOLERANCE,
+            }
+        });
         Ok(Self {
-            seq: candle.seq,
-            tokens_per_second_ratio: parsed.as_ref().map(|t| candle.tokens_per_second / t.tokens_per_second),
-            peak_rss_ratio: parsed.as_ref().map(|t| candle.peak_rss_mib / t.peak_rss_mib),
+            seq,
+            tokens_per_second_ratio: t.map(|(_, s)| candle_spread.median / s.median),
+            compile_ratio: c.map(|(_, s)| candle_spread.median / s.median),
+            peak_rss_ratio: t_run.map(|t| candle.peak_rss_mib / t.peak_rss_mib),
+            candle_training_mib: training(&candle),
+            torch_training_mib: t_run.and_then(training),
+            training_memory_ratio: t_run.and_then(training).zip(training(&candle)).map(|(t, c)| c / t),
             mfu_candle: mfu(&candle),
-            mfu_torch: parsed.as_ref().map(mfu),
-            first_loss_diff: parsed.as_ref().map(|t| (candle.first_loss - t.first_loss).abs()),
+            mfu_torch: t_run.map(mfu),
+            first_loss_diff: t_run.map(|t| (candle.first_loss - t.first_loss).abs()),
+            trajectory,
+            candle_tokens_per_second: Some(candle_spread),
+            torch_tokens_per_second: t.map(|(_, s)| s),
+            torch_compile_tokens_per_second: c.map(|(_, s)| s),
+            torch: t.map(|(i, _)| rounds.torch[i].clone()),
+            torch_compile: c.map(|(i, _)| rounds.torch_compile[i].clone()),
             candle,
-            torch,
+            rounds: Some(rounds),
         })
     }
+}
+
+/// The round with the median tokens per second (the lower middle one of an even count), and
+/// the spread over all rounds.
+fn median_round(runs: &[TrainResult]) -> Option<(usize, Spread)> {
+    let mut order: Vec<usize> = (0..runs.len()).collect();
+    order.sort_by(|&a, &b| runs[a].tokens_per_second.total_cmp(&runs[b].tokens_per_second));
+    let mid = *order.get((order.len().max(1) - 1) / 2)?;
+    let tps = |i: usize| runs[i].tokens_per_second;
+    Some((mid, Spread { median: tps(mid), min: tps(order[0]), max: tps(order[order.len() - 1]) }))
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -170,12 +339,14 @@ pub struct Skip {
 
 impl Report {
     pub fn start(plan: &Plan, args: Vec<String>) -> Result<Self> {
+        let machine = machine();
         Ok(Self {
-            schema: 2,
+            host: host_id(&machine),
+            schema: 3,
             date: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
             git_commit: git_commit(),
             command: format!("lora {}", args.join(" ")),
-            machine: machine(),
+            machine,
             versions: Versions {
                 lorakit: lorakit::VERSION.into(),
                 candle: locked_version("candle-core").unwrap_or_else(|| "unknown".into()),
@@ -215,15 +386,6 @@ impl Report {
         Ok(())
     }
 
-    /// The JSON at `path` and the markdown table beside it, each written atomically.
-    pub fn write(&self, path: &Path) -> Result<()> {
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-        }
-        lorakit::io::atomic_write(path, (serde_json::to_string_pretty(self)? + "\n").as_bytes())?;
-        lorakit::io::atomic_write(&path.with_extension("md"), self.markdown().as_bytes())
-    }
-
     pub fn markdown(&self) -> String {
         let mut s = String::new();
         let m = &self.machine;
@@ -257,31 +419,7 @@ impl Report {
                 " **The machine was busy with other work: these numbers are unreliable.**"
             }
         );
-        let _ = writeln!(
-            s,
-            "**Training** ({}; batch {}, median of {} steps after {} warm-up; MFU against candle's measured f32 GEMM peak of {:.0} GFLOP/s):\n",
-            self.plan.lora, self.plan.batch, self.plan.steps, self.plan.warmup, self.gemm_peak_gflops
-        );
-        s.push_str("| seq | candle tok/s | PyTorch+PEFT tok/s | ratio | candle peak RSS | PyTorch peak RSS | MFU candle | MFU PyTorch | CPU s/step candle / PyTorch | first-loss diff |\n");
-        s.push_str("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n");
-        for r in &self.train {
-            let t: Option<TrainResult> = r.torch.clone().and_then(|v| serde_json::from_value(v).ok());
-            let _ = writeln!(
-                s,
-                "| {} | {:.0} | {} | {} | {:.0} MiB | {} | {:.0}% | {} | {} / {} | {} |",
-                r.seq,
-                r.candle.tokens_per_second,
-                opt(t.as_ref().map(|t| t.tokens_per_second), |x| format!("{x:.0}")),
-                opt(r.tokens_per_second_ratio, |x| format!("{x:.2}×")),
-                r.candle.peak_rss_mib,
-                opt(t.as_ref().map(|t| t.peak_rss_mib), |x| format!("{x:.0} MiB")),
-                100.0 * r.mfu_candle,
-                opt(r.mfu_torch, |x| format!("{:.0}%", 100.0 * x)),
-                opt(r.candle.median_step_cpu_seconds, |x| format!("{x:.1}")),
-                opt(t.as_ref().and_then(|t| t.median_step_cpu_seconds), |x| format!("{x:.1}")),
-                opt(r.first_loss_diff, |x| format!("{x:.1e}")),
-            );
-        }
+        self.training_markdown(&mut s);
         let _ = writeln!(
             s,
             "\n**Generation** on the merged GGUF ({} prompt tokens in one batch, then {} greedy tokens one by one; \
@@ -346,6 +484,100 @@ impl Report {
     }
 }
 
+impl Report {
+    /// The training tables: speed over the rounds, then memory and the check that both sides
+    /// trained the same thing.
+    fn training_markdown(&self, s: &mut String) {
+        let p = &self.plan;
+        let rounds = if p.rounds > 1 {
+            format!(
+                "{} rounds, each engine a fresh process per round, alternating; tokens/s are the median round's median step, with the slowest and fastest round",
+                p.rounds
+            )
+        } else {
+            "one process per engine".into()
+        };
+        let _ = writeln!(
+            s,
+            "**Training** ({}; batch {}; {} steps timed after {} warm-up in each process; {rounds}; MFU against candle's measured f32 GEMM peak of {:.0} GFLOP/s):\n",
+            p.lora, p.batch, p.steps, p.warmup, self.gemm_peak_gflops
+        );
+        let compile = p.torch_compile;
+        s.push_str("| seq | candle tok/s | PyTorch+PEFT tok/s | ratio |");
+        if compile {
+            s.push_str(" torch.compile tok/s | ratio to compile |");
+        }
+        s.push_str(" MFU candle / PyTorch | CPU s/step candle / PyTorch |\n");
+        s.push_str(if compile {
+            "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n"
+        } else {
+            "| ---: | ---: | ---: | ---: | ---: | ---: |\n"
+        });
+        let ratio = |x: Option<f64>| opt(x, |x| format!("{x:.2}×"));
+        for r in &self.train {
+            let t: Option<TrainResult> = r.torch.clone().and_then(|v| serde_json::from_value(v).ok());
+            let tps = |spread: Option<Spread>, median: Option<f64>| match (spread, median) {
+                (Some(sp), _) if sp.max > sp.min => format!("{:.0} ({:.0}–{:.0})", sp.median, sp.min, sp.max),
+                (Some(sp), _) => format!("{:.0}", sp.median),
+                (None, m) => opt(m, |x| format!("{x:.0}")),
+            };
+            let _ = write!(
+                s,
+                "| {} | {} | {} | {} |",
+                r.seq,
+                tps(r.candle_tokens_per_second, Some(r.candle.tokens_per_second)),
+                tps(r.torch_tokens_per_second, t.as_ref().map(|t| t.tokens_per_second)),
+                ratio(r.tokens_per_second_ratio),
+            );
+            if compile {
+                let _ = write!(s, " {} | {} |", tps(r.torch_compile_tokens_per_second, None), ratio(r.compile_ratio));
+            }
+            let _ = writeln!(
+                s,
+                " {:.0}% / {} | {} / {} |",
+                100.0 * r.mfu_candle,
+                opt(r.mfu_torch, |x| format!("{:.0}%", 100.0 * x)),
+                opt(r.candle.median_step_cpu_seconds, |x| format!("{x:.1}")),
+                opt(t.as_ref().and_then(|t| t.median_step_cpu_seconds), |x| format!("{x:.1}")),
+            );
+        }
+        let _ = writeln!(
+            s,
+            "\nMemory of the median rounds (peak RSS while training, loaded model included; and what training adds to \
+             the memory right after loading, each side having released its freed heap pages the same way), and whether \
+             both trained the same thing (the largest difference between their first {TRAJECTORY_STEPS} losses, from the \
+             same weights, batch and initial adapter; tolerance {LOSS_TOLERANCE:.0e}):\n"
+        );
+        s.push_str("| seq | peak RSS candle / PyTorch | ratio | training adds, candle / PyTorch | ratio | losses: largest difference |\n");
+        s.push_str("| ---: | ---: | ---: | ---: | ---: | ---: |\n");
+        for r in &self.train {
+            let t: Option<TrainResult> = r.torch.clone().and_then(|v| serde_json::from_value(v).ok());
+            let mib = |x: Option<f64>| opt(x, |x| format!("{x:.0} MiB"));
+            let check = match (&r.trajectory, r.first_loss_diff) {
+                (Some(tr), _) => format!(
+                    "{:.1e} over {} steps{}",
+                    tr.max_abs_diff,
+                    tr.candle.len(),
+                    if tr.agree { "" } else { " (**disagree**)" }
+                ),
+                (None, Some(d)) => format!("{d:.1e} (first step only)"),
+                (None, None) => "—".into(),
+            };
+            let _ = writeln!(
+                s,
+                "| {} | {} / {} | {} | {} / {} | {} | {check} |",
+                r.seq,
+                mib(Some(r.candle.peak_rss_mib)),
+                mib(t.as_ref().map(|t| t.peak_rss_mib)),
+                ratio(r.peak_rss_ratio),
+                mib(r.candle_training_mib),
+                mib(r.torch_training_mib),
+                ratio(r.training_memory_ratio),
+            );
+        }
+    }
+}
+
 fn opt<T>(x: Option<T>, f: impl Fn(T) -> String) -> String {
     x.map(f).unwrap_or_else(|| "—".into())
 }
@@ -390,9 +622,35 @@ fn isa() -> Vec<String> {
     WANTED.iter().filter(|w| flags.contains(w)).map(|w| w.to_string()).collect()
 }
 
+/// A host's key: the CPU model and its widest vector extension, e.g. `amd-epyc-avx2` or
+/// `intel-xeon-avx512-amx` (a record from before the extensions were recorded has none).
+pub fn host_id(m: &Machine) -> String {
+    let mut id: String = m
+        .cpu
+        .to_lowercase()
+        .split(|c: char| !c.is_ascii_alphanumeric())
+        .filter(|w| !w.is_empty() && !matches!(*w, "r" | "tm" | "cpu" | "processor"))
+        .collect::<Vec<_>>()
+        .join("-");
+    let has = |f: &str| m.isa.iter().any(|x| x == f);
+    for (flag, name) in [("avx512f", "avx512"), ("amx_tile", "amx")] {
+        if has(flag) {
+            id += &format!("-{name}");
+        }
+    }
+    if !has("avx512f") && has("avx2") {
+        id += "-avx2";
+    }
+    id
+}
+
 /// The CPU as the tables name it: model, then its vector extensions.
 pub(crate) fn cpu_label(m: &Machine) -> String {
-    if m.isa.is_empty() { m.cpu.clone() } else { format!("{} ({})", m.cpu, m.isa.join(", ")) }
+    if m.isa.is_empty() {
+        format!("{} (vector extensions not recorded)", m.cpu)
+    } else {
+        format!("{} ({})", m.cpu, m.isa.join(", "))
+    }
 }
 
 /// HEAD, with `+dirty` when the tree has uncommitted changes.
@@ -412,4 +670,72 @@ fn locked_version(package: &str) -> Option<String> {
 fn command_output(cmd: &str, args: &[&str]) -> Option<String> {
     let out = Command::new(cmd).args(args).output().ok()?;
     out.status.success().then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn machine(cpu: &str, isa: &[&str]) -> Machine {
+        Machine {
+            cpu: cpu.into(),
+            isa: isa.iter().map(|s| s.to_string()).collect(),
+            cores: 2,
+            ram_gib: 24.0,
+            os: "Linux".into(),
+        }
+    }
+
+    #[test]
+    fn hosts_are_told_apart_by_their_vector_extensions() {
+        let amd = machine("AMD EPYC", &["avx", "avx2", "fma", "f16c"]);
+        assert_eq!(host_id(&amd), "amd-epyc-avx2");
+        let amd512 = machine("AMD EPYC", &["avx2", "avx512f"]);
+        assert_eq!(host_id(&amd512), "amd-epyc-avx512");
+        let intel = machine("Intel(R) Xeon(R) Platinum 8488C", &["avx2", "avx512f", "amx_tile"]);
+        assert_eq!(host_id(&intel), "intel-xeon-platinum-8488c-avx512-amx");
+        assert_eq!(host_id(&machine("AMD EPYC", &[])), "amd-epyc");
+        assert_eq!(cpu_label(&amd), "AMD EPYC (avx, avx2, fma, f16c)");
+    }
+
+    /// A candle or PyTorch round with `tps` tokens per second and these losses.
+    fn round(tps: f64, losses: &[f64]) -> TrainResult {
+        serde_json::from_value(serde_json::json!({
+            "seq": 16, "batch": 4, "tokens_per_step": 64, "step_seconds": [64.0 / tps],
+            "median_step_seconds": 64.0 / tps, "tokens_per_second": tps, "peak_rss_mib": 900.0,
+            "process_peak_rss_mib": 1000.0, "peak_rss_reset_after_load": true, "rss_after_load_mib": 600.0,
+            "first_loss": losses[0], "losses": losses, "trainable_params": 10, "flops_per_step": 1e9,
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn the_row_takes_the_median_round_and_checks_the_trajectories() {
+        let same = [11.0, 10.5, 10.1];
+        let rounds = Rounds {
+            candle: [300.0, 280.0, 320.0].map(|t| round(t, &same)).into(),
+            torch: [200.0, 250.0, 150.0].map(|t| serde_json::to_value(round(t, &same)).unwrap()).into(),
+            torch_compile: Vec::new(),
+        };
+        let row = TrainRow::new(16, rounds, 100.0).unwrap();
+        assert_eq!(row.candle.tokens_per_second, 300.0);
+        let s = row.torch_tokens_per_second.unwrap();
+        assert_eq!((s.median, s.min, s.max), (200.0, 150.0, 250.0));
+        assert_eq!(row.tokens_per_second_ratio, Some(1.5));
+        assert_eq!(row.candle_training_mib, Some(300.0));
+        assert_eq!(row.training_memory_ratio, Some(1.0));
+        assert!(row.trajectory.as_ref().unwrap().agree);
+        assert!(row.compile_ratio.is_none() && row.torch_compile.is_none());
+
+        // Same first loss (B = 0), then a different step: the trajectory check catches it.
+        let rounds = Rounds {
+            candle: vec![round(300.0, &same)],
+            torch: vec![serde_json::to_value(round(200.0, &[11.0, 10.6, 10.2])).unwrap()],
+            torch_compile: Vec::new(),
+        };
+        let row = TrainRow::new(16, rounds, 100.0).unwrap();
+        assert_eq!(row.first_loss_diff, Some(0.0));
+        let t = row.trajectory.unwrap();
+        assert!(!t.agree && (t.max_abs_diff - 0.1).abs() < 1e-9, "{t:?}");
+    }
 }

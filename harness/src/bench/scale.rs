@@ -457,6 +457,7 @@ pub fn run(args: &Args) -> Result<()> {
                 steps: plan.steps,
                 warmup: plan.warmup,
                 adapter_out: last.then(|| adapter.clone()),
+                init_adapter_out: None,
                 base,
             },
         )?;
