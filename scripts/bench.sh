@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # Benchmarks, side by side in one run on this machine (see book/ch15-00-training-efficiency.md):
 # candle (`lora bench`), PyTorch + PEFT (tools/bench/torch_train.py) and llama.cpp
-# (tools/llama/bench.mjs). Writes book/data/bench.json and book/data/bench.md.
+# (tools/llama/bench.mjs). Writes this host's record into book/data/bench.json (one record per
+# CPU model and vector extensions; the others are kept) and the tables into book/data/bench.md.
+# Training runs 5 alternating rounds per length, each engine a fresh process (about 30 min on
+# 2 cores); `-- --torch-compile` adds PyTorch under torch.compile, `-- --rounds N` changes the count.
 #
 #   bash scripts/bench.sh [--smoke | --scale] [--wait MINUTES] [--no-torch] [--no-llama] [-- lora bench flags…]
 #
@@ -29,7 +32,7 @@ while (($#)); do
     --no-torch) torch=0 ;;
     --no-llama) llama=0 ;;
     --) shift; extra=("$@"); break ;;
-    *) sed -n '2,18p' "$0" >&2; exit 2 ;;
+    *) sed -n '2,21p' "$0" >&2; exit 2 ;;
     esac
     shift
 done
