@@ -162,6 +162,8 @@ pub struct Trajectory {
 /// Steps whose losses [`Trajectory`] compares.
 pub const TRAJECTORY_STEPS: usize = 5;
 /// How far the two sides' losses may differ over those steps (f32 sums in another order).
+/// Measured on SmolLM2 (losses near 13): 1.9e-6 at seq 128, 2.9e-6 at 256; one step at
+/// lr 1e-4 moves the loss by about 0.05, so a wrong gradient or update shows far above this.
 pub const LOSS_TOLERANCE: f64 = 5e-4;
 
 #[derive(Debug, Serialize, Deserialize)]
