@@ -171,6 +171,11 @@ pub fn main(args: &Args) -> Result<()> {
         eprintln!("rewrote {} and {}", out.display(), out.with_extension("md").display());
         return Ok(());
     }
+    if out.exists() {
+        // The other hosts' records are kept: a file that cannot be read fails now, not after
+        // the measurements.
+        report::BenchFile::read(&out)?;
+    }
     let torch =
         Side::new(args.python.clone(), args.torch_skip_reason.clone(), "--python", "tools/bench/torch_train.py")?;
     let llama =
