@@ -5,7 +5,9 @@
 use std::collections::HashSet;
 
 use book_support::data_dir;
-use lorakit::data::synth::{BOOK_RECORDS_PER_TASK, BOOK_SEED, BOOK_TEST_FRAC, BOOK_VAL_FRAC, prompt_key};
+use lorakit::data::synth::{
+    BOOK_RECORDS_PER_TASK, BOOK_SEED, BOOK_TEST_FRAC, BOOK_UNSEEN_RECORDS, BOOK_VAL_FRAC, extract_unseen, prompt_key,
+};
 use lorakit::data::{Task, load_dataset, split, synthesize, task_splits};
 
 fn main() -> anyhow::Result<()> {
@@ -30,6 +32,14 @@ fn main() -> anyhow::Result<()> {
         assert_eq!(leaked, 0);
     }
     // ANCHOR_END: splits
+
+    // ANCHOR: unseen
+    // Extract gets a second test: held-out phrasings *and* names, cities and products that
+    // no other split contains, so a right answer is copied from the message, not recalled.
+    let unseen = extract_unseen(BOOK_UNSEEN_RECORDS, BOOK_SEED);
+    println!("extract  unseen-values test {:>3}", unseen.len());
+    println!("  test   {}\n         -> {}", unseen[0].user().unwrap_or(""), unseen[0].answer().unwrap_or(""));
+    // ANCHOR_END: unseen
 
     // ANCHOR: reproducible
     // Same seed, same bytes: the generator reproduces the committed data/ folder.

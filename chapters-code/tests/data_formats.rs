@@ -515,9 +515,39 @@ fn committed_data_matches_generator() {
     }
 }
 
+/// The unseen-values test split earns its name: none of its names, cities or products
+/// occurs as a word anywhere else in `data/`, and it shares no prompt with the test split.
+#[test]
+fn unseen_values_appear_nowhere_else() {
+    let values = synth::extract_unseen_values();
+    let unseen = load_dataset(&data_dir().join("extract/test_unseen.jsonl")).unwrap();
+    assert!(unseen.len() >= 100, "{} unseen records", unseen.len());
+    for (rel, bytes) in synth::book_datasets().unwrap() {
+        if rel.ends_with("test_unseen.jsonl") {
+            continue;
+        }
+        let text = String::from_utf8(bytes).unwrap();
+        let words: Vec<&str> = text.split(|c: char| !c.is_alphanumeric()).filter(|w| !w.is_empty()).collect();
+        for v in &values {
+            let v: Vec<&str> = v.split(' ').collect();
+            assert!(!words.windows(v.len()).any(|w| w == v.as_slice()), "{} contains {}", rel.display(), v.join(" "));
+        }
+    }
+    for r in &unseen {
+        r.validate().unwrap();
+        let gold: serde_json::Value = serde_json::from_str(r.answer().unwrap()).unwrap();
+        for key in ["name", "city", "product"] {
+            let v = gold[key].as_str().unwrap();
+            assert!(values.contains(&v), "{v} is not an unseen {key}");
+            // The message names the value (the product maybe in the plural).
+            assert!(r.user().unwrap().contains(v) || key == "product", "{v} missing from {:?}", r.user());
+        }
+    }
+}
+
 #[test]
 fn committed_data_loads() {
-    let splits = task_splits(Task::Extract, 400, 42, 0.15, 0.1).unwrap();
+    let splits = task_splits(Task::Extract, synth::BOOK_RECORDS_PER_TASK, 42, 0.15, 0.1).unwrap();
     assert_eq!(load_dataset(&data_dir().join("extract/train.jsonl")).unwrap(), splits.train);
     // The Alpaca-shaped copies put the system prompt in the user turn, the answers unchanged.
     let sample = load_dataset(&data_dir().join("sample_dataset.json")).unwrap();

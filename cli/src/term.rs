@@ -188,6 +188,46 @@ pub fn print_comparison(base: &EvalReport, tuned: Option<&EvalReport>, show: usi
     }
 }
 
+/// The demo's table: the held-out phrasings (names, cities and products seen in training)
+/// next to the messages whose values training never saw, base and adapter for each; then
+/// `show` answers of each set, the adapter's misses first.
+pub fn print_demo_comparison(
+    before: &EvalReport,
+    after: &EvalReport,
+    b_unseen: &EvalReport,
+    a_unseen: &EvalReport,
+    show: usize,
+) {
+    println!("\n{:?} task{:>27}{:>23}", before.task, "seen values", "unseen values");
+    println!(
+        "{:<28} {:>10} {:>10} {:>10} {:>10}",
+        format!("{} + {} examples", before.examples, b_unseen.examples),
+        "base",
+        "+ LoRA",
+        "base",
+        "+ LoRA"
+    );
+    let row = |name: &str, f: fn(&EvalReport) -> f64| {
+        println!("{name:<28} {:>10.3} {:>10.3} {:>10.3} {:>10.3}", f(before), f(after), f(b_unseen), f(a_unseen));
+    };
+    row("task metric (mean)", |r| r.metric);
+    row("fully correct (share)", |r| r.exact);
+    row("loss on gold answers", |r| r.loss);
+    // The adapter's misses first: they show what it has not learnt.
+    let pick = |b: &EvalReport, a: &EvalReport| {
+        let mut pairs: Vec<_> = b.answers.iter().zip(&a.answers).map(|(b, a)| (b.clone(), a.clone())).collect();
+        pairs.sort_by_key(|(_, a)| a.score >= 1.0);
+        pairs.truncate(show);
+        pairs
+    };
+    for (i, (b, a)) in pick(before, after).into_iter().chain(pick(b_unseen, a_unseen)).enumerate() {
+        println!("\n[{}] {}", i + 1, b.prompt);
+        println!("  gold:   {}", b.gold);
+        println!("  base:   {}", one_line(&b.prediction));
+        println!("  + LoRA: {}", one_line(&a.prediction));
+    }
+}
+
 fn one_line(s: &str) -> String {
     let flat = s.replace('\n', " ⏎ ");
     if flat.chars().count() > 160 { format!("{}…", flat.chars().take(160).collect::<String>()) } else { flat }

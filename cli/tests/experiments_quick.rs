@@ -123,6 +123,15 @@ fn quick_experiments_write_consistent_results() {
         // The examples are the first seed's answers, so their mean is its metric.
         let after = examples.iter().map(|e| f(&e["score_after"])).sum::<f64>() / examples.len() as f64;
         assert!((after - per_seed[0]).abs() < 1e-12);
+        // Only extract has a test of unseen values; it is scored like the test, per seed.
+        let unseen = &c["unseen"];
+        assert_eq!(unseen.is_object(), c["task"] == "extract", "{unseen}");
+        if unseen.is_object() {
+            assert_eq!(u(&unseen["examples"]) as usize, test_examples);
+            assert_eq!(unseen["lora"]["per_seed"].as_array().unwrap().len(), seeds);
+            unit(&unseen["base"]["mean"], "base metric, unseen values");
+            unit(&unseen["lora"]["mean"], "LoRA metric, unseen values");
+        }
         check_curve(&c["curve"], steps(c["task"].as_str().unwrap()));
     }
 

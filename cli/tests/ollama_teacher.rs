@@ -88,9 +88,11 @@ fn teacher_rewrites_land_in_train_only() {
     let train = lines(dir.path().join("train.jsonl"));
     let rewritten = train.iter().filter(|l| l.contains("Please: ")).count();
     assert!(rewritten > 0 && rewritten * 2 == train.len(), "one kept rewrite per training record");
-    for split in ["validation.jsonl", "test.jsonl"] {
+    for split in ["validation.jsonl", "test.jsonl", "test_unseen.jsonl"] {
         assert!(lines(dir.path().join(split)).iter().all(|l| !l.contains("Please: ")), "{split} untouched");
     }
+    // Extract's unseen-values test, as large as the test split.
+    assert_eq!(lines(dir.path().join("test_unseen.jsonl")).len(), lines(dir.path().join("test.jsonl")).len());
 }
 
 #[test]

@@ -144,14 +144,24 @@ pub fn prompt_key(record: &Record) -> String {
 /// Draw until `n` new prompts, or until it is clear the templates have run out (many
 /// draws in a row that only repeat).
 fn generate(task: Task, phrasings: Phrasings, n: usize, dice: &mut Dice, used: &mut HashSet<String>) -> Vec<Record> {
+    draw(n, dice, used, |dice| match task {
+        Task::Extract => extract(dice, phrasings),
+        Task::Support => support(dice, phrasings),
+        Task::Persona => persona(dice, phrasings),
+    })
+}
+
+/// `make` records until `n` have prompts not in `used`, or until many draws in a row repeat.
+fn draw(
+    n: usize,
+    dice: &mut Dice,
+    used: &mut HashSet<String>,
+    mut make: impl FnMut(&mut Dice) -> Record,
+) -> Vec<Record> {
     let mut out = Vec::with_capacity(n);
     let mut misses = 0;
     while out.len() < n && misses < 10_000 {
-        let record = match task {
-            Task::Extract => extract(dice, phrasings),
-            Task::Support => support(dice, phrasings),
-            Task::Persona => persona(dice, phrasings),
-        };
+        let record = make(dice);
         if used.insert(prompt_key(&record)) {
             out.push(record);
             misses = 0;
@@ -308,11 +318,70 @@ struct Order<'a> {
     quantity: usize,
 }
 
+/// Names, cities and products that no file of `data/` contains except
+/// `extract/test_unseen.jsonl`: a model that gets these right copies the values from the
+/// message, it does not recall them from training.
+#[rustfmt::skip]
+const UNSEEN_NAMES: [&str; 30] = [
+    "Ximena", "Tendai", "Anouk", "Bastian", "Chiara", "Dawit", "Esther", "Farid", "Gunnar", "Hiroshi", "Ines", "Jakub",
+    "Kalani", "Lorenzo", "Malika", "Nikolai", "Odette", "Quentin", "Rosalind", "Thandiwe", "Ulrich", "Valentina", "Wanjiru", "Yara",
+    "Zainab", "Björn", "Céline", "Femi", "Joaquín", "Maren",
+];
+
+#[rustfmt::skip]
+const UNSEEN_CITIES: [&str; 30] = [
+    "Valparaíso", "Tbilisi", "Windhoek", "Da Nang", "Ljubljana", "Cork", "Fukuoka", "Rosario", "Tromsø",
+    "Zanzibar", "Bergen", "Cusco", "Antwerp", "Halifax", "Winnipeg", "Trieste", "Kigali", "Aarhus", "Mombasa",
+    "Cebu", "Galway", "Brno", "Tampere", "Bilbao", "Perth", "Asheville", "Santa Fe", "Luxor", "Riga", "Salvador",
+];
+
+#[rustfmt::skip]
+const UNSEEN_PRODUCTS: [(&str, &str); 30] = [
+    ("Felt Slipper", "Felt Slippers"), ("Brass Compass", "Brass Compasses"), ("Silk Scarf", "Silk Scarves"),
+    ("Garden Hose", "Garden Hoses"), ("Canvas Tote", "Canvas Totes"), ("Walnut Bookend", "Walnut Bookends"),
+    ("Beeswax Candle", "Beeswax Candles"), ("Fishing Rod", "Fishing Rods"), ("Snow Globe", "Snow Globes"),
+    ("Stone Mortar", "Stone Mortars"), ("Travel Pillow", "Travel Pillows"), ("Watering Can", "Watering Cans"),
+    ("Jigsaw Puzzle", "Jigsaw Puzzles"), ("Kite", "Kites"), ("Harmonica", "Harmonicas"),
+    ("Telescope", "Telescopes"), ("Flower Vase", "Flower Vases"), ("Sun Hat", "Sun Hats"),
+    ("Bird Feeder", "Bird Feeders"), ("Spice Rack", "Spice Racks"), ("Wall Clock", "Wall Clocks"),
+    ("Rolling Pin", "Rolling Pins"), ("Cotton Towel", "Cotton Towels"), ("Photo Frame", "Photo Frames"),
+    ("Lunch Box", "Lunch Boxes"), ("Toolbox", "Toolboxes"), ("Step Stool", "Step Stools"),
+    ("Mixing Bowl", "Mixing Bowls"), ("Board Game", "Board Games"), ("Ice Scraper", "Ice Scrapers"),
+];
+
+/// Every name, city and product (singular and plural) [`extract_unseen`] draws from, for
+/// tests that check no other file contains them.
+pub fn extract_unseen_values() -> Vec<&'static str> {
+    let products = UNSEEN_PRODUCTS.iter().flat_map(|(s, p)| [*s, *p]);
+    UNSEEN_NAMES.iter().chain(&UNSEEN_CITIES).copied().chain(products).collect()
+}
+
+/// Which names, cities and products an Extract record draws.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Values {
+    /// The pools train, validation and the test split share.
+    Seen,
+    /// The pools no other split uses ([`UNSEEN_NAMES`], …).
+    Unseen,
+}
+
+/// `n` Extract records for `extract/test_unseen.jsonl`: held-out phrasings *and* names,
+/// cities and products that the book's other splits never contain.
+pub fn extract_unseen(n: usize, seed: u64) -> Vec<Record> {
+    // A stream of its own: the other splits' records do not change.
+    draw(n, &mut Dice::new(seed, 3), &mut HashSet::new(), |d| extract_from(d, Phrasings::HeldOut, Values::Unseen))
+}
+
 fn extract(dice: &mut Dice, phrasings: Phrasings) -> Record {
+    extract_from(dice, phrasings, Values::Seen)
+}
+
+fn extract_from(dice: &mut Dice, phrasings: Phrasings, values: Values) -> Record {
     let template = *dice.phrasing(&EXTRACT_TEMPLATES, EXTRACT_HELD_OUT, phrasings);
-    let name = *dice.pick(&NAMES);
-    let city = *dice.pick(&CITIES);
-    let (singular, plural) = *dice.pick(&PRODUCTS);
+    let (name, city, (singular, plural)) = match values {
+        Values::Seen => (*dice.pick(&NAMES), *dice.pick(&CITIES), *dice.pick(&PRODUCTS)),
+        Values::Unseen => (*dice.pick(&UNSEEN_NAMES), *dice.pick(&UNSEEN_CITIES), *dice.pick(&UNSEEN_PRODUCTS)),
+    };
     let quantity = 1 + dice.below(12);
     let items = if quantity == 1 {
         let article = if singular.starts_with(['A', 'E', 'I', 'O', 'U']) { "an" } else { "a" };
@@ -753,6 +822,8 @@ pub const BOOK_SEED: u64 = 42;
 pub const BOOK_RECORDS_PER_TASK: usize = 400;
 pub const BOOK_TEST_FRAC: f64 = 0.15;
 pub const BOOK_VAL_FRAC: f64 = 0.10;
+/// Records in `extract/test_unseen.jsonl`.
+pub const BOOK_UNSEEN_RECORDS: usize = 120;
 
 /// The Extract task in the Alpaca shape, for the chapter on loading other people's data.
 #[derive(Serialize)]
@@ -772,7 +843,8 @@ fn instruction_row(r: &Record) -> Result<InstructionRow<'_>> {
 }
 
 /// Every file of the book's `data/` folder, as (path relative to `data/`, bytes):
-/// `{task}/{train,validation,test}.jsonl` for each task, `sample_dataset.json` (all
+/// `{task}/{train,validation,test}.jsonl` for each task, `extract/test_unseen.jsonl` (see
+/// [`extract_unseen`]), `sample_dataset.json` (all
 /// Extract records as instruction/input/output) and `training_examples.csv` (the Extract
 /// train split, same shape). `examples/make_datasets.rs` writes them; a test checks the
 /// committed copies still match.
@@ -786,6 +858,8 @@ pub fn book_datasets() -> Result<Vec<(PathBuf, Vec<u8>)>> {
         }
         if task == Task::Extract {
             extract = splits;
+            let unseen = extract_unseen(BOOK_UNSEEN_RECORDS, BOOK_SEED);
+            files.push((PathBuf::from("extract/test_unseen.jsonl"), to_jsonl(&unseen)));
         }
     }
     let all: Vec<&Record> = extract.train.iter().chain(&extract.validation).chain(&extract.test).collect();

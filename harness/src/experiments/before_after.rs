@@ -1,9 +1,11 @@
 //! Before/after: the base model and base + LoRA on the held-out test prompts of each task,
 //! scored with the task's metric; the adapter is trained with each of the plan's seeds.
+//! A task with an unseen-values test (`extract`) is scored on it too.
 
 use super::{CurvePoint, Plan, RunSpec, Runner, Stat, curve};
 use anyhow::Result;
 use lorakit::data::synth::Task;
+use lorakit::eval::EvalReport;
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -25,10 +27,26 @@ pub struct UseCase {
     pub base_test_loss: f64,
     pub lora_test_loss: Stat,
     pub seeds: Vec<u64>,
+    /// The same base model and adapters on `test_unseen.jsonl`, for a task that has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unseen: Option<Unseen>,
     /// The first seed's answers beside the base model's.
     pub examples: Vec<Example>,
     /// The first seed's training curve.
     pub curve: Vec<CurvePoint>,
+}
+
+/// Scores on the test whose names, cities and products training never saw (Chapter 6):
+/// the gap to [`UseCase::lora`] is how much of that score was recall.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Unseen {
+    pub examples: usize,
+    pub base: Stat,
+    pub lora: Stat,
+    pub base_test_loss: f64,
+    pub lora_test_loss: Stat,
+    /// The first seed's answers beside the base model's.
+    pub answers: Vec<Example>,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -67,20 +85,26 @@ pub fn run(runner: &mut Runner) -> Result<Results> {
         for &seed in &runner.plan.seeds.clone() {
             runs.push(runner.lora(&RunSpec::main(&runner.plan, task, seed))?);
         }
+        let unseen = match runner.base_eval_unseen(task)? {
+            Some(base) => {
+                let mut lora = Vec::new();
+                for run in &runs {
+                    lora.extend(runner.lora_eval_unseen(run)?);
+                }
+                let answers = examples_of(&base, &lora[0]);
+                Some(Unseen {
+                    answers,
+                    examples: base.examples,
+                    base: Stat::of(vec![base.metric]),
+                    lora: Stat::of(lora.iter().map(|r| r.metric).collect()),
+                    base_test_loss: base.loss,
+                    lora_test_loss: Stat::of(lora.iter().map(|r| r.loss).collect()),
+                })
+            }
+            None => None,
+        };
         let first = &runs[0];
-        let examples = base
-            .answers
-            .iter()
-            .zip(&first.eval.answers)
-            .map(|(b, a)| Example {
-                prompt: b.prompt.clone(),
-                reference: b.gold.clone(),
-                before: b.prediction.clone(),
-                after: a.prediction.clone(),
-                score_before: b.score,
-                score_after: a.score,
-            })
-            .collect();
+        let examples = examples_of(&base, &first.eval);
         let (metric_name, metric_description) = metric_info(task);
         use_cases.push(UseCase {
             task,
@@ -91,9 +115,27 @@ pub fn run(runner: &mut Runner) -> Result<Results> {
             base_test_loss: base.loss,
             lora_test_loss: Stat::of(runs.iter().map(|r| r.eval.loss).collect()),
             seeds: runs.iter().map(|r| r.spec.seed).collect(),
+            unseen,
             examples,
             curve: curve(&first.history),
         });
     }
     Ok(Results { use_cases })
+}
+
+/// Each answer of `after` beside the same prompt's answer of `before`.
+fn examples_of(before: &EvalReport, after: &EvalReport) -> Vec<Example> {
+    before
+        .answers
+        .iter()
+        .zip(&after.answers)
+        .map(|(b, a)| Example {
+            prompt: b.prompt.clone(),
+            reference: b.gold.clone(),
+            before: b.prediction.clone(),
+            after: a.prediction.clone(),
+            score_before: b.score,
+            score_after: a.score,
+        })
+        .collect()
 }

@@ -329,6 +329,44 @@ impl Runner {
         Ok(records)
     }
 
+    /// The first `plan.test_examples` of `task`'s `test_unseen.jsonl` (values training never
+    /// saw; only `extract` has one), or `None` when the task has no such file.
+    pub fn unseen_set(&self, task: Task) -> Result<Option<Vec<Record>>> {
+        let path = self.task_file(task, "test_unseen");
+        if !path.exists() {
+            return Ok(None);
+        }
+        let mut records = load_dataset(&path)?;
+        records.truncate(self.plan.test_examples);
+        Ok(Some(records))
+    }
+
+    /// The base model's answers on `task`'s unseen-values test, when it has one.
+    pub fn base_eval_unseen(&mut self, task: Task) -> Result<Option<EvalReport>> {
+        let Some(test) = self.unseen_set(task)? else { return Ok(None) };
+        self.progress.start(&format!("base model on {} unseen-values examples of {}", test.len(), task.name()));
+        self.m.model.remove_adapter();
+        let report = evaluate(&self.m, &test, task, self.plan.max_new_tokens)?;
+        self.progress.done(&format!("base {} (unseen values): metric {:.3}", task.name(), report.metric));
+        Ok(Some(report))
+    }
+
+    /// A trained run's answers on its task's unseen-values test (its adapter read back from
+    /// the run directory), when the task has one.
+    pub fn lora_eval_unseen(&mut self, run: &LoraRun) -> Result<Option<EvalReport>> {
+        let Some(test) = self.unseen_set(run.spec.task)? else { return Ok(None) };
+        self.progress.start(&format!("{} on {} unseen-values examples", run.spec.dir_name(), test.len()));
+        let m = &mut self.m.model;
+        let adapter = lorakit::LoraAdapter::load_peft(&run.dir, &m.config, DType::F32, m.device())?;
+        m.remove_adapter();
+        m.apply_adapter(&adapter)?;
+        let report = evaluate(&self.m, &test, run.spec.task, self.plan.max_new_tokens);
+        self.m.model.remove_adapter();
+        let report = report?;
+        self.progress.done(&format!("metric {:.3}", report.metric));
+        Ok(Some(report))
+    }
+
     /// The first `plan.val_examples` validation examples, written once beside the runs.
     fn val_file(&self, task: Task) -> Result<PathBuf> {
         let out = self.runs_dir.join(format!("validation-{}.jsonl", task.name()));
@@ -544,7 +582,15 @@ pub fn run(opts: &Options) -> Result<()> {
     let mut jobs = 0;
     for e in &chosen {
         let (s, extra) = match e {
-            Experiment::BeforeAfter => (before_after::runs(&plan), Task::ALL.len()),
+            Experiment::BeforeAfter => {
+                // A base evaluation per task; for a task with an unseen-values test, the base
+                // and every seed's adapter once more.
+                let unseen = Task::ALL
+                    .iter()
+                    .filter(|t| opts.data_root.join(t.name()).join("test_unseen.jsonl").exists())
+                    .count();
+                (before_after::runs(&plan), Task::ALL.len() + unseen * (1 + plan.seeds.len()))
+            }
             Experiment::Rank => (rank::runs(&plan), 0),
             Experiment::Subspace => (subspace::runs(&plan), 0),
             Experiment::Efficiency => (efficiency::runs(&plan), 1),

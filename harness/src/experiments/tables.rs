@@ -92,13 +92,9 @@ fn before_after_table(r: &before_after::Results) -> String {
     );
     for u in &r.use_cases {
         let per_seed: Vec<String> = u.lora.per_seed.iter().map(|v| format!("{v:.3}")).collect();
-        // Example by example, first seed: how many answers the adapter improved.
-        let count = |f: fn(f64, f64) -> bool| u.examples.iter().filter(|e| f(e.score_after, e.score_before)).count();
-        let (better, worse) = (count(|a, b| a > b), count(|a, b| a < b));
-        let same = u.examples.len() - better - worse;
         let _ = writeln!(
             md,
-            "| {} | `{}` | {:.3} | **{}** | {} | {:.3} → {} | {better} / {same} / {worse} of {} |",
+            "| {} | `{}` | {:.3} | **{}** | {} | {:.3} → {} | {} |",
             u.task.name(),
             u.metric_name,
             u.base.mean,
@@ -106,10 +102,33 @@ fn before_after_table(r: &before_after::Results) -> String {
             per_seed.join(", "),
             u.base_test_loss,
             pm(&u.lora_test_loss, 3),
-            u.examples.len(),
+            tally(&u.examples),
         );
+        if let Some(x) = &u.unseen {
+            let per_seed: Vec<String> = x.lora.per_seed.iter().map(|v| format!("{v:.3}")).collect();
+            let _ = writeln!(
+                md,
+                "| {}, unseen values | `{}` | {:.3} | **{}** | {} | {:.3} → {} | {} |",
+                u.task.name(),
+                u.metric_name,
+                x.base.mean,
+                pm(&x.lora, 3),
+                per_seed.join(", "),
+                x.base_test_loss,
+                pm(&x.lora_test_loss, 3),
+                tally(&x.answers),
+            );
+        }
     }
     md
+}
+
+/// Example by example (first seed): how many answers the adapter made better, left the
+/// same, made worse.
+fn tally(examples: &[before_after::Example]) -> String {
+    let count = |f: fn(f64, f64) -> bool| examples.iter().filter(|e| f(e.score_after, e.score_before)).count();
+    let (better, worse) = (count(|a, b| a > b), count(|a, b| a < b));
+    format!("{better} / {} / {worse} of {}", examples.len() - better - worse, examples.len())
 }
 
 /// Per task, the first two test answers the adapter improved and the first two it did not
