@@ -296,21 +296,34 @@ impl LlamaCpp {
         let heads = String::from_utf8(git(&self.dir, &["bundle", "list-heads", bundle.to_str().unwrap()])?)?;
         let commit = heads.split_whitespace().next().context("the bundle names no commit")?.to_string();
         let dir = self.dir.join(into).join(&commit);
-        if !dir.join(".complete").exists() {
-            let repo = self.dir.join(into).join(".repo");
-            std::fs::create_dir_all(&repo)?;
-            git(&repo, &["init", "-q"])?;
-            git(&repo, &["fetch", "-q", bundle.to_str().unwrap(), "HEAD"])?;
-            let listing = String::from_utf8(git(&repo, &["ls-tree", "--name-only", &commit, tree])?)?;
-            std::fs::create_dir_all(&dir)?;
-            for path in listing.lines().filter(|p| keep(p)) {
-                let bytes = git(&repo, &["show", &format!("{commit}:{path}")])?;
-                let to = dir.join(path.split_once('/').map_or(path, |(_, rest)| rest));
-                std::fs::create_dir_all(to.parent().unwrap())?;
-                std::fs::write(to, bytes)?;
-            }
-            std::fs::remove_dir_all(&repo)?;
-            std::fs::write(dir.join(".complete"), "")?;
+        if dir.join(".complete").exists() {
+            return Ok(dir);
+        }
+        // Tests run in parallel threads and processes: each extracts into a staging folder of
+        // its own and renames it into place; a loser of that race uses the winner's copy.
+        std::fs::create_dir_all(self.dir.join(into))?;
+        let staging = tempfile::Builder::new().prefix(".staging-").tempdir_in(self.dir.join(into))?;
+        let repo = staging.path().join("repo");
+        let out = staging.path().join("out");
+        std::fs::create_dir_all(&repo)?;
+        git(&repo, &["init", "-q"])?;
+        git(&repo, &["fetch", "-q", bundle.to_str().unwrap(), "HEAD"])?;
+        let listing = String::from_utf8(git(&repo, &["ls-tree", "--name-only", &commit, tree])?)?;
+        for path in listing.lines().filter(|p| keep(p)) {
+            let bytes = git(&repo, &["show", &format!("{commit}:{path}")])?;
+            let to = out.join(path.split_once('/').map_or(path, |(_, rest)| rest));
+            std::fs::create_dir_all(to.parent().unwrap())?;
+            std::fs::write(to, bytes)?;
+        }
+        std::fs::write(out.join(".complete"), "")?;
+        if dir.exists() && !dir.join(".complete").exists() {
+            // Left half-written by an interrupted extraction of an older version of this code.
+            let _ = std::fs::remove_dir_all(&dir);
+        }
+        if let Err(e) = std::fs::rename(&out, &dir)
+            && !dir.join(".complete").exists()
+        {
+            return Err(e).with_context(|| format!("moving the extracted files to {}", dir.display()));
         }
         Ok(dir)
     }
