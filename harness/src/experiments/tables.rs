@@ -90,34 +90,25 @@ fn before_after_table(r: &before_after::Results) -> String {
         "| use case | metric | base | base + LoRA | per seed | test loss, base → LoRA | answers better / same / worse |\n\
          |---|---|---:|---:|---|---|---|\n",
     );
-    for u in &r.use_cases {
-        let per_seed: Vec<String> = u.lora.per_seed.iter().map(|v| format!("{v:.3}")).collect();
+    // One row per test set: a use case's test, then its unseen-values test if it has one.
+    let mut row = |label: String, metric: &str, base: &Stat, lora: &Stat, base_loss: f64, lora_loss: &Stat, answers| {
+        let per_seed: Vec<String> = lora.per_seed.iter().map(|v| format!("{v:.3}")).collect();
         let _ = writeln!(
             md,
-            "| {} | `{}` | {:.3} | **{}** | {} | {:.3} → {} | {} |",
-            u.task.name(),
-            u.metric_name,
-            u.base.mean,
-            pm(&u.lora, 3),
+            "| {label} | `{metric}` | {:.3} | **{}** | {} | {base_loss:.3} → {} | {} |",
+            base.mean,
+            pm(lora, 3),
             per_seed.join(", "),
-            u.base_test_loss,
-            pm(&u.lora_test_loss, 3),
-            tally(&u.examples),
+            pm(lora_loss, 3),
+            tally(answers),
         );
+    };
+    for u in &r.use_cases {
+        let name = u.task.name();
+        row(name.into(), &u.metric_name, &u.base, &u.lora, u.base_test_loss, &u.lora_test_loss, &u.examples);
         if let Some(x) = &u.unseen {
-            let per_seed: Vec<String> = x.lora.per_seed.iter().map(|v| format!("{v:.3}")).collect();
-            let _ = writeln!(
-                md,
-                "| {}, unseen values | `{}` | {:.3} | **{}** | {} | {:.3} → {} | {} |",
-                u.task.name(),
-                u.metric_name,
-                x.base.mean,
-                pm(&x.lora, 3),
-                per_seed.join(", "),
-                x.base_test_loss,
-                pm(&x.lora_test_loss, 3),
-                tally(&x.answers),
-            );
+            let label = format!("{name}, unseen values");
+            row(label, &u.metric_name, &x.base, &x.lora, x.base_test_loss, &x.lora_test_loss, &x.answers);
         }
     }
     md
