@@ -5,7 +5,7 @@ use crate::chat::Role;
 use crate::data::metrics::task_metric;
 use crate::data::synth::Task;
 use crate::data::{Record, TokenizedExample, tokenize_chat};
-use crate::generate::{GenerationConfig, generate};
+use crate::generate::generate_greedy_batch;
 use crate::load::LoadedModel;
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
@@ -32,6 +32,11 @@ pub struct EvalReport {
     pub answers: Vec<Answer>,
 }
 
+/// Prompts answered at once (see [`generate_greedy_batch`]). On SmolLM2 with 2 cores (AMD
+/// EPYC), 24 test prompts of each task were answered 2–3.5× faster in batches of 16 than one
+/// by one, with the same answers.
+pub const EVAL_BATCH: usize = 16;
+
 /// Evaluate `m` (with whatever adapter is applied) on `records`.
 pub fn evaluate(m: &LoadedModel, records: &[Record], task: Task, max_new_tokens: usize) -> Result<EvalReport> {
     evaluate_with(m, records, task, max_new_tokens, &|_, _| {})
@@ -55,19 +60,28 @@ fn evaluate_on_pool(
     max_new_tokens: usize,
     progress: &(dyn Fn(usize, usize) + Sync),
 ) -> Result<EvalReport> {
-    let mut answers = Vec::with_capacity(records.len());
+    let mut prompts = Vec::with_capacity(records.len());
     let mut tokenized: Vec<TokenizedExample> = Vec::with_capacity(records.len());
     for (i, r) in records.iter().enumerate() {
-        let (gold, context) = r.messages.split_last().with_context(|| format!("record {}: empty", i + 1))?;
-        let prompt = m.chat_prompt(context)?;
-        let ids = m.encode(&prompt)?;
-        let (out, _) = generate(&m.model, &ids, &m.stop_ids, &GenerationConfig::greedy(max_new_tokens), |_| Ok(()))?;
-        let prediction = m.decode(&out)?.trim().to_string();
+        let (_, context) = r.messages.split_last().with_context(|| format!("record {}: empty", i + 1))?;
+        prompts.push(m.encode(&m.chat_prompt(context)?)?);
+        tokenized.push(tokenize_chat(m, &r.messages, usize::MAX, false).with_context(|| format!("record {}", i + 1))?);
+    }
+    let mut done = 0;
+    // A quantized model decodes one row at a time, through its block kernel as llama.cpp
+    // does (a batch would go through the weights dequantized to f32: other numbers).
+    let batch = if m.model.is_quantized() { 1 } else { EVAL_BATCH };
+    let outputs = generate_greedy_batch(&m.model, &prompts, &m.stop_ids, max_new_tokens, batch, |n| {
+        done += n;
+        progress(done, records.len())
+    })?;
+    let mut answers = Vec::with_capacity(records.len());
+    for (r, out) in records.iter().zip(&outputs) {
+        let (gold, context) = r.messages.split_last().expect("checked above");
+        let prediction = m.decode(out)?.trim().to_string();
         let score = task_metric(task, &prediction, &gold.content);
         let user = context.iter().rev().find(|x| x.role_is(Role::User)).map(|x| x.content.clone()).unwrap_or_default();
         answers.push(Answer { prompt: user, gold: gold.content.clone(), prediction, score });
-        tokenized.push(tokenize_chat(m, &r.messages, usize::MAX, false).with_context(|| format!("record {}", i + 1))?);
-        progress(i + 1, records.len());
     }
     let n = answers.len().max(1) as f64;
     let metric = answers.iter().map(|a| a.score).sum::<f64>() / n;

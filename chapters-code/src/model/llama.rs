@@ -13,6 +13,7 @@ use candle_core::quantized::{GgmlDType, QMatMul, QTensor};
 use candle_core::{D, DType, Device, Module, Tensor};
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
+use std::ops::Range;
 use std::sync::Arc;
 
 /// The LoRA branch of one projection: `scale · B(A(dropout(x)))`.
@@ -134,11 +135,21 @@ fn decoding(x: &Tensor) -> bool {
 #[derive(Default, Clone)]
 pub struct KvCache {
     layers: Vec<Option<(Tensor, Tensor)>>,
+    /// Per row of a batch (empty: none), the key positions that hold filler: no real token
+    /// attends to them.
+    filler: Vec<Range<usize>>,
 }
 
 impl KvCache {
     pub fn new(n_layers: usize) -> Self {
-        Self { layers: vec![None; n_layers] }
+        Self { layers: vec![None; n_layers], filler: Vec::new() }
+    }
+    /// A cache for a batch whose row b starts with `pads[b]` filler tokens (prompts of
+    /// different lengths, left-aligned to end together). RoPE makes attention depend only on
+    /// the distance between positions, so a row's real tokens give the same result wherever
+    /// they start.
+    pub fn padded(n_layers: usize, pads: Vec<usize>) -> Self {
+        Self { layers: vec![None; n_layers], filler: pads.into_iter().map(|p| 0..p).collect() }
     }
     /// Number of cached positions.
     pub fn len(&self) -> usize {
@@ -166,6 +177,7 @@ impl Attention {
         cos: &Tensor,
         sin: &Tensor,
         cache: Option<&mut Option<(Tensor, Tensor)>>,
+        filler: &[Range<usize>],
         rng: &mut Option<&mut ChaCha8Rng>,
     ) -> Result<Tensor> {
         let (b, t, _) = x.dims3()?;
@@ -192,7 +204,11 @@ impl Attention {
             None => (k, v),
         };
         // Causal, grouped-query attention in one graph node (see ops::attention).
-        let out = ops::attention(&q, &k, &v)?; // (b, nh, t, d)
+        let out = if filler.iter().any(|r| !r.is_empty()) {
+            ops::attention_padded(&q, &k, &v, filler)?
+        } else {
+            ops::attention(&q, &k, &v)?
+        }; // (b, nh, t, d)
         let out = out.transpose(1, 2)?.reshape((b, t, nh * d))?;
         self.o_proj.forward(&out, rng)
     }
@@ -445,6 +461,10 @@ impl Llama {
         let (cos, sin) = self.rope.cos_sin(positions, self.dtype, &self.device)?;
         let mut x = self.embed_tokens.index_select(&ids.flatten_all()?, 0)?.reshape((b, t, ()))?;
         let eps = self.config.rms_norm_eps;
+        let filler = cache.as_ref().map(|c| c.filler.clone()).unwrap_or_default();
+        if !filler.is_empty() && filler.len() != b {
+            bail!("a cache padded for {} rows used with {b}", filler.len())
+        }
         for (l, block) in self.blocks.iter().enumerate() {
             let slot = cache.as_deref_mut().map(|c| {
                 if c.layers.len() < self.blocks.len() {
@@ -454,7 +474,7 @@ impl Llama {
             });
             let residual = x.clone();
             let h = ops::rms_norm(&x, &block.input_layernorm, eps)?;
-            let h = block.self_attn.forward(&h, &cos, &sin, slot, &mut rng)?;
+            let h = block.self_attn.forward(&h, &cos, &sin, slot, &filler, &mut rng)?;
             x = (h + residual)?;
             let residual = x.clone();
             let h = ops::rms_norm(&x, &block.post_attention_layernorm, eps)?;
@@ -502,6 +522,32 @@ impl Llama {
             let last = h.narrow(1, t - 1, 1)?.squeeze(1)?;
             self.logits(&last)
         })
+    }
+
+    /// A cache for a batch of prompts that all begin with the prompt cached in `prefix`
+    /// (one row), so that prefix is computed once: row b gets the prefix's keys and values,
+    /// then `pads[b]` filler positions, then its own tokens (fed next, left-padded to end
+    /// together). Keys carry their position's RoPE rotation, and a rotation by p followed by
+    /// one by q is one by p + q: rotating row b's prefix keys by `pads[b]` puts the prefix
+    /// right before the row's own tokens, as in the prompt alone.
+    pub fn share_prefix(&self, prefix: &KvCache, pads: &[usize]) -> Result<KvCache> {
+        let n = prefix.len();
+        let mut layers = Vec::with_capacity(prefix.layers.len());
+        for layer in &prefix.layers {
+            let Some((k, v)) = layer else { bail!("the prefix cache is empty") };
+            if k.dim(0)? != 1 {
+                bail!("the prefix cache must hold one row (it holds {})", k.dim(0)?)
+            }
+            let mut rows = Vec::with_capacity(pads.len());
+            for &pad in pads {
+                let (cos, sin) = self.rope.cos_sin(&vec![pad; n], self.dtype, &self.device)?;
+                rows.push(ops::no_grad(|| ops::rope(k, &cos, &sin))?);
+            }
+            let v = v.broadcast_as((pads.len(), v.dim(1)?, n, v.dim(3)?))?.contiguous()?;
+            layers.push(Some((Tensor::cat(&rows, 0)?, v)));
+        }
+        let filler = pads.iter().map(|&p| n..n + p).collect();
+        Ok(KvCache { layers, filler })
     }
 
     /// The ids tensor for token ids.
