@@ -298,11 +298,14 @@
       const c = cases[Number(taskSel.value)];
       const ex = need(c, "examples", file);
       const f = filterSel.value;
-      return ex.filter((e) => f === "all" || (f === "better" ? e.score_after > e.score_before : f === "worse" ? e.score_after < e.score_before : e.score_after === e.score_before));
+      return ex.map((e, i) => ({ ...e, at: i })).filter((e) => f === "all" || (f === "better" ? e.score_after > e.score_before : f === "worse" ? e.score_after < e.score_before : e.score_after === e.score_before));
     }
     function update() {
       const c = cases[Number(taskSel.value)];
-      summary.textContent = `${c.metric_name} on the test examples: base ${meanSpread(c.base)}, with LoRA ${meanSpread(c.lora)}` +
+      const b = c.baselines;
+      summary.textContent = `${c.metric_name} on the test examples: base ${meanSpread(c.base)}` +
+        (b ? `, told the task ${meanSpread(b.prompted)}, shown ${b.shots} examples ${meanSpread(b.few_shot)}` : "") +
+        `, with LoRA ${meanSpread(c.lora)}` +
         (c.lora && c.lora.per_seed ? ` (${c.lora.per_seed.length} training seed${c.lora.per_seed.length === 1 ? "" : "s"})` : "") + ".";
       const list = shown();
       index = Math.max(0, Math.min(index, list.length - 1));
@@ -318,7 +321,11 @@
         el("div", {}, el("strong", { text: label }), score == null ? null : el("span", { class: "score", text: `  score ${Number(score).toFixed(2)}` })),
         el("pre", { class: "answer", text: text == null ? "" : String(text) })];
       body.append(...block("Prompt", e.prompt), ...block("Reference answer", e.reference),
-        ...block("Before (base model)", e.before, e.score_before), ...block("After (base + LoRA)", e.after, e.score_after));
+        ...block("Before (base model)", e.before, e.score_before));
+      const p = b && b.answers ? b.answers[e.at] : null;
+      if (p) body.append(...block("Base model told the task", p.prompted, p.score_prompted),
+        ...block(`Base model shown ${b.shots} examples`, p.few_shot, p.score_few_shot));
+      body.append(...block("After (base + LoRA)", e.after, e.score_after));
     }
     prev.addEventListener("click", () => { index -= 1; update(); });
     next.addEventListener("click", () => { index += 1; update(); });

@@ -5,16 +5,14 @@
 use std::collections::HashSet;
 
 use book_support::data_dir;
-use lorakit::data::synth::{
-    BOOK_RECORDS_PER_TASK, BOOK_SEED, BOOK_TEST_FRAC, BOOK_UNSEEN_RECORDS, BOOK_VAL_FRAC, extract_unseen, prompt_key,
-};
+use lorakit::data::synth::{BOOK_SEED, BOOK_SIZES, BOOK_UNSEEN_RECORDS, extract_unseen, prompt_key};
 use lorakit::data::{Task, load_dataset, split, synthesize, task_splits};
 
 fn main() -> anyhow::Result<()> {
     // ANCHOR: splits
-    // 400 records per task, seed 42: 15% test (held-out phrasings), 10% validation.
+    // Per task, seed 42: 300 train and 40 validation records, 120 test (held-out phrasings).
     for task in Task::ALL {
-        let s = task_splits(task, BOOK_RECORDS_PER_TASK, BOOK_SEED, BOOK_TEST_FRAC, BOOK_VAL_FRAC)?;
+        let s = task_splits(task, BOOK_SIZES, BOOK_SEED)?;
         println!(
             "{task:<8} train {:>3}  validation {:>3}  test {:>3}",
             s.train.len(),
@@ -43,7 +41,7 @@ fn main() -> anyhow::Result<()> {
 
     // ANCHOR: reproducible
     // Same seed, same bytes: the generator reproduces the committed data/ folder.
-    let s = task_splits(Task::Extract, BOOK_RECORDS_PER_TASK, BOOK_SEED, BOOK_TEST_FRAC, BOOK_VAL_FRAC)?;
+    let s = task_splits(Task::Extract, BOOK_SIZES, BOOK_SEED)?;
     let committed = load_dataset(&data_dir()?.join("extract/train.jsonl"))?;
     println!("data/extract/train.jsonl is the seed-{BOOK_SEED} output: {}", committed == s.train);
     // ANCHOR_END: reproducible

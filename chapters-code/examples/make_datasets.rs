@@ -3,7 +3,7 @@
 //! `committed_data_matches_generator` fails if the committed files drift from this output.
 use std::path::PathBuf;
 
-use lorakit::data::synth::{BOOK_RECORDS_PER_TASK, BOOK_SEED, BOOK_TEST_FRAC, BOOK_VAL_FRAC, Task, book_datasets};
+use lorakit::data::synth::{BOOK_SEED, BOOK_SIZES, Task, book_datasets};
 use lorakit::data::{load_dataset, task_splits};
 
 fn main() -> anyhow::Result<()> {
@@ -20,7 +20,7 @@ fn main() -> anyhow::Result<()> {
         println!("{:<28} {n:>4} records", rel.display());
     }
     for task in Task::ALL {
-        let splits = task_splits(task, BOOK_RECORDS_PER_TASK, BOOK_SEED, BOOK_TEST_FRAC, BOOK_VAL_FRAC)?;
+        let splits = task_splits(task, BOOK_SIZES, BOOK_SEED)?;
         println!("\n{task}/train.jsonl, first record:\n{}", serde_json::to_string_pretty(&splits.train[0])?);
     }
     Ok(())

@@ -10,8 +10,8 @@ use lorakit::data::load::Location;
 use lorakit::data::metrics::{facts_match, key_terms};
 use lorakit::data::synth::{self, FACTS, Phrasings, prompt_key, synthesize_from};
 use lorakit::data::{
-    DataError, Record, Task, check, exact_match, json_field_accuracy, load_dataset, persona_ok, save_dataset, split,
-    synthesize, task_metric, task_splits,
+    DataError, Record, SplitSizes, Task, check, exact_match, json_field_accuracy, load_dataset, persona_ok,
+    save_dataset, split, synthesize, task_metric, task_splits,
 };
 
 /// Write `bytes` to `name` in a fresh temporary folder; the folder lives as long as the guard.
@@ -325,9 +325,12 @@ fn synthesis_is_deterministic() {
             r.validate().unwrap();
             assert_eq!(r.system(), task.system_prompt());
         }
-        let s = task_splits(task, 400, 3, 0.15, 0.1).unwrap();
-        assert_eq!(s, task_splits(task, 400, 3, 0.15, 0.1).unwrap());
-        assert_eq!((s.train.len(), s.validation.len(), s.test.len()), (300, 40, 60));
+        let s = task_splits(task, synth::BOOK_SIZES, 3).unwrap();
+        assert_eq!(s, task_splits(task, synth::BOOK_SIZES, 3).unwrap());
+        assert_eq!((s.train.len(), s.validation.len(), s.test.len()), (300, 40, 120));
+        // A smaller test is a prefix of the bigger one, and train and validation do not move.
+        let small = task_splits(task, SplitSizes { test: 60, ..synth::BOOK_SIZES }, 3).unwrap();
+        assert_eq!((&small.train, &small.validation, &small.test[..]), (&s.train, &s.validation, &s.test[..60]));
     }
 }
 
@@ -336,19 +339,20 @@ fn too_many_asked_returns_fewer() {
     // Support has 25 facts × 5 phrasings × 5 openers × 4 closers = 2500 distinct questions.
     let got = synthesize(Task::Support, 5000, 1);
     assert!(got.len() < 5000 && got.len() <= 2500 && got.len() > 2000, "{}", got.len());
-    let err = task_splits(Task::Support, 5000, 1, 0.5, 0.1).unwrap_err().to_string();
+    let err =
+        task_splits(Task::Support, SplitSizes { train: 2000, validation: 500, test: 2500 }, 1).unwrap_err().to_string();
     assert_has(&err, &["support templates make only"]);
 }
 
 #[test]
 fn no_test_leakage_in_task_splits() {
     for task in Task::ALL {
-        let s = task_splits(task, 400, 42, 0.15, 0.1).unwrap();
+        let s = task_splits(task, synth::BOOK_SIZES, 42).unwrap();
         let train: HashSet<String> = s.train.iter().chain(&s.validation).map(prompt_key).collect();
         assert!(s.test.iter().all(|r| !train.contains(&prompt_key(r))), "{task}");
     }
     // Support's test questions are phrasings train never saw.
-    let s = task_splits(Task::Support, 400, 42, 0.15, 0.1).unwrap();
+    let s = task_splits(Task::Support, synth::BOOK_SIZES, 42).unwrap();
     let held_out = |r: &Record| {
         let user = r.user().unwrap().to_lowercase();
         FACTS.iter().any(|f| user.contains(&f.questions[4][1..].to_lowercase()))
@@ -547,15 +551,50 @@ fn unseen_values_appear_nowhere_else() {
 
 #[test]
 fn committed_data_loads() {
-    let splits = task_splits(Task::Extract, synth::BOOK_RECORDS_PER_TASK, 42, 0.15, 0.1).unwrap();
+    let splits = task_splits(Task::Extract, synth::BOOK_SIZES, 42).unwrap();
     assert_eq!(load_dataset(&data_dir().join("extract/train.jsonl")).unwrap(), splits.train);
     // The Alpaca-shaped copies put the system prompt in the user turn, the answers unchanged.
     let sample = load_dataset(&data_dir().join("sample_dataset.json")).unwrap();
     let csv = load_dataset(&data_dir().join("training_examples.csv")).unwrap();
-    assert_eq!((sample.len(), csv.len()), (400, 300));
+    assert_eq!((sample.len(), csv.len()), (460, 300));
     assert_eq!(&sample[..300], &csv[..]);
     for (a, b) in csv.iter().zip(&splits.train) {
         assert_eq!(a.answer(), b.answer());
         assert_eq!(a.user().unwrap(), format!("{}\n\n{}", b.system().unwrap(), b.user().unwrap()));
     }
+}
+
+#[test]
+fn prompting_baselines_keep_the_question_and_answer() {
+    use lorakit::data::prompting::{few_shot, instructions, with_instructions};
+    let test = task_splits(Task::Support, synth::BOOK_SIZES, 42).unwrap().test;
+    let pool = task_splits(Task::Support, synth::BOOK_SIZES, 42).unwrap().train;
+    // Told the task: the system prompt is replaced, the conversation kept.
+    let told = with_instructions(Task::Support, &test[..5]);
+    for (t, r) in told.iter().zip(&test) {
+        assert_eq!(t.system(), Some(instructions(Task::Support).as_str()));
+        assert_eq!((t.user(), t.answer()), (r.user(), r.answer()));
+        assert_eq!(t.messages.len(), r.messages.len());
+    }
+    // The support instructions hold every fact's answer.
+    assert!(FACTS.iter().all(|f| instructions(Task::Support).contains(f.answer)));
+    // Persona records have no system prompt: they get one.
+    let persona = task_splits(Task::Persona, synth::BOOK_SIZES, 42).unwrap().test;
+    assert_eq!(persona[0].system(), None);
+    assert!(with_instructions(Task::Persona, &persona[..1])[0].system().unwrap().contains("Aye!"));
+    // Shown k examples: the same k training conversations before every question, after its
+    // own system prompt; another seed draws others.
+    let shown = few_shot(&test[..5], &pool, 3, 42);
+    for (s, r) in shown.iter().zip(&test) {
+        assert_eq!(s.messages.len(), r.messages.len() + 6);
+        assert_eq!(s.messages[0], r.messages[0]);
+        assert_eq!(s.messages[1..7], shown[0].messages[1..7]);
+        assert_eq!(s.messages[7..], r.messages[1..]);
+        for pair in s.messages[1..7].chunks(2) {
+            assert!(pool.iter().any(|p| p.messages[1..] == *pair), "a shot is a training example");
+        }
+    }
+    assert_ne!(few_shot(&test[..1], &pool, 3, 43)[0].messages[1..7], shown[0].messages[1..7]);
+    let users: HashSet<&str> = shown[0].messages[1..7].iter().step_by(2).map(|m| m.content.as_str()).collect();
+    assert_eq!(users.len(), 3, "three distinct examples");
 }

@@ -424,15 +424,17 @@ enum DataCommand {
     Synth {
         #[arg(long, value_enum)]
         task: Task,
-        /// How many records before splitting.
-        #[arg(long, default_value_t = 400)]
-        n: usize,
+        /// Training records (the defaults make the book's data/ folder).
+        #[arg(long, default_value_t = lorakit::data::synth::BOOK_SIZES.train)]
+        train: usize,
+        /// Validation records.
+        #[arg(long, default_value_t = lorakit::data::synth::BOOK_SIZES.validation)]
+        validation: usize,
+        /// Test records, in phrasings train and validation never use.
+        #[arg(long, default_value_t = lorakit::data::synth::BOOK_SIZES.test)]
+        test: usize,
         #[arg(long, default_value_t = 42)]
         seed: u64,
-        #[arg(long, default_value_t = 0.15)]
-        test_frac: f64,
-        #[arg(long, default_value_t = 0.10)]
-        val_frac: f64,
         /// Output folder.
         #[arg(long)]
         out: PathBuf,
@@ -551,9 +553,10 @@ fn run(cli: Cli) -> Result<()> {
         }
         Command::Data {
             command:
-                DataCommand::Synth { task, n, seed, test_frac, val_frac, out, teacher, ollama_host, paraphrases, timeout },
+                DataCommand::Synth { task, train, validation, test, seed, out, teacher, ollama_host, paraphrases, timeout },
         } => {
-            let mut splits = lorakit::data::task_splits(task, n, seed, test_frac, val_frac)?;
+            let sizes = lorakit::data::SplitSizes { train, validation, test };
+            let mut splits = lorakit::data::task_splits(task, sizes, seed)?;
             if let Some(model) = teacher {
                 use lorakit::ollama::teacher::{Teacher, paraphrase_records};
                 let host = self::ollama_host(ollama_host);

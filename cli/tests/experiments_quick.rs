@@ -123,6 +123,16 @@ fn quick_experiments_write_consistent_results() {
         // The examples are the first seed's answers, so their mean is its metric.
         let after = examples.iter().map(|e| f(&e["score_after"])).sum::<f64>() / examples.len() as f64;
         assert!((after - per_seed[0]).abs() < 1e-12);
+        // The prompting baselines: one instructed run, a few-shot draw per seed.
+        let check_baselines = |b: &serde_json::Value, what: &str| {
+            unit(&b["prompted"]["mean"], &format!("{what}: instructed base"));
+            assert_eq!(b["few_shot"]["per_seed"].as_array().unwrap().len(), seeds, "{what}: few-shot draws");
+            unit(&b["few_shot"]["mean"], &format!("{what}: few-shot base"));
+            assert_eq!(u(&b["shots"]), u(&settings["shots"]), "{what}: shots");
+            assert!(!b["instructions"].as_str().unwrap().is_empty(), "{what}: instructions");
+            assert_eq!(b["answers"].as_array().unwrap().len(), test_examples, "{what}: answers");
+        };
+        check_baselines(&c["baselines"], c["task"].as_str().unwrap());
         // Only extract has a test of unseen values; it is scored like the test, per seed.
         let unseen = &c["unseen"];
         assert_eq!(unseen.is_object(), c["task"] == "extract", "{unseen}");
@@ -131,6 +141,7 @@ fn quick_experiments_write_consistent_results() {
             assert_eq!(unseen["lora"]["per_seed"].as_array().unwrap().len(), seeds);
             unit(&unseen["base"]["mean"], "base metric, unseen values");
             unit(&unseen["lora"]["mean"], "LoRA metric, unseen values");
+            check_baselines(&unseen["baselines"], "extract, unseen values");
         }
         check_curve(&c["curve"], steps(c["task"].as_str().unwrap()));
     }

@@ -90,21 +90,30 @@ pub fn synthesize_from(task: Task, phrasings: Phrasings, n: usize, seed: u64) ->
     generate(task, phrasings, n, &mut Dice::new(seed, 0), &mut HashSet::new())
 }
 
+/// How many records each split of [`task_splits`] gets.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SplitSizes {
+    pub train: usize,
+    pub validation: usize,
+    pub test: usize,
+}
+
 /// The book's splits of a synthetic task: the test split from held-out phrasings, train
-/// and validation from the seen ones, no prompt in two splits. Sizes are `n` times the
-/// fractions, rounded; it is an error if the templates cannot fill them.
-pub fn task_splits(task: Task, n: usize, seed: u64, test_frac: f64, val_frac: f64) -> Result<Splits> {
-    let (n_test, n_val) = split_sizes(n, test_frac, val_frac)?;
+/// and validation from the seen ones, no prompt in two splits. It is an error if the
+/// templates cannot fill the sizes asked.
+pub fn task_splits(task: Task, sizes: SplitSizes, seed: u64) -> Result<Splits> {
+    let SplitSizes { train: n_train, validation: n_val, test: n_test } = sizes;
+    let n_rest = n_train + n_val;
     let mut used = HashSet::new();
-    // Separate ChaCha streams: changing the test size does not reshuffle train.
+    // Separate ChaCha streams, and held-out phrasings that no seen prompt shares: changing
+    // the test size changes neither train nor validation, and a bigger test only adds records.
     let test = generate(task, Phrasings::HeldOut, n_test, &mut Dice::new(seed, 1), &mut used);
-    let rest = generate(task, Phrasings::Seen, n - n_test, &mut Dice::new(seed, 2), &mut used);
-    if test.len() < n_test || rest.len() < n - n_test {
+    let rest = generate(task, Phrasings::Seen, n_rest, &mut Dice::new(seed, 2), &mut used);
+    if test.len() < n_test || rest.len() < n_rest {
         bail!(
-            "the {task} templates make only {} held-out and {} seen records; asked for {n_test} and {}",
+            "the {task} templates make only {} held-out and {} seen records; asked for {n_test} and {n_rest}",
             test.len(),
             rest.len(),
-            n - n_test
         )
     }
     let (validation, train) = rest.split_at(n_val);
@@ -170,6 +179,15 @@ fn draw(
         }
     }
     out
+}
+
+/// `k` distinct indices below `n` (all of them when k ≥ n), drawn with `seed`: the same
+/// picks on every machine and rand version.
+pub fn distinct_indices(n: usize, k: usize, seed: u64) -> Vec<usize> {
+    let mut all: Vec<usize> = (0..n).collect();
+    Dice::new(seed, 0).shuffle(&mut all);
+    all.truncate(k);
+    all
 }
 
 /// ChaCha8 behind our own uniform draws. rand's distributions (`random_range`, `shuffle`)
@@ -819,9 +837,9 @@ fn persona(dice: &mut Dice, phrasings: Phrasings) -> Record {
 // The book's data/ folder.
 
 pub const BOOK_SEED: u64 = 42;
-pub const BOOK_RECORDS_PER_TASK: usize = 400;
-pub const BOOK_TEST_FRAC: f64 = 0.15;
-pub const BOOK_VAL_FRAC: f64 = 0.10;
+/// Every task's splits in `data/`: 120 test records, so one answer moves a test metric by
+/// less than 0.01.
+pub const BOOK_SIZES: SplitSizes = SplitSizes { train: 300, validation: 40, test: 120 };
 /// Records in `extract/test_unseen.jsonl`.
 pub const BOOK_UNSEEN_RECORDS: usize = 120;
 
@@ -852,7 +870,7 @@ pub fn book_datasets() -> Result<Vec<(PathBuf, Vec<u8>)>> {
     let mut files = Vec::new();
     let mut extract = Splits::default();
     for task in Task::ALL {
-        let splits = task_splits(task, BOOK_RECORDS_PER_TASK, BOOK_SEED, BOOK_TEST_FRAC, BOOK_VAL_FRAC)?;
+        let splits = task_splits(task, BOOK_SIZES, BOOK_SEED)?;
         for (name, records) in [("train", &splits.train), ("validation", &splits.validation), ("test", &splits.test)] {
             files.push((PathBuf::from(task.name()).join(format!("{name}.jsonl")), to_jsonl(records)));
         }

@@ -22,7 +22,7 @@ use candle_core::DType;
 use indicatif::{ProgressBar, ProgressStyle};
 use lorakit::LoraConfig;
 use lorakit::data::synth::Task;
-use lorakit::data::{Record, load_dataset, save_dataset};
+use lorakit::data::{Record, load_dataset, prompting, save_dataset};
 use lorakit::eval::{EvalReport, evaluate};
 use lorakit::load::{LoadedModel, load};
 use lorakit::train::trainer::StepMetrics;
@@ -100,6 +100,8 @@ pub struct Plan {
     pub val_examples: usize,
     /// The first N test examples, answered greedily and scored with the task metric.
     pub test_examples: usize,
+    /// Solved training examples shown to the few-shot baseline.
+    pub shots: usize,
     pub max_new_tokens: usize,
     pub seeds: Vec<u64>,
     /// The adapter of the before/after, efficiency and target-set runs: r, alpha = 2r.
@@ -128,7 +130,8 @@ impl Plan {
             max_len: 256,
             val_points: 4,
             val_examples: 16,
-            test_examples: 20,
+            test_examples: 120,
+            shots: 3,
             max_new_tokens: 48,
             seeds: vec![42, 43, 44],
             main_rank: 8,
@@ -344,11 +347,33 @@ impl Runner {
     /// The base model's answers on `task`'s unseen-values test, when it has one.
     pub fn base_eval_unseen(&mut self, task: Task) -> Result<Option<EvalReport>> {
         let Some(test) = self.unseen_set(task)? else { return Ok(None) };
-        self.progress.start(&format!("base model on {} unseen-values examples of {}", test.len(), task.name()));
+        Ok(Some(self.base_answers(&format!("base model on {} unseen-values examples", task.name()), task, &test)?))
+    }
+
+    /// The base model (no adapter) answering `records`, reported as `what`.
+    pub fn base_answers(&mut self, what: &str, task: Task, records: &[Record]) -> Result<EvalReport> {
+        self.progress.start(&format!("{what} ({} examples)", records.len()));
         self.m.model.remove_adapter();
-        let report = evaluate(&self.m, &test, task, self.plan.max_new_tokens)?;
-        self.progress.done(&format!("base {} (unseen values): metric {:.3}", task.name(), report.metric));
-        Ok(Some(report))
+        let report = evaluate(&self.m, records, task, self.plan.max_new_tokens)?;
+        self.progress.done(&format!("metric {:.3}", report.metric));
+        Ok(report)
+    }
+
+    /// The prompting baselines on `test` (the test split, or the unseen-values test):
+    /// the base model given [`prompting::instructions`], and given `plan.shots` training
+    /// examples, a different draw for each seed.
+    pub fn baselines(&mut self, task: Task, test: &[Record], label: &str) -> Result<(EvalReport, Vec<EvalReport>)> {
+        let prompted = prompting::with_instructions(task, test);
+        let prompted =
+            self.base_answers(&format!("base model told the task, {} {label}", task.name()), task, &prompted)?;
+        let pool = load_dataset(&self.task_file(task, "train"))?;
+        let mut few_shot = Vec::new();
+        for &seed in &self.plan.seeds.clone() {
+            let shown = prompting::few_shot(test, &pool, self.plan.shots, seed);
+            let what = format!("base model shown {} examples (draw {seed}), {} {label}", self.plan.shots, task.name());
+            few_shot.push(self.base_answers(&what, task, &shown)?);
+        }
+        Ok((prompted, few_shot))
     }
 
     /// A trained run's answers on its task's unseen-values test (its adapter read back from
@@ -583,13 +608,14 @@ pub fn run(opts: &Options) -> Result<()> {
     for e in &chosen {
         let (s, extra) = match e {
             Experiment::BeforeAfter => {
-                // A base evaluation per task; for a task with an unseen-values test, the base
-                // and every seed's adapter once more.
+                // Per task: the base, the instructed base and a few-shot draw per seed; for
+                // a task with an unseen-values test, those and every seed's adapter once more.
                 let unseen = Task::ALL
                     .iter()
                     .filter(|t| opts.data_root.join(t.name()).join("test_unseen.jsonl").exists())
                     .count();
-                (before_after::runs(&plan), Task::ALL.len() + unseen * (1 + plan.seeds.len()))
+                let base = 2 + plan.seeds.len();
+                (before_after::runs(&plan), Task::ALL.len() * base + unseen * (base + plan.seeds.len()))
             }
             Experiment::Rank => (rank::runs(&plan), 0),
             Experiment::Subspace => (subspace::runs(&plan), 0),

@@ -2,7 +2,7 @@
 //! them, the same files the book's widgets read.
 
 use super::record::Envelope;
-use super::{Experiment, before_after, efficiency, rank, subspace};
+use super::{Experiment, Stat, before_after, efficiency, rank, subspace};
 use anyhow::{Context, Result};
 use lorakit::io::atomic_write;
 use plotters::prelude::*;
@@ -69,14 +69,24 @@ fn render(
 
 /// Task metric per use case: base vs base + LoRA (mean over seeds, bar = ± spread).
 pub fn before_after(path: &Path, r: &before_after::Results) -> Result<()> {
-    render(path, (720, 420), |root| {
+    // Four bars per use case: the base as the data prompts it, told the task, shown examples,
+    // and with the adapter.
+    type Pick = fn(&before_after::UseCase) -> &Stat;
+    let series: [(&str, RGBColor, Pick); 4] = [
+        ("base", PALETTE[7], |u| &u.base),
+        ("base, told the task", PALETTE[2], |u| &u.baselines.prompted),
+        ("base, shown examples", PALETTE[1], |u| &u.baselines.few_shot),
+        ("+ LoRA", PALETTE[0], |u| &u.lora),
+    ];
+    let (width, gap) = (0.2, 0.1);
+    render(path, (760, 440), |root| {
         let n = r.use_cases.len();
         let mut chart = ChartBuilder::on(root)
-            .caption("Held-out task metric: base vs base + LoRA", ("sans-serif", 20))
+            .caption("Held-out task metric: base, prompted base, base + LoRA", ("sans-serif", 20))
             .margin(12)
             .x_label_area_size(36)
             .y_label_area_size(50)
-            .build_cartesian_2d(0f64..n as f64, 0f64..1.05)
+            .build_cartesian_2d(0f64..n as f64, 0f64..1.15)
             .map_err(plot_err)?;
         let names: Vec<String> = r.use_cases.iter().map(|u| u.task.name().to_string()).collect();
         chart
@@ -95,11 +105,10 @@ pub fn before_after(path: &Path, r: &before_after::Results) -> Result<()> {
             .y_desc("task metric")
             .draw()
             .map_err(plot_err)?;
-        for (k, (label, color)) in [("base", PALETTE[7]), ("+ LoRA", PALETTE[0])].into_iter().enumerate() {
+        for (k, (label, color, pick)) in series.into_iter().enumerate() {
+            let left = move |i: usize| i as f64 + gap + k as f64 * width;
             let bars = r.use_cases.iter().enumerate().map(move |(i, u)| {
-                let s = if k == 0 { &u.base } else { &u.lora };
-                let x0 = i as f64 + 0.15 + k as f64 * 0.35;
-                Rectangle::new([(x0, 0.0), (x0 + 0.33, s.mean)], color.filled())
+                Rectangle::new([(left(i), 0.0), (left(i) + width * 0.92, pick(u).mean)], color.filled())
             });
             chart
                 .draw_series(bars)
@@ -107,8 +116,7 @@ pub fn before_after(path: &Path, r: &before_after::Results) -> Result<()> {
                 .label(label)
                 .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 12, y + 5)], color.filled()));
             let whiskers = r.use_cases.iter().enumerate().filter_map(move |(i, u)| {
-                let s = if k == 0 { &u.base } else { &u.lora };
-                let x = i as f64 + 0.15 + k as f64 * 0.35 + 0.165;
+                let (s, x) = (pick(u), left(i) + width * 0.46);
                 (s.spread > 0.0).then(|| {
                     PathElement::new(
                         vec![(x, (s.mean - s.spread).max(0.0)), (x, (s.mean + s.spread).min(1.05))],
@@ -118,9 +126,8 @@ pub fn before_after(path: &Path, r: &before_after::Results) -> Result<()> {
             });
             chart.draw_series(whiskers).map_err(plot_err)?;
             let values = r.use_cases.iter().enumerate().map(move |(i, u)| {
-                let s = if k == 0 { &u.base } else { &u.lora };
-                let x0 = i as f64 + 0.17 + k as f64 * 0.35;
-                Text::new(format!("{:.2}", s.mean), (x0, (s.mean + s.spread).min(0.97) + 0.05), ("sans-serif", 13))
+                let s = pick(u);
+                Text::new(format!("{:.2}", s.mean), (left(i), (s.mean + s.spread).min(0.97) + 0.05), ("sans-serif", 12))
             });
             chart.draw_series(values).map_err(plot_err)?;
         }

@@ -86,29 +86,36 @@ fn loss(v: Option<f64>) -> String {
 }
 
 fn before_after_table(r: &before_after::Results) -> String {
-    let mut md = String::from(
-        "| use case | metric | base | base + LoRA | per seed | test loss, base → LoRA | answers better / same / worse |\n\
-         |---|---|---:|---:|---|---|---|\n",
+    let shots = r.use_cases.first().map(|u| u.baselines.shots).unwrap_or(0);
+    let mut md = format!(
+        "| use case | metric | base | base, told the task | base, shown {shots} examples | base + LoRA | per seed | \
+         test loss, base → LoRA | answers better / same / worse |\n|---|---|---:|---:|---:|---:|---|---|---|\n",
     );
     // One row per test set: a use case's test, then its unseen-values test if it has one.
-    let mut row = |label: String, metric: &str, base: &Stat, lora: &Stat, base_loss: f64, lora_loss: &Stat, answers| {
-        let per_seed: Vec<String> = lora.per_seed.iter().map(|v| format!("{v:.3}")).collect();
-        let _ = writeln!(
-            md,
-            "| {label} | `{metric}` | {:.3} | **{}** | {} | {base_loss:.3} → {} | {} |",
-            base.mean,
-            pm(lora, 3),
-            per_seed.join(", "),
-            pm(lora_loss, 3),
-            tally(answers),
-        );
-    };
+    let mut row =
+        |label: String, metric: &str, base: &Stat, b: &before_after::Baselines, lora: &Stat, losses, answers| {
+            let (base_loss, lora_loss): (f64, &Stat) = losses;
+            let per_seed: Vec<String> = lora.per_seed.iter().map(|v| format!("{v:.3}")).collect();
+            let _ = writeln!(
+                md,
+                "| {label} | `{metric}` | {:.3} | {:.3} | {} | **{}** | {} | {base_loss:.3} → {} | {} |",
+                base.mean,
+                b.prompted.mean,
+                pm(&b.few_shot, 3),
+                pm(lora, 3),
+                per_seed.join(", "),
+                pm(lora_loss, 3),
+                tally(answers),
+            );
+        };
     for u in &r.use_cases {
         let name = u.task.name();
-        row(name.into(), &u.metric_name, &u.base, &u.lora, u.base_test_loss, &u.lora_test_loss, &u.examples);
+        let losses = (u.base_test_loss, &u.lora_test_loss);
+        row(name.into(), &u.metric_name, &u.base, &u.baselines, &u.lora, losses, &u.examples);
         if let Some(x) = &u.unseen {
             let label = format!("{name}, unseen values");
-            row(label, &u.metric_name, &x.base, &x.lora, x.base_test_loss, &x.lora_test_loss, &x.answers);
+            let losses = (x.base_test_loss, &x.lora_test_loss);
+            row(label, &u.metric_name, &x.base, &x.baselines, &x.lora, losses, &x.answers);
         }
     }
     md
