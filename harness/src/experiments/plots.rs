@@ -133,7 +133,7 @@ pub fn before_after(path: &Path, r: &before_after::Results) -> Result<()> {
         }
         chart
             .configure_series_labels()
-            .position(SeriesLabelPosition::UpperLeft)
+            .position(SeriesLabelPosition::UpperRight)
             .border_style(BLACK)
             .background_style(WHITE)
             .draw()
