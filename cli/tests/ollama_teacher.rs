@@ -64,7 +64,22 @@ fn synth(out: &std::path::Path, host: &str, timeout: &str) -> std::process::Outp
 /// `lora data synth --teacher teacher` with `--ollama-host flag` and `OLLAMA_HOST=env`, each if given.
 fn synth_with(out: &std::path::Path, flag: Option<&str>, env: Option<&str>, timeout: &str) -> std::process::Output {
     let mut c = Command::new(env!("CARGO_BIN_EXE_lora"));
-    c.args(["data", "synth", "--task", "extract", "--n", "40", "--teacher", "teacher", "--timeout", timeout]);
+    c.args([
+        "data",
+        "synth",
+        "--task",
+        "extract",
+        "--train",
+        "30",
+        "--validation",
+        "4",
+        "--test",
+        "6",
+        "--teacher",
+        "teacher",
+        "--timeout",
+        timeout,
+    ]);
     c.arg("--out").arg(out).env_remove("OLLAMA_HOST");
     if let Some(h) = flag {
         c.args(["--ollama-host", h]);
