@@ -362,6 +362,16 @@ pub fn lora_linear(
 }
 // ANCHOR_END: lora_linear_backward
 
+/// Key/value heads (b, nkv, T, d) repeated for the query heads they serve: each one for
+/// `rep` consecutive query heads, giving (b, nkv·rep, T, d).
+fn repeat_kv(y: &Tensor, rep: usize) -> Result<Tensor> {
+    if rep == 1 {
+        return Ok(y.clone());
+    }
+    let (b, nkv, total, d) = y.dims4()?;
+    y.unsqueeze(2)?.broadcast_as((b, nkv, rep, total, d))?.reshape((b, nkv * rep, total, d))
+}
+
 /// Causal scaled-dot-product attention with grouped-query heads: `q` is (b, nh, t, d),
 /// `k` and `v` are (b, nkv, T, d) with nh a multiple of nkv, and the t queries are the last
 /// t of the T positions (query i sees keys up to T − t + i). Returns (b, nh, t, d).
@@ -377,13 +387,7 @@ pub fn attention(q: &Tensor, k: &Tensor, v: &Tensor) -> Result<Tensor> {
     }
     let rep = nh / nkv;
     let scale = 1.0 / (d as f64).sqrt();
-    // Each key/value head serves `rep` consecutive query heads.
-    let expand = move |y: &Tensor| -> Result<Tensor> {
-        if rep == 1 {
-            return Ok(y.clone());
-        }
-        y.unsqueeze(2)?.broadcast_as((b, nkv, rep, total, d))?.reshape((b, nh, total, d))
-    };
+    let expand = move |y: &Tensor| repeat_kv(y, rep);
     // The gradient of `expand`: sum over the query heads that shared a key/value head.
     let reduce = move |y: Tensor| -> Result<Tensor> {
         if rep == 1 {
@@ -441,13 +445,7 @@ pub fn attention_padded(q: &Tensor, k: &Tensor, v: &Tensor, filler: &[std::ops::
     if tracks(&[q, k, v]) {
         candle_core::bail!("attention_padded is for generation: it has no backward pass")
     }
-    let rep = nh / nkv;
-    let expand = |y: &Tensor| -> Result<Tensor> {
-        if rep == 1 {
-            return y.contiguous();
-        }
-        y.unsqueeze(2)?.broadcast_as((b, nkv, rep, total, d))?.reshape((b, nh, total, d))
-    };
+    let expand = |y: &Tensor| repeat_kv(y, nh / nkv)?.contiguous();
     let past = total - t;
     let mask: Vec<f32> = filler
         .iter()

@@ -532,17 +532,21 @@ impl Llama {
     /// right before the row's own tokens, as in the prompt alone.
     pub fn share_prefix(&self, prefix: &KvCache, pads: &[usize]) -> Result<KvCache> {
         let n = prefix.len();
+        // One rotation per row, the same in every layer.
+        let rotations = pads
+            .iter()
+            .map(|&pad| self.rope.cos_sin(&vec![pad; n], self.dtype, &self.device))
+            .collect::<candle_core::Result<Vec<_>>>()?;
         let mut layers = Vec::with_capacity(prefix.layers.len());
         for layer in &prefix.layers {
             let Some((k, v)) = layer else { bail!("the prefix cache is empty") };
             if k.dim(0)? != 1 {
                 bail!("the prefix cache must hold one row (it holds {})", k.dim(0)?)
             }
-            let mut rows = Vec::with_capacity(pads.len());
-            for &pad in pads {
-                let (cos, sin) = self.rope.cos_sin(&vec![pad; n], self.dtype, &self.device)?;
-                rows.push(ops::no_grad(|| ops::rope(k, &cos, &sin))?);
-            }
+            let rows = rotations
+                .iter()
+                .map(|(cos, sin)| ops::no_grad(|| ops::rope(k, cos, sin)))
+                .collect::<candle_core::Result<Vec<_>>>()?;
             let v = v.broadcast_as((pads.len(), v.dim(1)?, n, v.dim(3)?))?.contiguous()?;
             layers.push(Some((Tensor::cat(&rows, 0)?, v)));
         }
