@@ -5,7 +5,7 @@
 use std::collections::HashSet;
 
 use book_support::data_dir;
-use lorakit::data::synth::{BOOK_SEED, BOOK_SIZES, BOOK_UNSEEN_RECORDS, extract_unseen, prompt_key};
+use lorakit::data::synth::{BOOK_SEED, BOOK_SIZES, BOOK_UNSEEN_RECORDS, prompt_key, unseen_test};
 use lorakit::data::{Task, load_dataset, split, synthesize, task_splits};
 
 fn main() -> anyhow::Result<()> {
@@ -32,11 +32,14 @@ fn main() -> anyhow::Result<()> {
     // ANCHOR_END: splits
 
     // ANCHOR: unseen
-    // Extract gets a second test: held-out phrasings *and* names, cities and products that
-    // no other split contains, so a right answer is copied from the message, not recalled.
-    let unseen = extract_unseen(BOOK_UNSEEN_RECORDS, BOOK_SEED);
-    println!("extract  unseen-values test {:>3}", unseen.len());
-    println!("  test   {}\n         -> {}", unseen[0].user().unwrap_or(""), unseen[0].answer().unwrap_or(""));
+    // Every task gets a second test of what no split above contains: Extract's names, cities
+    // and products, Support's held-out facts, Persona's new questions. A right answer there
+    // is copied or reasoned from the prompt, not recalled from training.
+    for task in Task::ALL {
+        let unseen = unseen_test(task, BOOK_UNSEEN_RECORDS, BOOK_SEED);
+        println!("{task:<8} unseen test {:>3}", unseen.len());
+        println!("  test   {}\n         -> {}", unseen[0].user().unwrap_or(""), unseen[0].answer().unwrap_or(""));
+    }
     // ANCHOR_END: unseen
 
     // ANCHOR: reproducible

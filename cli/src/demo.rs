@@ -1,8 +1,9 @@
 //! `lora demo`: the whole loop on the sample task in one command. Answer held-out questions
 //! with the base model, train an adapter, answer them again, print both side by side, and
-//! export the adapter for Ollama. When the task folder has `test_unseen.jsonl` (messages
-//! whose names, cities and products training never saw), those are scored too, in a column
-//! of their own: the figure that shows the adapter learnt to extract, not to recall.
+//! export the adapter for Ollama. When the task folder has `test_unseen.jsonl` (what
+//! training never showed: for `extract`, messages whose names, cities and products it never
+//! saw), those are scored too, in a column of their own: the figure that shows the adapter
+//! learnt the task, not the answers.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

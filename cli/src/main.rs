@@ -569,13 +569,15 @@ fn run(cli: Cli) -> Result<()> {
                 splits.train = train;
             }
             std::fs::create_dir_all(&out).with_context(|| format!("cannot create {}", out.display()))?;
-            // Extract also gets a test of names, cities and products no other split has.
-            let unseen = match task {
-                Task::Extract => lorakit::data::synth::extract_unseen(splits.test.len(), seed),
-                _ => Vec::new(),
-            };
-            let files = [("train", &splits.train), ("validation", &splits.validation), ("test", &splits.test)];
-            for (name, set) in files.into_iter().chain((!unseen.is_empty()).then_some(("test_unseen", &unseen))) {
+            // A second test of what no other split has: new values, facts or questions.
+            let unseen = lorakit::data::synth::unseen_test(task, splits.test.len(), seed);
+            let files = [
+                ("train", &splits.train),
+                ("validation", &splits.validation),
+                ("test", &splits.test),
+                ("test_unseen", &unseen),
+            ];
+            for (name, set) in files {
                 let path = out.join(format!("{name}.jsonl"));
                 lorakit::data::save_dataset(&path, set)?;
                 println!("{}: {} records", path.display(), set.len());

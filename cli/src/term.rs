@@ -188,8 +188,9 @@ pub fn print_comparison(base: &EvalReport, tuned: Option<&EvalReport>, show: usi
     }
 }
 
-/// The demo's table: the held-out phrasings (names, cities and products seen in training)
-/// next to the messages whose values training never saw, base and adapter for each; then
+/// The demo's table: the held-out phrasings (of values, facts or questions seen in training)
+/// next to the unseen test (values, facts or questions training never saw), base and
+/// adapter for each; then
 /// `show` answers of each set, the adapter's misses first.
 pub fn print_demo_comparison(
     before: &EvalReport,
@@ -198,7 +199,7 @@ pub fn print_demo_comparison(
     a_unseen: &EvalReport,
     show: usize,
 ) {
-    println!("\n{:?} task{:>27}{:>23}", before.task, "seen values", "unseen values");
+    println!("\n{:?} task{:>27}{:>23}", before.task, before.task.seen_label(), before.task.unseen_label());
     println!(
         "{:<28} {:>10} {:>10} {:>10} {:>10}",
         format!("{} + {} examples", before.examples, b_unseen.examples),

@@ -133,16 +133,16 @@ fn quick_experiments_write_consistent_results() {
             assert_eq!(b["answers"].as_array().unwrap().len(), test_examples, "{what}: answers");
         };
         check_baselines(&c["baselines"], c["task"].as_str().unwrap());
-        // Only extract has a test of unseen values; it is scored like the test, per seed.
+        // Every task has a test of what training never showed; it is scored like the test,
+        // per seed.
         let unseen = &c["unseen"];
-        assert_eq!(unseen.is_object(), c["task"] == "extract", "{unseen}");
-        if unseen.is_object() {
-            assert_eq!(u(&unseen["examples"]) as usize, test_examples);
-            assert_eq!(unseen["lora"]["per_seed"].as_array().unwrap().len(), seeds);
-            unit(&unseen["base"]["mean"], "base metric, unseen values");
-            unit(&unseen["lora"]["mean"], "LoRA metric, unseen values");
-            check_baselines(&unseen["baselines"], "extract, unseen values");
-        }
+        let what = format!("{}, unseen", c["task"]);
+        assert!(unseen.is_object(), "{what}: {unseen}");
+        assert_eq!(u(&unseen["examples"]) as usize, test_examples);
+        assert_eq!(unseen["lora"]["per_seed"].as_array().unwrap().len(), seeds);
+        unit(&unseen["base"]["mean"], &format!("base metric, {what}"));
+        unit(&unseen["lora"]["mean"], &format!("LoRA metric, {what}"));
+        check_baselines(&unseen["baselines"], &what);
         check_curve(&c["curve"], steps(c["task"].as_str().unwrap()));
     }
 

@@ -106,7 +106,7 @@ fn teacher_rewrites_land_in_train_only() {
     for split in ["validation.jsonl", "test.jsonl", "test_unseen.jsonl"] {
         assert!(lines(dir.path().join(split)).iter().all(|l| !l.contains("Please: ")), "{split} untouched");
     }
-    // Extract's unseen-values test, as large as the test split.
+    // The unseen test, as large as the test split.
     assert_eq!(lines(dir.path().join("test_unseen.jsonl")).len(), lines(dir.path().join("test.jsonl")).len());
 }
 

@@ -44,6 +44,25 @@ impl Task {
         }
     }
 
+    /// What the test split holds beside [`Task::unseen_label`]'s: the values, facts or
+    /// questions of training, asked in held-out phrasings.
+    pub fn seen_label(self) -> &'static str {
+        match self {
+            Task::Extract => "seen values",
+            Task::Support => "seen facts",
+            Task::Persona => "seen questions",
+        }
+    }
+
+    /// What `test_unseen.jsonl` asks about (see [`unseen_test`]).
+    pub fn unseen_label(self) -> &'static str {
+        match self {
+            Task::Extract => "unseen values",
+            Task::Support => "held-out facts",
+            Task::Persona => "unseen questions",
+        }
+    }
+
     /// The system prompt the task's records carry. Persona has none on purpose: the
     /// adapter, not the prompt, should carry the voice.
     pub fn system_prompt(self) -> Option<&'static str> {
@@ -57,7 +76,8 @@ impl Task {
 
 impl fmt::Display for Task {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
+        // `pad`, so that `{task:<8}` lines up.
+        f.pad(self.name())
     }
 }
 
@@ -367,13 +387,6 @@ const UNSEEN_PRODUCTS: [(&str, &str); 30] = [
     ("Mixing Bowl", "Mixing Bowls"), ("Board Game", "Board Games"), ("Ice Scraper", "Ice Scrapers"),
 ];
 
-/// Every name, city and product (singular and plural) [`extract_unseen`] draws from, for
-/// tests that check no other file contains them.
-pub fn extract_unseen_values() -> Vec<&'static str> {
-    let products = UNSEEN_PRODUCTS.iter().flat_map(|(s, p)| [*s, *p]);
-    UNSEEN_NAMES.iter().chain(&UNSEEN_CITIES).copied().chain(products).collect()
-}
-
 /// Which names, cities and products an Extract record draws.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Values {
@@ -383,11 +396,31 @@ enum Values {
     Unseen,
 }
 
-/// `n` Extract records for `extract/test_unseen.jsonl`: held-out phrasings *and* names,
-/// cities and products that the book's other splits never contain.
-pub fn extract_unseen(n: usize, seed: u64) -> Vec<Record> {
+/// The records of `{task}/test_unseen.jsonl`, what training never showed, in the held-out
+/// phrasings. Extract: names, cities and products no other file contains ([`UNSEEN_NAMES`],
+/// …). Support: questions about facts of the same product that no other split asks about
+/// ([`HELD_OUT_FACTS`]). Persona: questions no other split asks ([`UNSEEN_CAPITALS`],
+/// [`UNSEEN_TRIVIA`]).
+pub fn unseen_test(task: Task, n: usize, seed: u64) -> Vec<Record> {
     // A stream of its own: the other splits' records do not change.
-    draw(n, &mut Dice::new(seed, 3), &mut HashSet::new(), |d| extract_from(d, Phrasings::HeldOut, Values::Unseen))
+    draw(n, &mut Dice::new(seed, 3), &mut HashSet::new(), |d| match task {
+        Task::Extract => extract_from(d, Phrasings::HeldOut, Values::Unseen),
+        Task::Support => support_held_out(d),
+        Task::Persona => persona_unseen(d),
+    })
+}
+
+/// What [`unseen_test`] asks about that no other file of `data/` may contain, for tests:
+/// Extract's names, cities and products; Support's held-out answers; Persona's new facts.
+pub fn unseen_values(task: Task) -> Vec<&'static str> {
+    match task {
+        Task::Extract => {
+            let products = UNSEEN_PRODUCTS.iter().flat_map(|(s, p)| [*s, *p]);
+            UNSEEN_NAMES.iter().chain(&UNSEEN_CITIES).copied().chain(products).collect()
+        }
+        Task::Support => HELD_OUT_FACTS.iter().map(|f| f.answer).collect(),
+        Task::Persona => UNSEEN_CAPITALS.iter().map(|(_, c)| *c).chain(UNSEEN_TRIVIA.iter().map(|(_, f)| *f)).collect(),
+    }
 }
 
 fn extract(dice: &mut Dice, phrasings: Phrasings) -> Record {
@@ -686,16 +719,133 @@ pub const FACTS: [Fact; 25] = [
     },
 ];
 
+/// Facts about the same product that only `support/test_unseen.jsonl` asks about: no
+/// adapter can have learned them, and the prompted baseline's fact sheet lists them, as a
+/// fact sheet written after training would.
+pub const HELD_OUT_FACTS: [Fact; 10] = [
+    Fact {
+        questions: [
+            "How many cameras can Brightbox show at once?",
+            "Can Brightbox stream several cameras at the same time?",
+            "What's the maximum number of live camera feeds?",
+            "How many camera streams does the hub handle together?",
+            "Is there a limit on cameras streaming simultaneously?",
+        ],
+        answer: "Brightbox can stream up to 4 cameras at the same time.",
+    },
+    Fact {
+        questions: [
+            "How much does Brightbox cost?",
+            "What's the price of Brightbox?",
+            "How much would I pay for a Brightbox?",
+            "What is the retail price of the hub?",
+            "Is Brightbox expensive? What does it cost?",
+        ],
+        answer: "Brightbox costs 129 euros, including the power adapter.",
+    },
+    Fact {
+        questions: [
+            "Does Brightbox have Bluetooth?",
+            "Which Bluetooth version is in Brightbox?",
+            "Can Brightbox pair with Bluetooth sensors?",
+            "Is Bluetooth built into the hub?",
+            "What Bluetooth does the hub support?",
+        ],
+        answer: "Yes, Brightbox has Bluetooth 5.3 for pairing nearby sensors.",
+    },
+    Fact {
+        questions: [
+            "When does Night Mode turn on?",
+            "What hours does Night Mode cover?",
+            "Does the light on Brightbox dim at night?",
+            "How does Night Mode work?",
+            "At what time is the status light dimmed?",
+        ],
+        answer: "Night Mode dims the status light from 22:00 to 7:00.",
+    },
+    Fact {
+        questions: [
+            "How much sensor history does Brightbox keep?",
+            "How long is sensor data stored on the hub?",
+            "For how many days can I see past sensor readings?",
+            "Does Brightbox store sensor history locally?",
+            "How far back does the sensor log go?",
+        ],
+        answer: "Brightbox keeps 7 days of sensor history on the device.",
+    },
+    Fact {
+        questions: [
+            "Which languages do the voice prompts speak?",
+            "Can Brightbox talk to me in German?",
+            "What languages are the spoken prompts in?",
+            "Does the hub speak Spanish?",
+            "In which languages can I hear the voice prompts?",
+        ],
+        answer: "The voice prompts come in English, German and Spanish.",
+    },
+    Fact {
+        questions: [
+            "Can I mount Brightbox on a wall?",
+            "Is Brightbox wall-mountable?",
+            "How do I hang the hub on the wall?",
+            "Does Brightbox come with a wall bracket?",
+            "What do I need to put Brightbox on a wall?",
+        ],
+        answer: "Yes, use the included Wall Bracket and 2 screws.",
+    },
+    Fact {
+        questions: [
+            "How often is the energy report updated?",
+            "Where can I see how much power my devices use?",
+            "Does the app show energy usage per device?",
+            "How fresh are the numbers in the Energy tab?",
+            "Can I track my devices' electricity use?",
+        ],
+        answer: "The Energy tab in the app shows each device's usage, updated every 15 minutes.",
+    },
+    Fact {
+        questions: [
+            "Does Brightbox back up its settings?",
+            "When are my settings backed up?",
+            "How often does the hub save a backup?",
+            "Will I lose my setup if Brightbox breaks?",
+            "Is there an automatic backup of my configuration?",
+        ],
+        answer: "Brightbox backs up its settings to the cloud every night at 3 AM.",
+    },
+    Fact {
+        questions: [
+            "Can I buy a spare power adapter?",
+            "How much is a replacement adapter?",
+            "Where do I get a new power supply for Brightbox?",
+            "I lost the charger. Can I order another one?",
+            "What does a replacement power adapter cost?",
+        ],
+        answer: "A replacement power adapter costs 15 euros in the Brightbox Shop.",
+    },
+];
+
 const SUPPORT_OPENERS: [&str; 5] = ["", "Hi! ", "Hello, ", "Quick question: ", "Hey there, "];
 const SUPPORT_CLOSERS: [&str; 4] = ["", " Thanks!", " Thank you.", " Cheers!"];
 
 fn support(dice: &mut Dice, phrasings: Phrasings) -> Record {
     let fact = dice.pick(&FACTS);
     let question = *dice.phrasing(&fact.questions, 1, phrasings);
+    support_record(dice, question, fact.answer)
+}
+
+/// A question about one of [`HELD_OUT_FACTS`], in any of its phrasings.
+fn support_held_out(dice: &mut Dice) -> Record {
+    let fact = dice.pick(&HELD_OUT_FACTS);
+    let question = *dice.pick(&fact.questions);
+    support_record(dice, question, fact.answer)
+}
+
+fn support_record(dice: &mut Dice, question: &str, answer: &str) -> Record {
     let opener = *dice.pick(&SUPPORT_OPENERS);
     let closer = *dice.pick(&SUPPORT_CLOSERS);
     let user = format!("{}{closer}", join_opener(opener, question));
-    record(Some(SUPPORT_SYSTEM), user, fact.answer.to_string())
+    record(Some(SUPPORT_SYSTEM), user, answer.to_string())
 }
 
 // ---------------------------------------------------------------------------------------
@@ -790,6 +940,43 @@ const TRIVIA: [([&str; 3], &str); 13] = [
         "The symbol for gold be Au"),
 ];
 
+/// Countries whose capital no other split asks about, for `persona/test_unseen.jsonl`.
+#[rustfmt::skip]
+const UNSEEN_CAPITALS: [(&str, &str); 15] = [
+    ("Belgium", "Brussels"), ("Switzerland", "Bern"), ("Russia", "Moscow"), ("Colombia", "Bogotá"),
+    ("Cuba", "Havana"), ("Nigeria", "Abuja"), ("Ethiopia", "Addis Ababa"), ("Indonesia", "Jakarta"),
+    ("the Philippines", "Manila"), ("Romania", "Bucharest"), ("Ukraine", "Kyiv"), ("Croatia", "Zagreb"),
+    ("Pakistan", "Islamabad"), ("Iran", "Tehran"), ("Venezuela", "Caracas"),
+];
+
+/// Trivia no other split asks, for `persona/test_unseen.jsonl`: (two ways to ask, the fact).
+#[rustfmt::skip]
+const UNSEEN_TRIVIA: [([&str; 2], &str); 20] = [
+    (["How many legs does a spider have?", "A spider has how many legs?"], "A spider has 8 legs"),
+    (["How many months are in a year?", "How many months does a year have?"], "A year has 12 months"),
+    (["How many continents are there?", "How many continents does Earth have?"], "Earth has 7 continents"),
+    (["How many seconds are in a minute?", "A minute has how many seconds?"], "A minute has 60 seconds"),
+    (["How many strings does a violin have?", "A violin has how many strings?"], "A violin has 4 strings"),
+    (["How many sides does a hexagon have?", "Count the sides of a hexagon for me."], "A hexagon has 6 sides"),
+    (["How many hearts does an octopus have?", "An octopus has how many hearts?"], "An octopus has 3 hearts"),
+    (["How many days are in a leap year?", "A leap year has how many days?"], "A leap year has 366 days"),
+    (["How many weeks are in a year?", "How many weeks does a year have?"], "A year has 52 weeks"),
+    (["How many keys does a piano have?", "A piano has how many keys?"], "A piano has 88 keys"),
+    (["How many bones are in the adult human body?", "How many bones does a grown person have?"],
+        "A grown body has 206 bones"),
+    (["How many cards are in a deck?", "A deck of cards holds how many cards?"], "A deck holds 52 cards"),
+    (["How many letters are in the English alphabet?", "The English alphabet has how many letters?"],
+        "The English alphabet has 26 letters"),
+    (["How many years are in a century?", "A century lasts how many years?"], "A century lasts 100 years"),
+    (["How many sides does a pentagon have?", "A pentagon has how many sides?"], "A pentagon has 5 sides"),
+    (["How many players does a soccer team field?", "How many players are on a soccer team on the pitch?"],
+        "A soccer side fields 11 players"),
+    (["Which planet is closest to the Sun?", "What is the innermost planet?"], "The closest planet to the Sun be Mercury"),
+    (["Who painted the Mona Lisa?", "Which artist painted the Mona Lisa?"], "The Mona Lisa was painted by Leonardo da Vinci"),
+    (["What is the chemical symbol for iron?", "How do chemists write iron?"], "The symbol for iron be Fe"),
+    (["What is the longest river in Africa?", "Which river in Africa is the longest?"], "The longest river in Africa be the Nile"),
+];
+
 const PERSONA_OPENERS: [&str; 4] = ["", "Captain, ", "Quick one: ", "Ahoy! "];
 /// Varied so the model learns the voice, not one sentence.
 const FLOURISHES: [&str; 3] = [", matey", ", me hearty", ", as sure as the tide"];
@@ -827,10 +1014,26 @@ fn persona(dice: &mut Dice, phrasings: Phrasings) -> Record {
             (dice.phrasing(questions, 1, phrasings).to_string(), fact.to_string())
         }
     };
+    persona_record(dice, &question, &fact)
+}
+
+/// A capital or a piece of trivia that no other split asks about.
+fn persona_unseen(dice: &mut Dice) -> Record {
+    let (question, fact) = if dice.below(2) == 0 {
+        let (country, capital) = *dice.pick(&UNSEEN_CAPITALS);
+        (dice.pick(&CAPITAL_QUESTIONS).replace("{x}", country), format!("The capital of {country} be {capital}"))
+    } else {
+        let (questions, fact) = dice.pick(&UNSEEN_TRIVIA);
+        (dice.pick(questions).to_string(), fact.to_string())
+    };
+    persona_record(dice, &question, &fact)
+}
+
+fn persona_record(dice: &mut Dice, question: &str, fact: &str) -> Record {
     let opener = *dice.pick(&PERSONA_OPENERS);
     let flourish = *dice.pick(&FLOURISHES);
     let answer = format!("{PERSONA_OPENING} {fact}{flourish}. {PERSONA_CLOSING}");
-    record(None, join_opener(opener, &question), answer)
+    record(None, join_opener(opener, question), answer)
 }
 
 // ---------------------------------------------------------------------------------------
@@ -840,7 +1043,7 @@ pub const BOOK_SEED: u64 = 42;
 /// Every task's splits in `data/`: 120 test records, so one answer moves a test metric by
 /// less than 0.01.
 pub const BOOK_SIZES: SplitSizes = SplitSizes { train: 300, validation: 40, test: 120 };
-/// Records in `extract/test_unseen.jsonl`.
+/// Records in each `{task}/test_unseen.jsonl`.
 pub const BOOK_UNSEEN_RECORDS: usize = 120;
 
 /// The Extract task in the Alpaca shape, for the chapter on loading other people's data.
@@ -861,8 +1064,8 @@ fn instruction_row(r: &Record) -> Result<InstructionRow<'_>> {
 }
 
 /// Every file of the book's `data/` folder, as (path relative to `data/`, bytes):
-/// `{task}/{train,validation,test}.jsonl` for each task, `extract/test_unseen.jsonl` (see
-/// [`extract_unseen`]), `sample_dataset.json` (all
+/// `{task}/{train,validation,test,test_unseen}.jsonl` for each task (see [`unseen_test`]),
+/// `sample_dataset.json` (all
 /// Extract records as instruction/input/output) and `training_examples.csv` (the Extract
 /// train split, same shape). `examples/make_datasets.rs` writes them; a test checks the
 /// committed copies still match.
@@ -874,10 +1077,10 @@ pub fn book_datasets() -> Result<Vec<(PathBuf, Vec<u8>)>> {
         for (name, records) in [("train", &splits.train), ("validation", &splits.validation), ("test", &splits.test)] {
             files.push((PathBuf::from(task.name()).join(format!("{name}.jsonl")), to_jsonl(records)));
         }
+        let unseen = unseen_test(task, BOOK_UNSEEN_RECORDS, BOOK_SEED);
+        files.push((PathBuf::from(task.name()).join("test_unseen.jsonl"), to_jsonl(&unseen)));
         if task == Task::Extract {
             extract = splits;
-            let unseen = extract_unseen(BOOK_UNSEEN_RECORDS, BOOK_SEED);
-            files.push((PathBuf::from("extract/test_unseen.jsonl"), to_jsonl(&unseen)));
         }
     }
     let all: Vec<&Record> = extract.train.iter().chain(&extract.validation).chain(&extract.test).collect();

@@ -1,8 +1,9 @@
 //! Before/after: the base model and base + LoRA on the held-out test prompts of each task,
 //! scored with the task's metric; the adapter is trained with each of the plan's seeds.
-//! A task with an unseen-values test (`extract`) is scored on it too. Beside the base model as
-//! the data prompts it, two baselines: the base model told the task in a fuller system
-//! prompt, and shown a few solved examples (a different draw per seed).
+//! A task with an unseen test (`test_unseen.jsonl`: new values, facts or questions) is scored
+//! on it too. Beside the base model as the data prompts it, two baselines: the base model
+//! told the task in a fuller system prompt, and shown a few solved examples (a different
+//! draw per seed).
 
 use super::{CurvePoint, Plan, RunSpec, Runner, Stat, curve};
 use anyhow::Result;
@@ -41,8 +42,9 @@ pub struct UseCase {
     pub curve: Vec<CurvePoint>,
 }
 
-/// Scores on the test whose names, cities and products training never saw (Chapter 6):
-/// the gap to [`UseCase::lora`] is how much of that score was recall.
+/// Scores on the test of what training never showed (Chapter 6: new names, cities and
+/// products; held-out facts; new questions): the gap to [`UseCase::lora`] is how much of
+/// that score was recall.
 #[derive(Debug, Serialize, Deserialize)]
 pub struct Unseen {
     pub examples: usize,
@@ -151,7 +153,7 @@ pub fn run(runner: &mut Runner) -> Result<Results> {
         let unseen = match runner.base_eval_unseen(task)? {
             Some(base) => {
                 let test = runner.unseen_set(task)?.unwrap_or_default();
-                let (prompted, few_shot) = runner.baselines(task, &test, "unseen values")?;
+                let (prompted, few_shot) = runner.baselines(task, &test, task.unseen_label())?;
                 let baselines = Baselines::of(runner, task, prompted, few_shot);
                 let mut lora = Vec::new();
                 for run in &runs {

@@ -332,8 +332,8 @@ impl Runner {
         Ok(records)
     }
 
-    /// The first `plan.test_examples` of `task`'s `test_unseen.jsonl` (values training never
-    /// saw; only `extract` has one), or `None` when the task has no such file.
+    /// The first `plan.test_examples` of `task`'s `test_unseen.jsonl` (values, facts or
+    /// questions training never saw), or `None` when the task has no such file.
     pub fn unseen_set(&self, task: Task) -> Result<Option<Vec<Record>>> {
         let path = self.task_file(task, "test_unseen");
         if !path.exists() {
@@ -344,10 +344,11 @@ impl Runner {
         Ok(Some(records))
     }
 
-    /// The base model's answers on `task`'s unseen-values test, when it has one.
+    /// The base model's answers on `task`'s unseen test, when it has one.
     pub fn base_eval_unseen(&mut self, task: Task) -> Result<Option<EvalReport>> {
         let Some(test) = self.unseen_set(task)? else { return Ok(None) };
-        Ok(Some(self.base_answers(&format!("base model on {} unseen-values examples", task.name()), task, &test)?))
+        let what = format!("base model on {} {}", task.name(), task.unseen_label());
+        Ok(Some(self.base_answers(&what, task, &test)?))
     }
 
     /// The base model (no adapter) answering `records`, reported as `what`.
@@ -359,7 +360,7 @@ impl Runner {
         Ok(report)
     }
 
-    /// The prompting baselines on `test` (the test split, or the unseen-values test):
+    /// The prompting baselines on `test` (the test split, or the unseen test):
     /// the base model given [`prompting::instructions`], and given `plan.shots` training
     /// examples, a different draw for each seed.
     pub fn baselines(&mut self, task: Task, test: &[Record], label: &str) -> Result<(EvalReport, Vec<EvalReport>)> {
@@ -376,11 +377,12 @@ impl Runner {
         Ok((prompted, few_shot))
     }
 
-    /// A trained run's answers on its task's unseen-values test (its adapter read back from
+    /// A trained run's answers on its task's unseen test (its adapter read back from
     /// the run directory), when the task has one.
     pub fn lora_eval_unseen(&mut self, run: &LoraRun) -> Result<Option<EvalReport>> {
         let Some(test) = self.unseen_set(run.spec.task)? else { return Ok(None) };
-        self.progress.start(&format!("{} on {} unseen-values examples", run.spec.dir_name(), test.len()));
+        let label = run.spec.task.unseen_label();
+        self.progress.start(&format!("{} on {} examples, {label}", run.spec.dir_name(), test.len()));
         let m = &mut self.m.model;
         let adapter = lorakit::LoraAdapter::load_peft(&run.dir, &m.config, DType::F32, m.device())?;
         m.remove_adapter();
@@ -609,7 +611,7 @@ pub fn run(opts: &Options) -> Result<()> {
         let (s, extra) = match e {
             Experiment::BeforeAfter => {
                 // Per task: the base, the instructed base and a few-shot draw per seed; for
-                // a task with an unseen-values test, those and every seed's adapter once more.
+                // a task with an unseen test, those and every seed's adapter once more.
                 let unseen = Task::ALL
                     .iter()
                     .filter(|t| opts.data_root.join(t.name()).join("test_unseen.jsonl").exists())

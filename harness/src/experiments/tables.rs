@@ -91,7 +91,7 @@ fn before_after_table(r: &before_after::Results) -> String {
         "| use case | metric | base | base, told the task | base, shown {shots} examples | base + LoRA | per seed | \
          test loss, base → LoRA | answers better / same / worse |\n|---|---|---:|---:|---:|---:|---|---|---|\n",
     );
-    // One row per test set: a use case's test, then its unseen-values test if it has one.
+    // One row per test set: a use case's test, then its unseen test if it has one.
     let mut row =
         |label: String, metric: &str, base: &Stat, b: &before_after::Baselines, lora: &Stat, losses, answers| {
             let (base_loss, lora_loss): (f64, &Stat) = losses;
@@ -113,7 +113,7 @@ fn before_after_table(r: &before_after::Results) -> String {
         let losses = (u.base_test_loss, &u.lora_test_loss);
         row(name.into(), &u.metric_name, &u.base, &u.baselines, &u.lora, losses, &u.examples);
         if let Some(x) = &u.unseen {
-            let label = format!("{name}, unseen values");
+            let label = format!("{name}, {}", u.task.unseen_label());
             let losses = (x.base_test_loss, &x.lora_test_loss);
             row(label, &u.metric_name, &x.base, &x.baselines, &x.lora, losses, &x.answers);
         }
