@@ -3,12 +3,13 @@
 //! (few-shot). An adapter is worth training only where it does better than these.
 
 use super::load::Record;
-use super::synth::{FACTS, Task, distinct_indices};
+use super::synth::{FACTS, HELD_OUT_FACTS, Task, distinct_indices};
 use crate::chat::{Message, Role};
 
 /// The system prompt of the "prompted" baseline: everything a user would write to get the
-/// task done without training. For Support that is the whole fact sheet, so the model is
-/// given every answer the adapter had to learn.
+/// task done without training. For Support that is the whole fact sheet: every answer the
+/// adapter had to learn, and the held-out facts it never saw, as a sheet written after
+/// training would have them.
 pub fn instructions(task: Task) -> String {
     match task {
         // A template to fill in: SmolLM2-135M ignores a description of the keys (field
@@ -17,7 +18,7 @@ pub fn instructions(task: Task) -> String {
              \"<first name>\", \"city\": \"<city>\", \"product\": \"<product, singular>\", \"quantity\": <number>}"
             .to_string(),
         Task::Support => {
-            let facts: Vec<&str> = FACTS.iter().map(|f| f.answer).collect();
+            let facts: Vec<&str> = FACTS.iter().chain(&HELD_OUT_FACTS).map(|f| f.answer).collect();
             format!(
                 "You are the support assistant for Brightbox, a smart home hub. Answer in one short sentence, \
                  using only these facts:\n- {}",
