@@ -986,7 +986,7 @@ fn persona(dice: &mut Dice, phrasings: Phrasings) -> Record {
         0 => {
             let (country, capital) = *dice.pick(&CAPITALS);
             let q = dice.phrasing(&CAPITAL_QUESTIONS, 1, phrasings).replace("{x}", country);
-            (q, format!("The capital of {country} be {capital}"))
+            (q, capital_fact(country, capital))
         }
         1 => {
             let (country, language) = *dice.pick(&LANGUAGES);
@@ -1021,12 +1021,17 @@ fn persona(dice: &mut Dice, phrasings: Phrasings) -> Record {
 fn persona_unseen(dice: &mut Dice) -> Record {
     let (question, fact) = if dice.below(2) == 0 {
         let (country, capital) = *dice.pick(&UNSEEN_CAPITALS);
-        (dice.pick(&CAPITAL_QUESTIONS).replace("{x}", country), format!("The capital of {country} be {capital}"))
+        (dice.pick(&CAPITAL_QUESTIONS).replace("{x}", country), capital_fact(country, capital))
     } else {
         let (questions, fact) = dice.pick(&UNSEEN_TRIVIA);
         (dice.pick(questions).to_string(), fact.to_string())
     };
     persona_record(dice, &question, &fact)
+}
+
+/// The captain's words for a capital, seen or unseen alike.
+fn capital_fact(country: &str, capital: &str) -> String {
+    format!("The capital of {country} be {capital}")
 }
 
 fn persona_record(dice: &mut Dice, question: &str, fact: &str) -> Record {
